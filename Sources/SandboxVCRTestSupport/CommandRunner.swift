@@ -1,0 +1,88 @@
+public import Foundation
+
+/// Runs a built executable of this package (or any program) to completion and captures its output, for
+/// end-to-end tests of the command-line tool.
+public enum CommandRunner {
+    /// What a finished process left behind.
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: Data
+        public var stderr: Data
+        public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+        public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+    }
+
+    /// The folder holding the built products next to the running test bundle (`.build/<triple>/debug`).
+    public static var productsFolder: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    /// The path of a built executable product, e.g. `sandbox-vcr`.
+    public static func product(_ name: String) -> URL {
+        productsFolder.appendingPathComponent(name)
+    }
+
+    /// The package's root folder, found by walking up from a source file to the folder with `Package.swift`.
+    public static func packageRoot(from filePath: String = #filePath) -> URL {
+        var url = URL(fileURLWithPath: filePath).deletingLastPathComponent()
+        while url.path != "/" {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+                return url
+            }
+            url.deleteLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }
+
+    /// Runs `executable` with `arguments` and waits for it on a thread of its own (never the cooperative pool).
+    ///
+    /// - Parameters:
+    ///   - environment: variables added to (or, with a `nil` value, removed from) this process's environment.
+    ///   - stdin: bytes written to the process's standard input, which is then closed.
+    public static func run(
+        _ executable: URL,
+        _ arguments: [String],
+        environment: [String: String?] = [:],
+        stdin: Data = Data(),
+        currentDirectory: URL? = nil
+    ) async throws -> Output {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (name, value) in environment { env[name] = value }
+        process.environment = env
+        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
+        let outPipe = Pipe()
+        let errPipe = Pipe()
+        let inPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        process.standardInput = inPipe
+        try process.run()
+        return await withCheckedContinuation { continuation in
+            let thread = Thread {
+                let group = DispatchGroup()
+                nonisolated(unsafe) var out = Data()
+                nonisolated(unsafe) var err = Data()
+                group.enter()
+                DispatchQueue.global().async {
+                    out = outPipe.fileHandleForReading.readDataToEndOfFile()
+                    group.leave()
+                }
+                group.enter()
+                DispatchQueue.global().async {
+                    err = errPipe.fileHandleForReading.readDataToEndOfFile()
+                    group.leave()
+                }
+                if !stdin.isEmpty { try? inPipe.fileHandleForWriting.write(contentsOf: stdin) }
+                try? inPipe.fileHandleForWriting.close()
+                group.wait()
+                process.waitUntilExit()
+                continuation.resume(
+                    returning: Output(status: process.terminationStatus, stdout: out, stderr: err))
+            }
+            thread.start()
+        }
+    }
+}
