@@ -201,11 +201,11 @@ public final class FakeExecutor: SandboxExecutor, Sendable {
     static func unmatched(_ request: ExecutionRequest, number: Int, rules: [FakeRule]) -> ExecutionError {
         var message = "FakeExecutor has no rule for request #\(number): \(request.summary)"
         if let code = request.code {
-            message += "; code: " + FakeMatcher.quote(code)
+            message += "; code: " + FakeOutcome.quote(Data(code.utf8), limit: 300)
         } else if let argv = request.argv {
             message += "; argv: \(argv)"
         }
-        if !request.stdin.isEmpty { message += "; stdin: " + FakeOutcome.quote(request.stdin) }
+        if !request.stdin.isEmpty { message += "; stdin: " + FakeOutcome.quote(request.stdin, limit: 120) }
         if rules.isEmpty {
             message += ". It has no rules at all."
         } else {
