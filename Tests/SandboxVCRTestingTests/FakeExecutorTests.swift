@@ -5,7 +5,8 @@ import Testing
 
 @Suite("FakeExecutor rules, scripts and request log")
 struct FakeExecutorTests {
-    let sum = ExecutionRequest(code: "a, b = map(int, input().split())\nprint(a + b)\n", language: .python, stdin: "3 4\n")
+    let sum = ExecutionRequest(
+        code: "a, b = map(int, input().split())\nprint(a + b)\n", language: .python, stdin: "3 4\n")
 
     @Test func firstMatchingRuleAnswersInOrder() async throws {
         let fake = FakeExecutor()
@@ -68,15 +69,19 @@ struct FakeExecutorTests {
     @Test func closureRuleSeesTheRequest() async throws {
         let fake = FakeExecutor()
         fake.on(.language(.python)) { request in
-            let numbers = request.stdinText.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let numbers = request.stdinText.split(separator: " ").compactMap {
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
             return ExecutionResult(
-                status: .success, run: CommandOutcome(status: .finished, exitCode: 0, stdout: Data("\(numbers.reduce(0, +))\n".utf8)),
+                status: .success,
+                run: CommandOutcome(status: .finished, exitCode: 0, stdout: Data("\(numbers.reduce(0, +))\n".utf8)),
                 backend: .fake)
         }
         #expect(try await fake.execute(sum).stdoutText == "7\n")
         let other = ExecutionRequest(code: "x", language: .python, stdin: "10 -3\n")
         #expect(try await fake.execute(other).stdoutText == "7\n")
-        #expect(try await fake.execute(ExecutionRequest(code: "x", language: .python, stdin: "1 1\n")).stdoutText == "2\n")
+        #expect(
+            try await fake.execute(ExecutionRequest(code: "x", language: .python, stdin: "1 1\n")).stdoutText == "2\n")
     }
 
     @Test func closureErrorsPropagate() async throws {
@@ -205,7 +210,9 @@ struct FakeOutcomeTests {
     @Test func success() async throws {
         let result = try await answer(.success(stdout: "1\n", stderr: "warn"))
         #expect(result.status == .success)
-        #expect(result.run == CommandOutcome(status: .finished, exitCode: 0, stdout: Data("1\n".utf8), stderr: Data("warn".utf8)))
+        #expect(
+            result.run
+                == CommandOutcome(status: .finished, exitCode: 0, stdout: Data("1\n".utf8), stderr: Data("warn".utf8)))
         #expect(result.backend == .fake)
         #expect(try await answer(.wrongOutput(stdout: "2\n")) == (try await answer(.success(stdout: "2\n"))))
     }

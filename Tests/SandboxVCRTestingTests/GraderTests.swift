@@ -194,9 +194,14 @@ struct GraderTests {
         #expect(lines[1] == "sum-two  correct         python    correct        2/2    1.0")
         #expect(lines[4] == "sum-two  half            python    wrong_answer   1/2    0.0     test 1: wrongOutput")
         #expect(lines[9] == "sum-two  sandbox         sql       -              0/2    0.0     test 0: sandboxError")
-        let column = { (line: String, word: String) in line.range(of: word).map { line.distance(from: line.startIndex, to: $0.lowerBound) } }
+        let column = { (line: String, word: String) in
+            line.range(of: word).map { line.distance(from: line.startIndex, to: $0.lowerBound) }
+        }
         #expect(column(lines[0], "TESTS") == column(lines[1], "2/2"))
-        #expect(table.contains("1 problem(s), 10 candidate(s), 20 test run(s), 2 candidate(s) rewarded, 2 execution error(s). Expectations met: yes"))
+        #expect(
+            table.contains(
+                "1 problem(s), 10 candidate(s), 20 test run(s), 2 candidate(s) rewarded, 2 execution error(s). Expectations met: yes"
+            ))
         #expect(table.contains("sum-two/offline test 1: connectionRefused: nothing listens"))
     }
 
@@ -210,7 +215,9 @@ struct GraderTests {
         #expect(json["testCount"] as? Int == 20)
         #expect(json["executionErrorCount"] as? Int == 2)
         let text = String(decoding: data, as: UTF8.self)
-        #expect(text.contains(#""id":"half","intent":"wrong_answer","language":"python","meetsExpectation":true,"reward":0"#))
+        #expect(
+            text.contains(
+                #""id":"half","intent":"wrong_answer","language":"python","meetsExpectation":true,"reward":0"#))
         #expect(text.contains(#""testsPassed":1,"testsTotal":2"#))
         #expect(try JSONDecoder().decode(GradeReport.self, from: data) == report)
     }
@@ -218,7 +225,8 @@ struct GraderTests {
 
 @Suite("Problems JSONL loading")
 struct GradingProblemTests {
-    let valid = #"{"id": "a", "title": "A", "statement": "s", "time_limit_s": 2, "tests": [{"input": "1\n", "output": "1\n"}], "candidates": [{"id": "c", "language": "python", "intent": "correct", "code": "print(1)"}]}"#
+    let valid =
+        #"{"id": "a", "title": "A", "statement": "s", "time_limit_s": 2, "tests": [{"input": "1\n", "output": "1\n"}], "candidates": [{"id": "c", "language": "python", "intent": "correct", "code": "print(1)"}]}"#
 
     @Test func linesDecodeAndBlankLinesAreSkipped() throws {
         let second = valid.replacingOccurrences(of: #""id": "a""#, with: #""id": "b""#)
@@ -233,10 +241,15 @@ struct GradingProblemTests {
 
     @Test(arguments: [
         ("{\"id\": \"a\"\n", 1, "not valid JSON"),
-        ("VALID\n{\"id\": \"b\", \"time_limit_s\": 2, \"tests\": [], \"candidates\": [{\"id\": \"c\"}]}", 2,
-         "missing key \"candidates[0].language\""),
+        (
+            "VALID\n{\"id\": \"b\", \"time_limit_s\": 2, \"tests\": [], \"candidates\": [{\"id\": \"c\"}]}", 2,
+            "missing key \"candidates[0].language\""
+        ),
         ("VALID\n\nVALID", 3, "problem id \"a\" is already used on line 1"),
-        ("{\"id\": \"b\", \"time_limit_s\": \"2\", \"tests\": [], \"candidates\": []}", 1, "time_limit_s: expected Double"),
+        (
+            "{\"id\": \"b\", \"time_limit_s\": \"2\", \"tests\": [], \"candidates\": []}", 1,
+            "time_limit_s: expected Double"
+        ),
     ])
     func badLinesAreReportedWithTheirNumber(text: String, line: Int, words: String) throws {
         let data = Data(text.replacingOccurrences(of: "VALID", with: valid).utf8)

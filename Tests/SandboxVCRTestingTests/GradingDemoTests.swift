@@ -24,7 +24,9 @@ struct GradingDemoTests {
 
     static func exchanges() throws -> [Exchange] {
         let data = try Data(contentsOf: folder.appendingPathComponent("exchanges.jsonl"))
-        return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(Exchange.self, from: Data($0)) }
+        return try data.split(separator: UInt8(ascii: "\n")).map {
+            try JSONDecoder().decode(Exchange.self, from: Data($0))
+        }
     }
 
     /// A fake with one rule per exchange, matching its exact request, answering its recorded result once.
@@ -74,7 +76,9 @@ struct GradingDemoTests {
 
         let table = report.renderTable()
         #expect(table.contains("Expectations met: yes"))
-        #expect(table.contains("12 problem(s), 32 candidate(s), 96 test run(s), 15 candidate(s) rewarded. Expectations met: yes"))
+        #expect(
+            table.contains(
+                "12 problem(s), 32 candidate(s), 96 test run(s), 15 candidate(s) rewarded. Expectations met: yes"))
     }
 
     @Test func aGraderThatBuildsOtherRequestsMissesLoudly() async throws {

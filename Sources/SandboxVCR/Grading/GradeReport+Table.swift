@@ -14,7 +14,8 @@ extension GradeReport {
         for (problem, candidate) in allCandidates {
             var note = candidate.tests.first(where: { !$0.passed }).map { "test \($0.index): \($0.verdict)" } ?? ""
             if !candidate.meetsExpectation {
-                note = "UNEXPECTED (expected \(candidate.intent?.expectedReward ?? 0, format: 1))"
+                note =
+                    "UNEXPECTED (expected \(candidate.intent?.expectedReward ?? 0, format: 1))"
                     + (note.isEmpty ? "" : "; " + note)
             }
             rows.append([
@@ -34,7 +35,8 @@ extension GradeReport {
             "\(problems.count) problem(s), \(candidates) candidate(s), \(testCount) test run(s), "
             + "\(allCandidates.count(where: { $0.candidate.reward == 1 })) candidate(s) rewarded"
         if !errors.isEmpty { summary += ", \(errors.count) execution error(s)" }
-        summary += ". Expectations met: " + (expectationsMet ? "yes" : "NO (\(unmetExpectations.joined(separator: ", ")))")
+        summary +=
+            ". Expectations met: " + (expectationsMet ? "yes" : "NO (\(unmetExpectations.joined(separator: ", ")))")
         lines.append("")
         lines.append(summary)
         if !errors.isEmpty {

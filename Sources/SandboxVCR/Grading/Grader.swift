@@ -64,8 +64,9 @@ public struct Grader: Sendable {
             return outputsMatch(expected: expected, actual: result.stdoutText) ? .passed : .wrongOutput
         }
         if result.status == .sandboxError { return .sandboxError }
-        if let compile = result.compile, compile.status != .finished || (compile.exitCode ?? 0) != 0
-            || compile.signal != nil
+        if let compile = result.compile,
+            compile.status != .finished || (compile.exitCode ?? 0) != 0
+                || compile.signal != nil
         {
             return .compileError
         }

@@ -123,8 +123,7 @@ extension GradingProblem {
         var problems: [GradingProblem] = []
         var seen: [String: Int] = [:]
         let decoder = JSONDecoder()
-        for (offset, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
-        {
+        for (offset, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             let number = offset + 1
             guard line.contains(where: { ![0x20, 0x09, 0x0D].contains($0) }) else { continue }
             let problem: GradingProblem
@@ -153,7 +152,11 @@ extension GradingProblem {
         func path(_ keys: [any CodingKey]) -> String {
             var text = ""
             for key in keys {
-                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+                if let index = key.intValue {
+                    text += "[\(index)]"
+                } else {
+                    text += (text.isEmpty ? "" : ".") + key.stringValue
+                }
             }
             return text
         }
@@ -165,7 +168,8 @@ extension GradingProblem {
         case .valueNotFound(let type, let context):
             return "\(path(context.codingPath)): expected \(type), found null"
         case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
+            return context.codingPath.isEmpty
+                ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
         @unknown default:
             return "\(error)"
         }

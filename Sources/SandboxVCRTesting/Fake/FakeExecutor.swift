@@ -212,7 +212,8 @@ public final class FakeExecutor: SandboxExecutor, Sendable {
             message += ". Its rules (\(rules.count)), none of which matched (or their scripts were used up):"
             for (index, rule) in rules.enumerated() { message += "\n  #\(index) \(rule)" }
         }
-        message += "\nAdd a rule that matches this request (e.g. fake.on(.codeContains(...), answer: ...)) or set a "
+        message +=
+            "\nAdd a rule that matches this request (e.g. fake.on(.codeContains(...), answer: ...)) or set a "
             + "default outcome."
         return ExecutionError(code: .unmatchedRequest, message: message)
     }

@@ -11,6 +11,8 @@ public struct FakeMatcher: Sendable, CustomStringConvertible {
     /// How the matcher reads in diagnostics, e.g. `code contains "print"`.
     public let description: String
     let predicate: @Sendable (ExecutionRequest) -> Bool
+    /// Whether this is ``any`` (dropped from combinations).
+    let isAny: Bool
 
     /// A matcher from any predicate.
     ///
@@ -20,6 +22,13 @@ public struct FakeMatcher: Sendable, CustomStringConvertible {
     public init(_ description: String, _ predicate: @escaping @Sendable (ExecutionRequest) -> Bool) {
         self.description = description
         self.predicate = predicate
+        self.isAny = false
+    }
+
+    private init(anyRequest: ()) {
+        self.description = "any request"
+        self.predicate = { _ in true }
+        self.isAny = true
     }
 
     /// Whether `request` matches.
@@ -27,8 +36,8 @@ public struct FakeMatcher: Sendable, CustomStringConvertible {
 
     /// Matches when both matchers match.
     public func and(_ other: FakeMatcher) -> FakeMatcher {
-        if description == FakeMatcher.any.description { return other }
-        if other.description == FakeMatcher.any.description { return self }
+        if isAny { return other }
+        if other.isAny { return self }
         let (first, second) = (predicate, other.predicate)
         return FakeMatcher("\(description) && \(other.description)") { first($0) && second($0) }
     }
@@ -37,7 +46,7 @@ public struct FakeMatcher: Sendable, CustomStringConvertible {
     public static func && (lhs: FakeMatcher, rhs: FakeMatcher) -> FakeMatcher { lhs.and(rhs) }
 
     /// Matches every request.
-    public static let any = FakeMatcher("any request") { _ in true }
+    public static let any = FakeMatcher(anyRequest: ())
 
     /// Matches a request equal to this one (every field, defaults included).
     public static func request(_ expected: ExecutionRequest) -> FakeMatcher {

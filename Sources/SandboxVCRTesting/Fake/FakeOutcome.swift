@@ -74,7 +74,8 @@ public struct FakeOutcome: Sendable, CustomStringConvertible {
 
     /// The run was killed by a signal (9: SIGKILL, 11: SIGSEGV), with the matching result hint.
     public static func killedBySignal(_ signal: Int = 9, stdout: String = "", stderr: String = "") -> FakeOutcome {
-        let run = CommandOutcome(status: .finished, signal: signal, stdout: Data(stdout.utf8), stderr: Data(stderr.utf8))
+        let run = CommandOutcome(
+            status: .finished, signal: signal, stdout: Data(stdout.utf8), stderr: Data(stderr.utf8))
         return .result(
             ExecutionResult(
                 status: ExecutionResult.derivedStatus(compile: nil, run: run), run: run, backend: .fake,
@@ -99,7 +100,8 @@ public struct FakeOutcome: Sendable, CustomStringConvertible {
 
     /// A result with only a run step, its status derived from it.
     static func run(_ run: CommandOutcome) -> FakeOutcome {
-        .result(ExecutionResult(status: ExecutionResult.derivedStatus(compile: nil, run: run), run: run, backend: .fake))
+        .result(
+            ExecutionResult(status: ExecutionResult.derivedStatus(compile: nil, run: run), run: run, backend: .fake))
     }
 
     /// Produces the answer for a request: returns the result or throws.
@@ -143,7 +145,8 @@ public struct FakeOutcome: Sendable, CustomStringConvertible {
     static func quote(_ data: Data, limit: Int = 40) -> String {
         let text = String(decoding: data, as: UTF8.self)
         let shown = text.count > limit ? String(text.prefix(limit - 3)) + "..." : text
-        return "\"" + shown.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+        return "\""
+            + shown.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
             .replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }

@@ -327,7 +327,8 @@ extension FakeRuleSet.Answer {
             throw FakeRulesError(
                 code: .invalidRule,
                 message: "\(extra.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) does not apply to kind "
-                    + "\"\(kind)\"; it accepts " + (accepted.isEmpty ? "no other key" : accepted.sorted().joined(separator: ", ")),
+                    + "\"\(kind)\"; it accepts "
+                    + (accepted.isEmpty ? "no other key" : accepted.sorted().joined(separator: ", ")),
                 path: path)
         }
         switch kind {

@@ -43,7 +43,9 @@ public final class ManualClock: Clock, Sendable {
         var nextID: UInt64 = 0
         var sleepers: [Sleeper] = []
         var waiters: [Waiter] = []
-        /// Ids of sleepers cancelled before they were registered.
+        /// Ids of sleeps started but not yet registered as sleepers (or resumed at once).
+        var starting: Set<UInt64> = []
+        /// Ids of sleeps cancelled while starting.
         var cancelledEarly: Set<UInt64> = []
     }
 
@@ -65,12 +67,14 @@ public final class ManualClock: Clock, Sendable {
     public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
         let id = state.withLock { state in
             defer { state.nextID += 1 }
+            state.starting.insert(state.nextID)
             return state.nextID
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 enum Action { case resume, cancel, wait([CheckedContinuation<Void, Never>]) }
                 let action: Action = state.withLock { state in
+                    state.starting.remove(id)
                     if state.cancelledEarly.remove(id) != nil { return .cancel }
                     if deadline <= state.now { return .resume }
                     state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
@@ -87,7 +91,9 @@ public final class ManualClock: Clock, Sendable {
                 if let index = state.sleepers.firstIndex(where: { $0.id == id }) {
                     return state.sleepers.remove(at: index)
                 }
-                state.cancelledEarly.insert(id)
+                // Cancelled before it was registered: the registration sees this and throws. (A sleep that
+                // already ended needs nothing.)
+                if state.starting.contains(id) { state.cancelledEarly.insert(id) }
                 return nil
             }
             sleeper?.continuation.resume(throwing: CancellationError())
