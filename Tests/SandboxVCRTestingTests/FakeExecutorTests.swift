@@ -58,6 +58,10 @@ struct FakeExecutorTests {
         #expect(both.description == #"language == python && stdin contains "hello""#)
         let custom = FakeMatcher("two files") { $0.files.count == 2 }
         #expect(!custom.matches(request))
+        // Only `.any` itself is dropped from a combination, not a matcher that happens to share its name.
+        let impostor = FakeMatcher("any request") { _ in false }
+        #expect(!(FakeMatcher.any && impostor).matches(request))
+        #expect(!(impostor && .any).matches(request))
     }
 
     @Test func badRegexIsATypedError() {

@@ -3,7 +3,7 @@ import SandboxVCR
 import SandboxVCRTesting
 import Testing
 
-@Suite("Fake rules files")
+@Suite("Fake rules files", .timeLimit(.minutes(1)))
 struct FakeRuleSetTests {
     let sum = ExecutionRequest(
         code: "a, b = map(int, input().split())\nprint(a + b)\n", language: .python, stdin: "3 4\n")

@@ -3,7 +3,7 @@ import SandboxVCR
 import SandboxVCRTesting
 import Testing
 
-@Suite("Grading rule and Grader through the fake")
+@Suite("Grading rule and Grader through the fake", .timeLimit(.minutes(1)))
 struct GraderTests {
     @Test(arguments: [
         // (expected, actual, matches)

@@ -3,7 +3,7 @@ import SandboxVCR
 import SandboxVCRTesting
 import Testing
 
-@Suite("ManualClock and simulated latency")
+@Suite("ManualClock and simulated latency", .timeLimit(.minutes(1)))
 struct ManualClockTests {
     let request = ExecutionRequest(code: "print(1)", language: .python)
 
@@ -96,5 +96,32 @@ struct ManualClockTests {
         await clock.waitForSleepers(count: 1)
         clock.advance(by: .seconds(2))
         #expect(try await result.status == .success)
+    }
+
+    @Test func manySleepersHalfCancelledTheRestWokenByAdvance() async throws {
+        let clock = ManualClock()
+        let tasks = (0..<100).map { index in
+            Task { try await clock.sleep(for: .seconds(index % 10 + 1)) }
+        }
+        await clock.waitForSleepers(count: 100)
+        for index in stride(from: 0, to: 100, by: 2) { tasks[index].cancel() }
+        clock.advance(by: .seconds(10))
+        var cancelled = 0
+        for task in tasks {
+            do { try await task.value } catch is CancellationError { cancelled += 1 }
+        }
+        #expect(cancelled == 50)
+        #expect(clock.sleeperCount == 0)
+    }
+
+    @Test func tasksCancelledWhileStartingToSleepAllThrow() async throws {
+        let clock = ManualClock()
+        let tasks = (0..<100).map { _ in Task { try await clock.sleep(for: .seconds(1)) } }
+        // Cancelled at arbitrary points: before, during or after registering; every one must end.
+        for task in tasks { task.cancel() }
+        for task in tasks {
+            await #expect(throws: CancellationError.self) { try await task.value }
+        }
+        #expect(clock.sleeperCount == 0)
     }
 }
