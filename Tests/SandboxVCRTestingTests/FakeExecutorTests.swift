@@ -152,6 +152,12 @@ struct FakeExecutorTests {
         #expect(fake.requests == [sum, bash, sum])
         #expect(fake.requestCount == 3)
         #expect(fake.requests(matching: .language(.bash)) == [bash])
+        fake.isRecordingRequests = false
+        _ = try await fake.execute(sum)
+        #expect(fake.requestCount == 4)
+        #expect(fake.requests.count == 3)
+        fake.reset()
+        #expect(fake.requestCount == 0 && fake.requests.isEmpty)
     }
 
     @Test func concurrentCallsAreAllRecordedAndScriptsHandOutEachAnswerOnce() async throws {

@@ -26,6 +26,8 @@ public final class FakeExecutor: SandboxExecutor, Sendable {
         var defaultOutcome: FakeOutcome?
         var latency: Duration
         var requests: [ExecutionRequest] = []
+        var requestCount = 0
+        var isRecordingRequests = true
     }
 
     /// The decision for one request, taken under the lock and carried out outside it.
@@ -123,7 +125,14 @@ public final class FakeExecutor: SandboxExecutor, Sendable {
     public var requests: [ExecutionRequest] { state.withLock { $0.requests } }
 
     /// How many requests were received.
-    public var requestCount: Int { state.withLock { $0.requests.count } }
+    public var requestCount: Int { state.withLock { $0.requestCount } }
+
+    /// Whether received requests are kept in ``requests`` (default `true`). Turn it off for a long-lived fake
+    /// (e.g. behind `sandbox-vcr serve`) so memory does not grow; ``requestCount`` still counts.
+    public var isRecordingRequests: Bool {
+        get { state.withLock { $0.isRecordingRequests } }
+        set { state.withLock { $0.isRecordingRequests = newValue } }
+    }
 
     /// The received requests `matcher` accepts, in arrival order.
     public func requests(matching matcher: FakeMatcher) -> [ExecutionRequest] {
@@ -134,6 +143,7 @@ public final class FakeExecutor: SandboxExecutor, Sendable {
     public func reset() {
         state.withLock {
             $0.requests.removeAll()
+            $0.requestCount = 0
             $0.answered = Array(repeating: 0, count: $0.rules.count)
         }
     }
@@ -166,8 +176,9 @@ public final class FakeExecutor: SandboxExecutor, Sendable {
 
     /// Records `request` and picks its answer: the pure part of ``execute(_:)``.
     static func decide(_ request: ExecutionRequest, state: inout State) -> Decision {
-        state.requests.append(request)
-        let number = state.requests.count
+        state.requestCount += 1
+        if state.isRecordingRequests { state.requests.append(request) }
+        let number = state.requestCount
         for index in state.rules.indices {
             let rule = state.rules[index]
             guard rule.matcher.matches(request) else { continue }
