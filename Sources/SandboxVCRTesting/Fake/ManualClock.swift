@@ -2,9 +2,11 @@ import Synchronization
 
 /// A clock that moves only when told to, so tests of timing need no real sleeping.
 ///
-/// A task that sleeps on it suspends until ``advance(by:)`` moves ``now`` to or past its deadline; sleepers
-/// wake in deadline order (ties in the order they started sleeping). ``waitForSleepers(count:)`` lets a test
-/// wait, without polling, until the code under test is asleep.
+/// A task that sleeps on it suspends until ``advance(by:)`` moves ``now`` to or past its deadline. One advance
+/// resumes every due sleeper in deadline order (ties in the order they started sleeping), but resumed tasks then
+/// run concurrently: to observe an order, advance step by step. ``waitForSleepers(count:)`` lets a test wait,
+/// without polling, until the code under test is asleep (advancing before that would leave it asleep, since its
+/// deadline is counted from the ``now`` at which it starts sleeping).
 ///
 /// ```swift
 /// let clock = ManualClock()
