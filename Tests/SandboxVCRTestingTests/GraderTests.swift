@@ -260,6 +260,20 @@ struct GradingProblemTests {
         #expect(error?.description.hasPrefix("invalidProblem: p.jsonl, line \(line): ") == true)
     }
 
+    @Test func problemsEncodeWithTheFileKeysAndRoundTrip() throws {
+        let url = repositoryRoot().appendingPathComponent("Fixtures/grading-demo/problems.jsonl")
+        let problems = try GradingProblem.load(contentsOf: url)
+        #expect(problems.count == 12)
+        #expect(problems.allSatisfy { $0.timeLimitSeconds == 2 && !$0.title.isEmpty && !$0.statement.isEmpty })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let lines = try problems.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        #expect(lines[0].contains(#""time_limit_s":2"#))
+        #expect(lines[0].contains(#""intent":"correct""#))
+        let again = try GradingProblem.decodeJSONLines(Data(lines.joined(separator: "\n").utf8))
+        #expect(again == problems)
+    }
+
     @Test func aMissingFileIsUnreadable() {
         let url = URL(fileURLWithPath: "/nonexistent/problems-\(UUID().uuidString).jsonl")
         let error = #expect(throws: GradingError.self) { try GradingProblem.load(contentsOf: url) }
