@@ -1,4 +1,3 @@
-internal import Foundation
 internal import Hummingbird
 internal import Logging
 internal import NIOCore
@@ -219,13 +218,7 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 
     static func runCodeResponse(_ response: SandboxFusionWire.RunCodeResponse) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        do {
-            return body(status: 200, bytes: Array(try encoder.encode(response)))
-        } catch {
-            return json(status: 500, ["detail": .string("sandbox-vcr serve could not encode the answer: \(error)")])
-        }
+        json(status: 200, JSONValue(response))
     }
 
     private static func body(status: Int, bytes: [UInt8]) -> Response {
@@ -255,7 +248,7 @@ struct SandboxFusionResponder: HTTPResponder {
     private static func milliseconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         let value = Double(seconds) * 1000 + Double(attoseconds) / 1e15
-        return String(format: "%.2f", value)
+        return String((value * 100).rounded() / 100)
     }
 }
 
