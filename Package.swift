@@ -98,6 +98,7 @@ let package = Package(
             dependencies: [
                 "SandboxVCR",
                 "SandboxVCRServer",
+                "SandboxVCRTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

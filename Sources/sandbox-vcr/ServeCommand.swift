@@ -97,8 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
         try await server.run(
             handlesSignals: true,
             onReady: { address in
-                // Unbuffered, so a script reading a pipe sees the line at once.
-                FileHandle.standardOutput.write(Data((address.readinessLine + "\n").utf8))
+                // The ready file first, so that a script which saw the line also finds the file.
                 if let readyFile {
                     do {
                         try address.writeReadyFile(to: readyFile)
@@ -106,6 +105,8 @@ struct ServeCommand: AsyncParsableCommand {
                         logger.error("could not write the ready file", metadata: ["error": "\(error)"])
                     }
                 }
+                // Unbuffered, so a script reading a pipe sees the line at once.
+                FileHandle.standardOutput.write(Data((address.readinessLine + "\n").utf8))
             },
             onShutdown: backend.shutdown)
     }

@@ -3,9 +3,21 @@ public import SandboxVCR
 extension JSONValue {
     /// A `/run_code` answer with the real server's key order (`status, message, compile_result, run_result,
     /// executor_pod_name, files`) and Python's number formatting. (`JSONEncoder` on Linux does not keep key order.)
-    public init(_ response: SandboxFusionWire.RunCodeResponse) {
-        let files: [(String, JSONValue)] = (response.files ?? [:]).sorted { $0.key < $1.key }
-            .map { ($0.key, .string($0.value)) }
+    ///
+    /// - Parameter fileOrder: the request's `fetch_files`: fetched files are listed in that order, as the real
+    ///   server does; any others follow, sorted.
+    public init(_ response: SandboxFusionWire.RunCodeResponse, fileOrder: [String] = []) {
+        let all = response.files ?? [:]
+        var files: [(String, JSONValue)] = []
+        var listed = Set<String>()
+        for path in fileOrder where !listed.contains(path) {
+            guard let content = all[path] else { continue }
+            listed.insert(path)
+            files.append((path, .string(content)))
+        }
+        for (path, content) in all.sorted(by: { $0.key < $1.key }) where !listed.contains(path) {
+            files.append((path, .string(content)))
+        }
         self = .object([
             ("status", .string(response.status)),
             ("message", .string(response.message ?? "")),

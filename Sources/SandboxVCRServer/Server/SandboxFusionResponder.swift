@@ -98,7 +98,9 @@ struct SandboxFusionResponder: HTTPResponder {
         let response: Response
         switch result {
         case .success(let executionResult):
-            response = Self.runCodeResponse(SandboxFusionWire.response(from: executionResult))
+            response = Self.json(
+                status: 200,
+                JSONValue(SandboxFusionWire.response(from: executionResult), fileOrder: wireBody.fetch_files ?? []))
         case .failure(let error):
             response = Self.response(for: error)
             if outcome.kind == .miss {
