@@ -53,7 +53,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("unknown --log-level \(logLevel); use trace, debug, info, notice, warning, error or critical")
+            throw ValidationError(
+                "unknown --log-level \(logLevel); use trace, debug, info, notice, warning, error or critical")
         }
         do {
             try serveConfiguration.validate()

@@ -8,23 +8,24 @@ import Testing
 @Suite("Request validation like FastAPI and pydantic")
 struct RequestValidationTests {
     /// Python's `json.loads` messages and positions (checked against CPython 3.11).
-    @Test(arguments: [(String, String, Int)]([
-        (#"{"a":1,}"#, "Expecting property name enclosed in double quotes", 7),
-        ("[1,]", "Expecting value", 3),
-        (#"{"a" 1}"#, "Expecting ':' delimiter", 5),
-        (#""abc"#, "Unterminated string starting at", 0),
-        (#"{"a":1} x"#, "Extra data", 8),
-        ("   ", "Expecting value", 3),
-        ("{", "Expecting property name enclosed in double quotes", 1),
-        ("[", "Expecting value", 1),
-        (#"{"a":tru}"#, "Expecting value", 5),
-        ("\"a\u{01}\"", "Invalid control character at", 2),
-        (#""\q""#, #"Invalid \escape"#, 1),
-        (#""\u12""#, #"Invalid \uXXXX escape"#, 2),
-        (#"{"é": 1 2}"#, "Expecting ',' delimiter", 8),
-        ("1.", "Extra data", 1),
-        ("-", "Expecting value", 0),
-    ]))
+    @Test(
+        arguments: [(String, String, Int)]([
+            (#"{"a":1,}"#, "Expecting property name enclosed in double quotes", 7),
+            ("[1,]", "Expecting value", 3),
+            (#"{"a" 1}"#, "Expecting ':' delimiter", 5),
+            (#""abc"#, "Unterminated string starting at", 0),
+            (#"{"a":1} x"#, "Extra data", 8),
+            ("   ", "Expecting value", 3),
+            ("{", "Expecting property name enclosed in double quotes", 1),
+            ("[", "Expecting value", 1),
+            (#"{"a":tru}"#, "Expecting value", 5),
+            ("\"a\u{01}\"", "Invalid control character at", 2),
+            (#""\q""#, #"Invalid \escape"#, 1),
+            (#""\u12""#, #"Invalid \uXXXX escape"#, 2),
+            (#"{"é": 1 2}"#, "Expecting ',' delimiter", 8),
+            ("1.", "Extra data", 1),
+            ("-", "Expecting value", 0),
+        ]))
     func jsonErrorsLikePython(text: String, message: String, position: Int) {
         #expect(throws: PythonJSONParser.DecodeError(message: message, position: position)) {
             try PythonJSONParser.parse(Array(text.utf8))
@@ -32,7 +33,8 @@ struct RequestValidationTests {
     }
 
     @Test func pythonOnlyLiteralsAndKeyOrder() throws {
-        let value = try #require(try PythonJSONParser.parse(Array(#"{"b": NaN, "a": [Infinity, -Infinity, -0, 1e2], "b": 2}"#.utf8)))
+        let value = try #require(
+            try PythonJSONParser.parse(Array(#"{"b": NaN, "a": [Infinity, -Infinity, -0, 1e2], "b": 2}"#.utf8)))
         #expect(value.pythonJSONText == #"{"b":2,"a":[Infinity,-Infinity,0,100.0]}"#)
     }
 
@@ -111,15 +113,17 @@ struct RequestValidationTests {
         #expect(issues("null")?.pythonJSONText.contains(#""loc":["body"],"msg":"Field required""#) == true)
         #expect(issues(#"{"code":"x","language":"python"}"#, contentType: "application/vnd.api+json") == nil)
         #expect(issues(#"{"code":"x","language":"python"}"#, contentType: "Application/JSON; charset=utf-8") == nil)
-        #expect(issues(#"{"code":"x","language":"python"}"#, contentType: "text/json")?.pythonJSONText
-            .contains("model_attributes_type") == true)
+        #expect(
+            issues(#"{"code":"x","language":"python"}"#, contentType: "text/json")?.pythonJSONText
+                .contains("model_attributes_type") == true)
     }
 
     @Test func jupyterValidation() throws {
         #expect(throws: SandboxFusionRequestValidator.Rejection.self) {
             try SandboxFusionRequestValidator.runJupyterBody(Array(#"{"kernel": "python2"}"#.utf8), contentType: nil)
         }
-        let object = try SandboxFusionRequestValidator.runJupyterBody(Array(#"{"cells": ["1"]}"#.utf8), contentType: nil)
+        let object = try SandboxFusionRequestValidator.runJupyterBody(
+            Array(#"{"cells": ["1"]}"#.utf8), contentType: nil)
         #expect(object["cells"] == ["1"])
     }
 }

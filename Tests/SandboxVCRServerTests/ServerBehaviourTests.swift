@@ -24,8 +24,11 @@ struct ServerBehaviourTests {
     }
 
     @Test func replayMissIsASandboxErrorWithTheDiagnostics() async throws {
-        let diagnostics = "no recorded answer for python code (8 bytes); nearest: stdin differs; record with --record missing"
-        let (response, stats) = try await withServer(executor: FailingExecutor(error: TestReplayMiss(diagnostics: diagnostics))) {
+        let diagnostics =
+            "no recorded answer for python code (8 bytes); nearest: stdin differs; record with --record missing"
+        let (response, stats) = try await withServer(
+            executor: FailingExecutor(error: TestReplayMiss(diagnostics: diagnostics))
+        ) {
             server in (try await server.postJSON("/run_code", hello), server.server.statistics.snapshot)
         }
         #expect(response.status == 200)
@@ -68,7 +71,8 @@ struct ServerBehaviourTests {
             try await server.postJSON("/run_code", hello)
         }
         #expect(response.status == 422)
-        #expect(response.bodyText == #"{"detail":[{"type":"missing","loc":["body","files",0],"msg":"Field required"}]}"#)
+        #expect(
+            response.bodyText == #"{"detail":[{"type":"missing","loc":["body","files",0],"msg":"Field required"}]}"#)
     }
 
     @Test func statisticsCountEveryKindOfRequest() async throws {
@@ -104,7 +108,8 @@ struct ServerBehaviourTests {
     @Test func bodyOverTheLimitIsRefused() async throws {
         let big = #"{"code": ""# + String(repeating: "x", count: 5000) + #"", "language": "python"}"#
         let executor = RecordingTestExecutor()
-        let (declared, chunked, small) = try await withServer(executor: executor, configure: { $0.maxBodyBytes = 1000 }) {
+        let (declared, chunked, small) = try await withServer(executor: executor, configure: { $0.maxBodyBytes = 1000 })
+        {
             server in
             let declared = try await server.postJSON("/run_code", big)
             // A chunked upload has no Content-Length: the server must stop reading at the limit.
@@ -145,7 +150,8 @@ struct ServerBehaviourTests {
 
     @Test func jupyterHandlerAnswers() async throws {
         let response = try await withServer(
-            executor: EchoExecutor(), jupyterHandler: { body in ["status": "Success", "cells": body["cells"] ?? .null] }
+            executor: EchoExecutor(),
+            jupyterHandler: { body in ["status": "Success", "cells": body["cells"] ?? .null] }
         ) { server in
             try await server.postJSON("/run_jupyter", #"{"cells": ["a = 1"]}"#)
         }
@@ -171,7 +177,9 @@ struct ServerBehaviourTests {
         try ServeAddress(host: "127.0.0.1", port: 4242).writeReadyFile(to: path)
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "http://127.0.0.1:4242\n")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["ready"])
-        #expect(throws: ServeError.self) { try ServeAddress(host: "127.0.0.1", port: 1).writeReadyFile(to: "/nonexistent/x") }
+        #expect(throws: ServeError.self) {
+            try ServeAddress(host: "127.0.0.1", port: 1).writeReadyFile(to: "/nonexistent/x")
+        }
     }
 
     @Test func concurrentExecutorCallsStayWithinTheLimit() async throws {

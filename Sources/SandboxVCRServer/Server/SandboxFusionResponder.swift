@@ -136,7 +136,9 @@ struct SandboxFusionResponder: HTTPResponder {
                 let location: [JSONValue] = issue.location.map { part in
                     Int(part).map { .integer(String($0)) } ?? .string(part)
                 }
-                return .object([("type", .string(issue.type)), ("loc", .array(location)), ("msg", .string(issue.message))])
+                return .object([
+                    ("type", .string(issue.type)), ("loc", .array(location)), ("msg", .string(issue.message)),
+                ])
             }
             return json(status: 422, .object([("detail", .array(items))]))
         case .httpStatus:
@@ -173,12 +175,15 @@ struct SandboxFusionResponder: HTTPResponder {
                 ),
                 ("driver", .null), ("cells", []), ("executor_pod_name", .null), ("files", .object([])),
             ])
+            server.statistics.record(.error)
             return Answer(response: Self.json(status: 200, answer), outcome: ServeOutcome(kind: .error))
         }
         do {
             let answer = try await server.limiter.withSlot { try await handler(object) }
+            server.statistics.record(.live)
             return Answer(response: Self.json(status: 200, answer), outcome: ServeOutcome(kind: .live))
         } catch {
+            server.statistics.record(.error)
             return Answer(response: Self.response(for: error), outcome: ServeOutcome(kind: .error))
         }
     }

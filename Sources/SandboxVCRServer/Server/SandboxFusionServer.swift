@@ -1,7 +1,7 @@
-public import Logging
-public import SandboxVCR
 internal import Hummingbird
+public import Logging
 internal import NIOCore
+public import SandboxVCR
 internal import ServiceLifecycle
 internal import Synchronization
 internal import UnixSignals

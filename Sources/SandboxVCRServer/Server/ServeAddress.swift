@@ -29,7 +29,8 @@ public struct ServeAddress: Sendable, Hashable, CustomStringConvertible {
     public func writeReadyFile(to path: String) throws(ServeError) {
         let destination = URL(fileURLWithPath: path)
         let temporary = destination.deletingLastPathComponent()
-            .appendingPathComponent(".\(destination.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+            .appendingPathComponent(
+                ".\(destination.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         do {
             try Data((url + "\n").utf8).write(to: temporary)
             if rename(temporary.path, destination.path) != 0 {

@@ -59,10 +59,13 @@ public struct DefaultServeOutcomeReporter: ServeOutcomeReporting {
     {
         switch result {
         case .success(let result):
-            return result.backend == .fake ? ServeOutcome(kind: .fake) : ServeOutcome(kind: .live, upstreamLatency: elapsed)
+            return result.backend == .fake
+                ? ServeOutcome(kind: .fake) : ServeOutcome(kind: .live, upstreamLatency: elapsed)
         case .failure(let error):
             if error is any ReplayMissError { return ServeOutcome(kind: .miss) }
-            if let error = error as? ExecutionError, error.code == .unmatchedRequest { return ServeOutcome(kind: .miss) }
+            if let error = error as? ExecutionError, error.code == .unmatchedRequest {
+                return ServeOutcome(kind: .miss)
+            }
             return ServeOutcome(kind: .error, upstreamLatency: elapsed)
         }
     }

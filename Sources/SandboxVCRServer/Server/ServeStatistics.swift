@@ -25,7 +25,10 @@ public final class ServeStatistics: Sendable {
                 ("misses", .integer(String(misses))), ("recorded", .integer(String(recorded))),
                 ("live", .integer(String(live))), ("fake", .integer(String(fake))),
                 ("errors", .integer(String(errors))), ("rejected", .integer(String(rejected))),
-                ("by_endpoint", .object(byEndpoint.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) })),
+                (
+                    "by_endpoint",
+                    .object(byEndpoint.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) })
+                ),
             ])
         }
     }

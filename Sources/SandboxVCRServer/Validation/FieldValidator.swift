@@ -32,7 +32,8 @@ struct FieldValidator {
             if let number = Double(digits), number.isFinite { return number }
         case .string(let text):
             if let number = Self.parseFloat(text) { return number }
-            fail("float_parsing", "Input should be a valid number, unable to parse string as a number", at: location,
+            fail(
+                "float_parsing", "Input should be a valid number, unable to parse string as a number", at: location,
                 input: value)
             return nil
         default: break
@@ -46,7 +47,8 @@ struct FieldValidator {
         switch value {
         case .integer(let digits):
             if let number = Int(digits) { return number }
-            fail("int_parsing_size", "Unable to parse input string as an integer, exceeded maximum size",
+            fail(
+                "int_parsing_size", "Unable to parse input string as an integer, exceeded maximum size",
                 at: location, input: value)
             return nil
         case .bool(let flag): return flag ? 1 : 0
@@ -54,18 +56,21 @@ struct FieldValidator {
             if !number.isFinite {
                 fail("finite_number", "Input should be a finite number", at: location, input: value)
             } else if number.truncatingRemainder(dividingBy: 1) != 0 {
-                fail("int_from_float", "Input should be a valid integer, got a number with a fractional part",
+                fail(
+                    "int_from_float", "Input should be a valid integer, got a number with a fractional part",
                     at: location, input: value)
             } else if number > Double(Int.min), number < Double(Int.max) {
                 return Int(number)
             } else {
-                fail("int_parsing_size", "Unable to parse input string as an integer, exceeded maximum size",
+                fail(
+                    "int_parsing_size", "Unable to parse input string as an integer, exceeded maximum size",
                     at: location, input: value)
             }
             return nil
         case .string(let text):
             if let number = Self.parseInteger(text) { return number }
-            fail("int_parsing", "Input should be a valid integer, unable to parse string as an integer",
+            fail(
+                "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
                 at: location, input: value)
             return nil
         default:
@@ -78,7 +83,8 @@ struct FieldValidator {
     mutating func literal(_ value: JSONValue, allowed: [String], at location: [JSONValue]) -> String? {
         if case .string(let text) = value, allowed.contains(text) { return text }
         let expected = Self.expectedText(allowed)
-        fail("literal_error", "Input should be \(expected)", at: location, input: value,
+        fail(
+            "literal_error", "Input should be \(expected)", at: location, input: value,
             context: .object([("expected", .string(expected))]))
         return nil
     }

@@ -87,7 +87,9 @@ enum SandboxFusionRequestValidator {
         case (let value?, let location): code = validator.string(value, at: location)
         case (nil, let location): validator.issues.append(.missing(at: location, input: object))
         }
-        if case (let value?, let location) = field("stdin") { stdin = validator.optionalString(value, at: location) ?? nil }
+        if case (let value?, let location) = field("stdin") {
+            stdin = validator.optionalString(value, at: location) ?? nil
+        }
         switch field("language") {
         case (let value?, let location):
             language = validator.literal(

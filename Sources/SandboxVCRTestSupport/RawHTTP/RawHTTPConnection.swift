@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// An HTTP/1.1 answer read off a socket.
@@ -39,9 +39,9 @@ public final class RawHTTPConnection {
     /// Connects to `127.0.0.1:port`.
     public init(port: Int) throws(RawHTTPError) {
         #if canImport(Glibc)
-        let socketType = Int32(SOCK_STREAM.rawValue)
+            let socketType = Int32(SOCK_STREAM.rawValue)
         #else
-        let socketType = SOCK_STREAM
+            let socketType = SOCK_STREAM
         #endif
         let descriptor = socket(AF_INET, socketType, 0)
         guard descriptor >= 0 else { throw RawHTTPError(description: "socket() failed: errno \(errno)") }
@@ -70,7 +70,9 @@ public final class RawHTTPConnection {
     public func write(_ bytes: [UInt8]) throws(RawHTTPError) {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = bytes[offset...].withUnsafeBytes {
+                send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard written > 0 else { throw RawHTTPError(description: "send failed: errno \(errno)") }
             offset += written
         }
@@ -125,7 +127,8 @@ public final class RawHTTPConnection {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
         guard count > 0 else {
-            throw RawHTTPError(description: count == 0 ? "the server closed the connection" : "recv failed: errno \(errno)")
+            throw RawHTTPError(
+                description: count == 0 ? "the server closed the connection" : "recv failed: errno \(errno)")
         }
         buffer.append(contentsOf: chunk[0..<count])
     }

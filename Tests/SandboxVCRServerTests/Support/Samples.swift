@@ -46,7 +46,8 @@ struct Sample: Sendable {
 
     /// The real answer decoded as a result, for an executor that replays it.
     func result() throws -> ExecutionResult {
-        let response = try JSONDecoder().decode(SandboxFusionWire.RunCodeResponse.self, from: Data(self.response.pythonJSONBytes))
+        let response = try JSONDecoder().decode(
+            SandboxFusionWire.RunCodeResponse.self, from: Data(self.response.pythonJSONBytes))
         return try SandboxFusionWire.result(from: response)
     }
 }
