@@ -85,6 +85,17 @@ struct SampleComparisonTests {
         #expect(request.runTimeout == 10)
     }
 
+    /// Python's `base64.b64decode` skips line breaks and other characters outside the alphabet.
+    @Test func base64FilesWithLineBreaksAreDecodedLikePython() async throws {
+        let executor = RecordingTestExecutor()
+        let response = try await withServer(executor: executor) { server in
+            try await server.postJSON(
+                "/run_code", #"{"code": "x", "language": "python", "files": {"a.txt": "aGVs\nbG8=\n", "b": null}}"#)
+        }
+        #expect(response.status == 200)
+        #expect(executor.requests.first?.files == ["a.txt": Data("hello".utf8)])
+    }
+
     @Test func sqlIsAcceptedAndReachesTheExecutor() async throws {
         let executor = RecordingTestExecutor()
         _ = try await withServer(executor: executor) { server in

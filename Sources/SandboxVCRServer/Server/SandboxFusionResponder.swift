@@ -75,7 +75,7 @@ struct SandboxFusionResponder: HTTPResponder {
         }
         let executionRequest: ExecutionRequest
         do {
-            executionRequest = try SandboxFusionWire.request(from: wireBody)
+            executionRequest = try SandboxFusionWire.request(from: Self.withLenientBase64Files(wireBody))
         } catch {
             // The real server fails while writing the files and says so in a SandboxError (sample 19).
             let message = "exception on running code \(wireBody.code): \(error.message) None"
@@ -109,6 +109,27 @@ struct SandboxFusionResponder: HTTPResponder {
             }
         }
         return Answer(response: response, outcome: outcome, request: executionRequest)
+    }
+
+    /// The body with each file's base64 stripped of characters outside the base64 alphabet (line breaks, spaces),
+    /// which the real server's `base64.b64decode` skips too.
+    static func withLenientBase64Files(_ body: SandboxFusionWire.RunCodeBody) -> SandboxFusionWire.RunCodeBody {
+        func isBase64(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="):
+                true
+            default: false
+            }
+        }
+        guard let files = body.files,
+            files.values.contains(where: { $0?.utf8.contains(where: { !isBase64($0) }) == true })
+        else { return body }
+        var lenient = body
+        lenient.files = files.mapValues { content in
+            content.map { String(decoding: $0.utf8.filter(isBase64), as: UTF8.self) }
+        }
+        return lenient
     }
 
     /// The message for an executor error: a miss's diagnostics, or the error's description.
