@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import SandboxVCRServer
@@ -31,4 +32,59 @@ struct ConcurrencyLimiterStateTests {
         #expect(state.cancel(ticket: 2) == nil)
         #expect(state.inUse == 1)
     }
+}
+
+@Suite("Concurrency limiter")
+struct ConcurrencyLimiterTests {
+    @Test func cancelledWaiterLeavesTheQueueWithoutTakingASlot() async throws {
+        let limiter = ConcurrencyLimiter(limit: 1)
+        let (holding, holdingContinuation) = AsyncStream.makeStream(of: Void.self)
+        let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await limiter.withSlot {
+                holdingContinuation.yield()
+                for await _ in release { break }
+            }
+        }
+        for await _ in holding { break }
+        let waiter = Task { try await limiter.withSlot { "ran" } }
+        while limiter.waitingCount == 0 { await Task.yield() }
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        #expect(limiter.waitingCount == 0)
+        #expect(limiter.inUse == 1)
+        releaseContinuation.yield()
+        try await holder.value
+        #expect(limiter.inUse == 0)
+        #expect(try await limiter.withSlot { "next" } == "next")
+    }
+
+    @Test func waitersRunInArrivalOrder() async throws {
+        let limiter = ConcurrencyLimiter(limit: 1)
+        let order = OrderLog()
+        let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
+        let (holding, holdingContinuation) = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await limiter.withSlot {
+                holdingContinuation.yield()
+                for await _ in release { break }
+            }
+        }
+        for await _ in holding { break }
+        var waiters: [Task<Void, any Error>] = []
+        for index in 0..<5 {
+            waiters.append(Task { try await limiter.withSlot { order.append(index) } })
+            while limiter.waitingCount < index + 1 { await Task.yield() }
+        }
+        releaseContinuation.yield()
+        try await holder.value
+        for waiter in waiters { try await waiter.value }
+        #expect(order.values == [0, 1, 2, 3, 4])
+    }
+}
+
+final class OrderLog: Sendable {
+    private let stored = Mutex<[Int]>([])
+    var values: [Int] { stored.withLock { $0 } }
+    func append(_ value: Int) { stored.withLock { $0.append(value) } }
 }

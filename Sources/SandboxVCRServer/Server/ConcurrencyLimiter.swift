@@ -16,6 +16,9 @@ final class ConcurrencyLimiter: Sendable {
     /// How many operations hold a slot now.
     var inUse: Int { locked.withLock { $0.state.inUse } }
 
+    /// How many callers wait for a slot now.
+    var waitingCount: Int { locked.withLock { $0.state.waitingCount } }
+
     /// Runs `operation` once a slot is free, and frees the slot after it.
     ///
     /// - Throws: `CancellationError` when the task is cancelled while waiting, or what `operation` throws.
