@@ -237,4 +237,14 @@ struct ServerBehaviourTests {
             try await RawHTTP.exchange(port: port, request: RawHTTP.request(method: "GET", path: "/v1/ping"))
         }
     }
+
+    @Test(.timeLimit(.minutes(1))) func shutdownAskedBeforeRunStillStopsAndRunsTheHook() async throws {
+        var configuration = ServeConfiguration()
+        configuration.port = 0
+        let server = SandboxFusionServer(executor: EchoExecutor(), configuration: configuration)
+        await server.triggerGracefulShutdown()
+        let hookRuns = Mutex(0)
+        try await server.run(onShutdown: { hookRuns.withLock { $0 += 1 } })
+        #expect(hookRuns.withLock { $0 } == 1)
+    }
 }

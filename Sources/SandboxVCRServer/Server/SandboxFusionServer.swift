@@ -42,8 +42,8 @@ public final class SandboxFusionServer: Sendable {
     let jupyterHandler: JupyterHandler?
     let logger: Logger
     let limiter: ConcurrencyLimiter
-    private let serviceGroup = Mutex<ServiceGroup?>(nil)
-    private let shutdownRequested = Mutex(false)
+    /// The running service group (set by `run`), and whether a shutdown was asked before it existed.
+    private let lifecycle = Mutex<(group: ServiceGroup?, isShutdownRequested: Bool)>((nil, false))
 
     /// - Parameters:
     ///   - executor: answers every `/run_code` request.
@@ -66,7 +66,7 @@ public final class SandboxFusionServer: Sendable {
         self.limiter = ConcurrencyLimiter(limit: max(1, configuration.maxConcurrency))
     }
 
-    /// Runs the server until a graceful shutdown: ``triggerGracefulShutdown()``, or SIGINT / SIGTERM when
+    /// Runs the server (once per instance) until a graceful shutdown: ``triggerGracefulShutdown()``, or SIGINT / SIGTERM when
     /// `handlesSignals`. Shutdown stops accepting connections, lets every in-flight request finish and be answered,
     /// then calls `onShutdown` (flush a cassette there) and returns.
     ///
@@ -98,9 +98,9 @@ public final class SandboxFusionServer: Sendable {
                 services: [application],
                 gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
-        let isAlreadyShuttingDown = serviceGroup.withLock { stored in
-            stored = group
-            return shutdownRequested.withLock { $0 }
+        let isAlreadyShuttingDown = lifecycle.withLock { lifecycle in
+            lifecycle.group = group
+            return lifecycle.isShutdownRequested
         }
         if isAlreadyShuttingDown { await group.triggerGracefulShutdown() }
         try await group.run()
@@ -110,9 +110,9 @@ public final class SandboxFusionServer: Sendable {
 
     /// Starts a graceful shutdown of ``run(handlesSignals:onReady:onShutdown:)``: in-flight requests finish.
     public func triggerGracefulShutdown() async {
-        let group = serviceGroup.withLock { stored in
-            shutdownRequested.withLock { $0 = true }
-            return stored
+        let group = lifecycle.withLock { lifecycle in
+            lifecycle.isShutdownRequested = true
+            return lifecycle.group
         }
         await group?.triggerGracefulShutdown()
     }
