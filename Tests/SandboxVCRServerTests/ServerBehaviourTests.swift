@@ -247,4 +247,30 @@ struct ServerBehaviourTests {
         try await server.run(onShutdown: { hookRuns.withLock { $0 += 1 } })
         #expect(hookRuns.withLock { $0 } == 1)
     }
+
+    /// After a 413 on a keep-alive connection the server either goes on with the next request or closes the
+    /// connection; it never reads the refused body as a new request.
+    @Test func keepAliveConnectionAfterRefusedBody() async throws {
+        let big = #"{"code": ""# + String(repeating: "x", count: 5000) + #"", "language": "python"}"#
+        let outcome = try await withServer(executor: EchoExecutor(), configure: { $0.maxBodyBytes = 1000 }) {
+            server in
+            let port = server.port
+            return try await RawHTTP.onThread { () -> (Int, String) in
+                let connection = try RawHTTPConnection(port: port)
+                let refused = try connection.exchange(
+                    RawHTTP.request(
+                        method: "POST", path: "/run_code", headers: [("Content-Type", "application/json")],
+                        body: Array(big.utf8), keepAlive: true))
+                do {
+                    let next = try connection.exchange(
+                        RawHTTP.request(method: "GET", path: "/v1/ping", keepAlive: true))
+                    return (refused.status, "\(next.status) \(next.bodyText)")
+                } catch {
+                    return (refused.status, "closed")
+                }
+            }
+        }
+        #expect(outcome.0 == 413)
+        #expect(outcome.1 == #"200 "pong""# || outcome.1 == "closed", "\(outcome.1)")
+    }
 }
