@@ -21,6 +21,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -52,11 +55,24 @@ let package = Package(
             dependencies: ["SandboxVCR"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "SandboxVCRServer",
+            dependencies: [
+                "SandboxVCR",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "sandbox-vcr",
             dependencies: [
                 "SandboxVCR",
                 "SandboxVCRTesting",
+                "SandboxVCRServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -64,7 +80,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "sandbox-vcr-bench",
-            dependencies: ["SandboxVCR", "SandboxVCRTestSupport"],
+            dependencies: ["SandboxVCR", "SandboxVCRTestSupport", "SandboxVCRServer"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -75,6 +91,16 @@ let package = Package(
         .testTarget(
             name: "SandboxVCRTestingTests",
             dependencies: ["SandboxVCR", "SandboxVCRTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SandboxVCRServerTests",
+            dependencies: [
+                "SandboxVCR",
+                "SandboxVCRServer",
+                "SandboxVCRTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

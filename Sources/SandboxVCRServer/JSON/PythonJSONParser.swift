@@ -1,0 +1,286 @@
+/// A JSON parser that accepts and rejects exactly what Python's `json.loads` does, with the same error messages
+/// and positions (character offsets), so a malformed body gets FastAPI's `json_invalid` answer byte for byte.
+///
+/// Follows CPython's C scanner (`Modules/_json.c`): strict strings (no raw control characters), `NaN`,
+/// `Infinity` and `-Infinity` accepted, a UTF-8 byte order mark skipped (as `json.loads(bytes)` does).
+struct PythonJSONParser {
+    /// A parse failure: the message and character offset Python's `JSONDecodeError` would carry.
+    struct DecodeError: Error, Equatable {
+        var message: String
+        var position: Int
+    }
+
+    private let text: [Unicode.Scalar]
+    private var position = 0
+
+    private init(text: [Unicode.Scalar]) { self.text = text }
+
+    /// Parses a whole document.
+    ///
+    /// - Returns: `nil` when the bytes are not UTF-8 (FastAPI answers 400 then, not 422).
+    /// - Throws: ``DecodeError`` as Python would raise it.
+    static func parse(_ bytes: some Collection<UInt8>) throws(DecodeError) -> JSONValue? {
+        guard var string = String(validating: bytes, as: UTF8.self) else { return nil }
+        if string.unicodeScalars.first == "\u{FEFF}" { string.unicodeScalars.removeFirst() }
+        var parser = PythonJSONParser(text: Array(string.unicodeScalars))
+        parser.skipWhitespace()
+        let value = try parser.scanValue()
+        parser.skipWhitespace()
+        if parser.position != parser.text.count {
+            throw DecodeError(message: "Extra data", position: parser.position)
+        }
+        return value
+    }
+
+    private func character(at index: Int) -> Unicode.Scalar? {
+        index < text.count ? text[index] : nil
+    }
+
+    private static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
+        scalar == " " || scalar == "\t" || scalar == "\n" || scalar == "\r"
+    }
+
+    private mutating func skipWhitespace() {
+        while position < text.count, Self.isWhitespace(text[position]) { position += 1 }
+    }
+
+    /// Whether `literal` starts at the current position.
+    private func matches(_ literal: String) -> Bool {
+        var index = position
+        for scalar in literal.unicodeScalars {
+            guard index < text.count, text[index] == scalar else { return false }
+            index += 1
+        }
+        return true
+    }
+
+    private mutating func scanValue() throws(DecodeError) -> JSONValue {
+        guard let first = character(at: position) else {
+            throw DecodeError(message: "Expecting value", position: position)
+        }
+        switch first {
+        case "\"":
+            return .string(try scanString())
+        case "{":
+            return try scanObject()
+        case "[":
+            return try scanArray()
+        case "n" where matches("null"):
+            position += 4
+            return .null
+        case "t" where matches("true"):
+            position += 4
+            return .bool(true)
+        case "f" where matches("false"):
+            position += 5
+            return .bool(false)
+        case "N" where matches("NaN"):
+            position += 3
+            return .float(.nan)
+        case "I" where matches("Infinity"):
+            position += 8
+            return .float(.infinity)
+        case "-" where matches("-Infinity"):
+            position += 9
+            return .float(-.infinity)
+        default:
+            return try scanNumber()
+        }
+    }
+
+    private mutating func scanNumber() throws(DecodeError) -> JSONValue {
+        let start = position
+        var index = position
+        func isDigit(_ index: Int) -> Bool {
+            guard let scalar = character(at: index) else { return false }
+            return scalar >= "0" && scalar <= "9"
+        }
+        if character(at: index) == "-" {
+            index += 1
+            if index >= text.count { throw DecodeError(message: "Expecting value", position: start) }
+        }
+        if let scalar = character(at: index), scalar >= "1" && scalar <= "9" {
+            index += 1
+            while isDigit(index) { index += 1 }
+        } else if character(at: index) == "0" {
+            index += 1
+        } else {
+            throw DecodeError(message: "Expecting value", position: start)
+        }
+        var isFloat = false
+        if character(at: index) == ".", isDigit(index + 1) {
+            isFloat = true
+            index += 2
+            while isDigit(index) { index += 1 }
+        }
+        if let scalar = character(at: index), scalar == "e" || scalar == "E" {
+            let exponentStart = index
+            index += 1
+            if let sign = character(at: index), sign == "-" || sign == "+" { index += 1 }
+            let digitsStart = index
+            while isDigit(index) { index += 1 }
+            if index > digitsStart { isFloat = true } else { index = exponentStart }
+        }
+        position = index
+        var lexeme = String(String.UnicodeScalarView(text[start..<index]))
+        if isFloat { return .float(Double(lexeme) ?? .nan) }
+        if lexeme == "-0" { lexeme = "0" }
+        return .integer(lexeme)
+    }
+
+    private mutating func scanString() throws(DecodeError) -> String {
+        let begin = position
+        var index = position + 1
+        var result = String.UnicodeScalarView()
+        while true {
+            var chunkEnd = index
+            var terminator: Unicode.Scalar?
+            while chunkEnd < text.count {
+                let scalar = text[chunkEnd]
+                if scalar == "\"" || scalar == "\\" {
+                    terminator = scalar
+                    break
+                }
+                if scalar.value <= 0x1F {
+                    throw DecodeError(message: "Invalid control character at", position: chunkEnd)
+                }
+                chunkEnd += 1
+            }
+            guard let terminator else {
+                throw DecodeError(message: "Unterminated string starting at", position: begin)
+            }
+            result.append(contentsOf: text[index..<chunkEnd])
+            if terminator == "\"" {
+                position = chunkEnd + 1
+                return String(result)
+            }
+            var next = chunkEnd + 1
+            guard next < text.count else {
+                throw DecodeError(message: "Unterminated string starting at", position: begin)
+            }
+            let escape = text[next]
+            if escape != "u" {
+                let replacement: Unicode.Scalar? =
+                    switch escape {
+                    case "\"": "\""
+                    case "\\": "\\"
+                    case "/": "/"
+                    case "b": "\u{08}"
+                    case "f": "\u{0C}"
+                    case "n": "\n"
+                    case "r": "\r"
+                    case "t": "\t"
+                    default: nil
+                    }
+                guard let replacement else {
+                    throw DecodeError(message: "Invalid \\escape", position: chunkEnd)
+                }
+                result.append(replacement)
+                index = next + 1
+                continue
+            }
+            next += 1
+            var end = next + 4
+            guard end < text.count else {
+                throw DecodeError(message: "Invalid \\uXXXX escape", position: next - 1)
+            }
+            guard var code = hexValue(from: next, to: end) else {
+                throw DecodeError(message: "Invalid \\uXXXX escape", position: end - 5)
+            }
+            if (0xD800...0xDBFF).contains(code), end + 6 < text.count, text[end] == "\\", text[end + 1] == "u" {
+                let lowStart = end + 2
+                end += 6
+                guard let low = hexValue(from: lowStart, to: end) else {
+                    throw DecodeError(message: "Invalid \\uXXXX escape", position: end - 5)
+                }
+                if (0xDC00...0xDFFF).contains(low) {
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                } else {
+                    end -= 6
+                }
+            }
+            // A lone surrogate cannot live in a Swift string; it becomes U+FFFD.
+            result.append(Unicode.Scalar(code) ?? "\u{FFFD}")
+            index = end
+        }
+    }
+
+    private func hexValue(from start: Int, to end: Int) -> UInt32? {
+        var value: UInt32 = 0
+        for index in start..<end {
+            guard let digit = hexDigit(text[index]) else { return nil }
+            value = value << 4 | digit
+        }
+        return value
+    }
+
+    private func hexDigit(_ scalar: Unicode.Scalar) -> UInt32? {
+        switch scalar {
+        case "0"..."9": scalar.value - 48
+        case "a"..."f": scalar.value - 87
+        case "A"..."F": scalar.value - 55
+        default: nil
+        }
+    }
+
+    private mutating func scanObject() throws(DecodeError) -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        var indexByKey: [String: Int] = [:]
+        position += 1
+        skipWhitespace()
+        if character(at: position) == "}" {
+            position += 1
+            return .object(members)
+        }
+        while true {
+            guard character(at: position) == "\"" else {
+                throw DecodeError(message: "Expecting property name enclosed in double quotes", position: position)
+            }
+            let key = try scanString()
+            skipWhitespace()
+            guard character(at: position) == ":" else {
+                throw DecodeError(message: "Expecting ':' delimiter", position: position)
+            }
+            position += 1
+            skipWhitespace()
+            let value = try scanValue()
+            if let existing = indexByKey[key] {
+                members[existing].1 = value
+            } else {
+                indexByKey[key] = members.count
+                members.append((key, value))
+            }
+            skipWhitespace()
+            if character(at: position) == "}" { break }
+            guard character(at: position) == "," else {
+                throw DecodeError(message: "Expecting ',' delimiter", position: position)
+            }
+            position += 1
+            skipWhitespace()
+        }
+        position += 1
+        return .object(members)
+    }
+
+    private mutating func scanArray() throws(DecodeError) -> JSONValue {
+        var elements: [JSONValue] = []
+        position += 1
+        skipWhitespace()
+        if character(at: position) == "]" {
+            position += 1
+            return .array(elements)
+        }
+        while true {
+            elements.append(try scanValue())
+            skipWhitespace()
+            if character(at: position) == "]" { break }
+            guard character(at: position) == "," else {
+                throw DecodeError(message: "Expecting ',' delimiter", position: position)
+            }
+            position += 1
+            skipWhitespace()
+        }
+        position += 1
+        return .array(elements)
+    }
+}

@@ -1,0 +1,285 @@
+internal import Hummingbird
+internal import Logging
+internal import NIOCore
+internal import SandboxVCR
+
+/// Routes and answers one HTTP request for ``SandboxFusionServer``; never throws (every failure is an answer).
+struct SandboxFusionResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    let server: SandboxFusionServer
+
+    /// The allowed methods of each known path (for 405 and its `Allow` header).
+    private static let routes: [String: HTTPRequest.Method] = [
+        "/run_code": .post, "/run_jupyter": .post, "/v1/ping": .get, "/stats": .get,
+    ]
+
+    /// What the request log line says about one answer.
+    private struct Answer {
+        var response: Response
+        var outcome: ServeOutcome?
+        var request: ExecutionRequest?
+    }
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let start = ContinuousClock.now
+        let path = request.uri.path
+        let method = request.method
+        let knownMethod = Self.routes[path]
+        server.statistics.recordRequest(endpoint: knownMethod == nil ? "other" : "\(method) \(path)")
+
+        let answer: Answer
+        if let knownMethod {
+            if method == knownMethod || (method == .head && knownMethod == .get) {
+                answer = await answerKnown(path: path, request: request)
+            } else {
+                var response = Self.json(status: 405, ["detail": "Method Not Allowed"])
+                response.headers[.allow] = knownMethod.rawValue
+                answer = Answer(response: response)
+            }
+        } else {
+            answer = Answer(response: Self.json(status: 404, ["detail": "Not Found"]))
+        }
+        if answer.outcome == nil, answer.response.status.code >= 400 { server.statistics.recordRejected() }
+        log(method: method, path: path, answer: answer, duration: ContinuousClock.now - start)
+        return answer.response
+    }
+
+    private func answerKnown(path: String, request: Request) async -> Answer {
+        switch path {
+        case "/v1/ping":
+            return Answer(response: Self.json(status: 200, "pong"))
+        case "/stats":
+            return Answer(response: Self.json(status: 200, server.statistics.snapshot.json))
+        default:
+            let body: [UInt8]
+            switch await Self.collectBody(of: request, limit: server.configuration.maxBodyBytes) {
+            case .success(let bytes): body = bytes
+            case .failure(let tooLarge): return Answer(response: tooLarge.response)
+            }
+            let contentType = request.headers[.contentType]
+            return path == "/run_code"
+                ? await runCode(body: body, contentType: contentType)
+                : await runJupyter(body: body, contentType: contentType)
+        }
+    }
+
+    // MARK: /run_code
+
+    private func runCode(body: [UInt8], contentType: String?) async -> Answer {
+        let wireBody: SandboxFusionWire.RunCodeBody
+        do {
+            wireBody = try SandboxFusionRequestValidator.runCodeBody(body, contentType: contentType)
+        } catch {
+            return Answer(response: Self.json(status: error.status, error.body))
+        }
+        let executionRequest: ExecutionRequest
+        do {
+            executionRequest = try SandboxFusionWire.request(from: Self.withLenientBase64Files(wireBody))
+        } catch {
+            // The real server fails while writing the files and says so in a SandboxError (sample 19).
+            let message = "exception on running code \(wireBody.code): \(error.message) None"
+            return Answer(response: Self.runCodeResponse(.init(status: "SandboxError", message: message)))
+        }
+        let result: Result<ExecutionResult, any Error>
+        var elapsed = Duration.zero
+        do {
+            result = .success(
+                try await server.limiter.withSlot {
+                    let start = ContinuousClock.now
+                    defer { elapsed = ContinuousClock.now - start }
+                    return try await server.executor.execute(executionRequest)
+                })
+        } catch {
+            result = .failure(error)
+        }
+        let outcome = server.reporter.outcome(of: executionRequest, result: result, elapsed: elapsed)
+        server.statistics.record(outcome.kind)
+        let response: Response
+        switch result {
+        case .success(let executionResult):
+            response = Self.json(
+                status: 200,
+                JSONValue(SandboxFusionWire.response(from: executionResult), fileOrder: wireBody.fetch_files ?? []))
+        case .failure(let error):
+            response = Self.response(for: error)
+            if outcome.kind == .miss {
+                server.logger.warning(
+                    "replay miss", metadata: ["diagnostics": "\(Self.diagnostics(of: error))"])
+            }
+        }
+        return Answer(response: response, outcome: outcome, request: executionRequest)
+    }
+
+    /// The body with each file's base64 stripped of characters outside the base64 alphabet (line breaks, spaces),
+    /// which the real server's `base64.b64decode` skips too.
+    static func withLenientBase64Files(_ body: SandboxFusionWire.RunCodeBody) -> SandboxFusionWire.RunCodeBody {
+        func isBase64(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="):
+                true
+            default: false
+            }
+        }
+        guard let files = body.files,
+            files.values.contains(where: { $0?.utf8.contains(where: { !isBase64($0) }) == true })
+        else { return body }
+        var lenient = body
+        lenient.files = files.mapValues { content in
+            content.map { String(decoding: $0.utf8.filter(isBase64), as: UTF8.self) }
+        }
+        return lenient
+    }
+
+    /// The message for an executor error: a miss's diagnostics, or the error's description.
+    static func diagnostics(of error: any Error) -> String {
+        if let miss = error as? any ReplayMissError { return miss.diagnostics }
+        return String(describing: error)
+    }
+
+    /// The answer for an executor error (see the table on ``SandboxFusionServer``).
+    static func response(for error: any Error) -> Response {
+        if let miss = error as? any ReplayMissError {
+            return runCodeResponse(.init(status: "SandboxError", message: miss.diagnostics))
+        }
+        if error is CancellationError {
+            return json(status: 503, ["detail": "the request was cancelled because the server is shutting down"])
+        }
+        guard let error = error as? ExecutionError else {
+            return json(status: 500, ["detail": .string("sandbox-vcr serve: the executor failed: \(error)")])
+        }
+        switch error.code {
+        case .unmatchedRequest, .sandboxError, .sandboxTerminated, .unsupportedRequest:
+            return runCodeResponse(.init(status: "SandboxError", message: error.message))
+        case .httpStatus where error.httpStatus == 422 && !error.validationIssues.isEmpty:
+            let items: [JSONValue] = error.validationIssues.map { issue in
+                let location: [JSONValue] = issue.location.map { part in
+                    Int(part).map { .integer(String($0)) } ?? .string(part)
+                }
+                return .object([
+                    ("type", .string(issue.type)), ("loc", .array(location)), ("msg", .string(issue.message)),
+                ])
+            }
+            return json(status: 422, .object([("detail", .array(items))]))
+        case .httpStatus:
+            let status = error.httpStatus.map { "HTTP \($0)" } ?? "an HTTP error"
+            return json(status: 502, ["detail": .string("the upstream SandboxFusion answered \(status): \(error)")])
+        case .timedOut:
+            return json(status: 504, ["detail": .string("the upstream SandboxFusion did not answer in time: \(error)")])
+        case .cancelled:
+            return json(status: 503, ["detail": .string("the upstream call was cancelled: \(error)")])
+        case .connectionRefused, .connectionReset, .transport, .undecodableResponse:
+            return json(status: 502, ["detail": .string("the upstream SandboxFusion failed: \(error)")])
+        default:
+            return json(status: 500, ["detail": .string("sandbox-vcr serve: the executor failed: \(error)")])
+        }
+    }
+
+    // MARK: /run_jupyter
+
+    private func runJupyter(body: [UInt8], contentType: String?) async -> Answer {
+        let object: JSONValue
+        do {
+            object = try SandboxFusionRequestValidator.runJupyterBody(body, contentType: contentType)
+        } catch {
+            return Answer(response: Self.json(status: error.status, error.body))
+        }
+        guard let handler = server.jupyterHandler else {
+            let answer: JSONValue = .object([
+                ("status", "SandboxError"),
+                (
+                    "message",
+                    .string(
+                        "sandbox-vcr serve does not support /run_jupyter: it replays /run_code requests only; call "
+                            + "/run_code, or run a real SandboxFusion for notebooks")
+                ),
+                ("driver", .null), ("cells", []), ("executor_pod_name", .null), ("files", .object([])),
+            ])
+            server.statistics.record(.error)
+            return Answer(response: Self.json(status: 200, answer), outcome: ServeOutcome(kind: .error))
+        }
+        do {
+            let answer = try await server.limiter.withSlot { try await handler(object) }
+            server.statistics.record(.live)
+            return Answer(response: Self.json(status: 200, answer), outcome: ServeOutcome(kind: .live))
+        } catch {
+            server.statistics.record(.error)
+            return Answer(response: Self.response(for: error), outcome: ServeOutcome(kind: .error))
+        }
+    }
+
+    // MARK: Bodies and answers
+
+    private struct BodyTooLarge: Error {
+        var response: Response
+    }
+
+    /// Reads the whole body, refusing (413) anything over `limit` bytes without reading the rest.
+    private static func collectBody(of request: Request, limit: Int) async -> Result<[UInt8], BodyTooLarge> {
+        let tooLarge = BodyTooLarge(
+            response: json(
+                status: 413,
+                [
+                    "detail": .string(
+                        "the request body is larger than this server's limit of \(limit) bytes; "
+                            + "start sandbox-vcr serve with a larger --max-body-bytes")
+                ]))
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            return .failure(tooLarge)
+        }
+        var bytes: [UInt8] = []
+        do {
+            for try await buffer in request.body {
+                guard bytes.count + buffer.readableBytes <= limit else { return .failure(tooLarge) }
+                bytes.append(contentsOf: buffer.readableBytesView)
+            }
+        } catch {
+            return .failure(
+                BodyTooLarge(response: json(status: 400, ["detail": "There was an error parsing the body"])))
+        }
+        return .success(bytes)
+    }
+
+    static func json(status: Int, _ value: JSONValue) -> Response {
+        body(status: status, bytes: value.pythonJSONBytes)
+    }
+
+    static func runCodeResponse(_ response: SandboxFusionWire.RunCodeResponse) -> Response {
+        json(status: 200, JSONValue(response))
+    }
+
+    private static func body(status: Int, bytes: [UInt8]) -> Response {
+        Response(
+            status: HTTPResponse.Status(code: status),
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    // MARK: Logging
+
+    private func log(method: HTTPRequest.Method, path: String, answer: Answer, duration: Duration) {
+        guard server.logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = [
+            "method": "\(method)", "path": "\(path)", "status": "\(answer.response.status.code)",
+            "duration_ms": "\(Self.milliseconds(duration))",
+        ]
+        if let outcome = answer.outcome {
+            metadata["outcome"] = "\(outcome.kind)"
+            if let keyPrefix = outcome.keyPrefix { metadata["key"] = "\(keyPrefix)" }
+            if let latency = outcome.upstreamLatency { metadata["upstream_ms"] = "\(Self.milliseconds(latency))" }
+        }
+        if let request = answer.request { metadata["request"] = "\(request.summary)" }
+        server.logger.info("request", metadata: metadata)
+    }
+
+    private static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let value = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        return String((value * 100).rounded() / 100)
+    }
+}
+
+extension JSONValue: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(elements) }
+}

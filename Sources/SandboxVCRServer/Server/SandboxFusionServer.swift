@@ -1,0 +1,119 @@
+internal import Hummingbird
+public import Logging
+internal import NIOCore
+public import SandboxVCR
+internal import ServiceLifecycle
+internal import Synchronization
+internal import UnixSignals
+
+/// A SandboxFusion-compatible HTTP server that answers from any ``SandboxExecutor``: a cassette replay, an
+/// upstream SandboxFusion (recording or not), or a fake.
+///
+/// Endpoints: `POST /run_code`, `POST /run_jupyter`, `GET /v1/ping` (`"pong"`), `GET /stats` (counts). Requests
+/// are validated exactly as the real server (FastAPI + pydantic 2.6) does, with the same 422 `detail` answers,
+/// 404 `{"detail":"Not Found"}` and 405 `{"detail":"Method Not Allowed"}` (with `Allow`).
+///
+/// How executor errors are answered (a real SandboxFusion answers HTTP 200 for everything that reached the
+/// sandbox, so "no result from the sandbox" keeps that shape, and "no answer from the upstream" does not):
+///
+/// | error | answer |
+/// |---|---|
+/// | ``ReplayMissError`` (cassette miss), ``ExecutionError/Code/unmatchedRequest`` (no fake rule) | 200, `status: "SandboxError"`, `message` = the diagnostics; counted as a miss, logged as a warning |
+/// | ``ExecutionError/Code/sandboxError``, `sandboxTerminated`, `unsupportedRequest` | 200, `status: "SandboxError"`, `message` = the error |
+/// | ``ExecutionError/Code/httpStatus`` 422 from the upstream | 422 with the upstream's `detail` items |
+/// | other upstream HTTP status, `connectionRefused`, `connectionReset`, `transport`, `undecodableResponse` | 502 `{"detail": "..."}` naming the upstream failure |
+/// | `timedOut` | 504 `{"detail": "..."}` |
+/// | `cancelled` (shutting down) | 503 `{"detail": "..."}` |
+/// | anything else | 500 `{"detail": "..."}` |
+///
+/// `POST /run_jupyter` cannot be expressed as an ``ExecutionRequest``: it is validated like the real server,
+/// then answered by the optional ``JupyterHandler`` or, without one, 200 with `status: "SandboxError"` and a
+/// message saying replay does not support it.
+public final class SandboxFusionServer: Sendable {
+    /// Answers a validated `/run_jupyter` body (the JSON object as sent) with the whole JSON answer.
+    public typealias JupyterHandler = @Sendable (_ body: JSONValue) async throws -> JSONValue
+
+    public let configuration: ServeConfiguration
+    /// Counts since the server was made.
+    public let statistics = ServeStatistics()
+
+    let executor: any SandboxExecutor
+    let reporter: any ServeOutcomeReporting
+    let jupyterHandler: JupyterHandler?
+    let logger: Logger
+    let limiter: ConcurrencyLimiter
+    /// The running service group (set by `run`), and whether a shutdown was asked before it existed.
+    private let lifecycle = Mutex<(group: ServiceGroup?, isShutdownRequested: Bool)>((nil, false))
+
+    /// - Parameters:
+    ///   - executor: answers every `/run_code` request.
+    ///   - configuration: where to listen and the limits.
+    ///   - reporter: tells hit / miss / recorded for the log and `/stats`; ``DefaultServeOutcomeReporter`` if `nil`.
+    ///   - jupyterHandler: answers `/run_jupyter`; without one it answers a `SandboxError`.
+    ///   - logger: one line per request at `info`, misses at `warning`.
+    public init(
+        executor: any SandboxExecutor,
+        configuration: ServeConfiguration = ServeConfiguration(),
+        reporter: (any ServeOutcomeReporting)? = nil,
+        jupyterHandler: JupyterHandler? = nil,
+        logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        self.executor = executor
+        self.configuration = configuration
+        self.reporter = reporter ?? DefaultServeOutcomeReporter()
+        self.jupyterHandler = jupyterHandler
+        self.logger = logger
+        self.limiter = ConcurrencyLimiter(limit: max(1, configuration.maxConcurrency))
+    }
+
+    /// Runs the server (once per instance) until a graceful shutdown: ``triggerGracefulShutdown()``, or SIGINT / SIGTERM when
+    /// `handlesSignals`. Shutdown stops accepting connections, lets every in-flight request finish and be answered,
+    /// then calls `onShutdown` (flush a cassette there) and returns.
+    ///
+    /// - Parameters:
+    ///   - handlesSignals: whether SIGINT and SIGTERM start a graceful shutdown (the CLI: yes; tests: no).
+    ///   - onReady: called once, when the server listens, with the bound address (the real port for port 0).
+    ///   - onShutdown: called after the last request was answered.
+    /// - Throws: ``ServeError`` for a bad configuration, a bind failure, or what `onShutdown` throws.
+    public func run(
+        handlesSignals: Bool = false,
+        onReady: @escaping @Sendable (ServeAddress) async -> Void = { _ in },
+        onShutdown: @escaping @Sendable () async throws -> Void = {}
+    ) async throws {
+        try configuration.validate()
+        let host = configuration.host
+        var applicationConfiguration = ApplicationConfiguration(
+            address: .hostname(host, port: configuration.port), serverName: nil)
+        applicationConfiguration.reuseAddress = true
+        let application = Application(
+            responder: SandboxFusionResponder(server: self),
+            configuration: applicationConfiguration,
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                await onReady(ServeAddress(host: host, port: port))
+            },
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [application],
+                gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
+                logger: logger))
+        let isAlreadyShuttingDown = lifecycle.withLock { lifecycle in
+            lifecycle.group = group
+            return lifecycle.isShutdownRequested
+        }
+        if isAlreadyShuttingDown { await group.triggerGracefulShutdown() }
+        try await group.run()
+        logger.info("server stopped; every in-flight request was answered")
+        try await onShutdown()
+    }
+
+    /// Starts a graceful shutdown of ``run(handlesSignals:onReady:onShutdown:)``: in-flight requests finish.
+    public func triggerGracefulShutdown() async {
+        let group = lifecycle.withLock { lifecycle in
+            lifecycle.isShutdownRequested = true
+            return lifecycle.group
+        }
+        await group?.triggerGracefulShutdown()
+    }
+}

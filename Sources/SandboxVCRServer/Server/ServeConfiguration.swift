@@ -1,0 +1,75 @@
+/// How `sandbox-vcr serve` listens and what it allows.
+public struct ServeConfiguration: Sendable, Hashable {
+    /// The address to bind. Anything other than a loopback address needs ``allowsRemoteBind``.
+    public var host = "127.0.0.1"
+    /// The port; 0 picks a free one (reported once listening).
+    public var port = 8080
+    /// Whether a non-loopback ``host`` is allowed (the server has no authentication: anyone who reaches it can
+    /// replay the cassette or, with an upstream, run code).
+    public var allowsRemoteBind = false
+    /// The most executor calls at once; more wait in arrival order.
+    public var maxConcurrency = 64
+    /// The largest request body accepted; a bigger one gets 413.
+    public var maxBodyBytes = 64 * 1024 * 1024
+
+    public init() {}
+
+    /// Whether ``host`` is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+    public var isLoopback: Bool {
+        let lowered = host.lowercased()
+        if lowered == "localhost" || lowered == "::1" || lowered == "[::1]" { return true }
+        let parts = lowered.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// Checks the values before the server starts.
+    ///
+    /// - Throws: ``ServeError`` with code ``ServeError/Code/remoteBindNotAllowed`` for a non-loopback host
+    ///   without ``allowsRemoteBind``, or ``ServeError/Code/invalidConfiguration`` for out-of-range numbers.
+    public func validate() throws(ServeError) {
+        if !isLoopback && !allowsRemoteBind {
+            throw ServeError(
+                code: .remoteBindNotAllowed,
+                message: "refusing to listen on \(host): the server has no authentication, so it binds loopback "
+                    + "addresses only; pass --allow-remote to listen on \(host) anyway")
+        }
+        guard (0...65535).contains(port) else {
+            throw ServeError(code: .invalidConfiguration, message: "port \(port) is out of range; use 0...65535")
+        }
+        guard maxConcurrency >= 1 else {
+            throw ServeError(
+                code: .invalidConfiguration, message: "max concurrency \(maxConcurrency) must be at least 1")
+        }
+        guard maxBodyBytes >= 1 else {
+            throw ServeError(code: .invalidConfiguration, message: "max body bytes \(maxBodyBytes) must be at least 1")
+        }
+    }
+}
+
+/// Why the server could not start or run.
+public struct ServeError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The kind of failure. An open set: compare with the static members.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// A non-loopback bind address without the explicit permission.
+        public static let remoteBindNotAllowed = Code(rawValue: "remoteBindNotAllowed")
+        /// A configuration value out of range.
+        public static let invalidConfiguration = Code(rawValue: "invalidConfiguration")
+        /// The ready file could not be written.
+        public static let readyFile = Code(rawValue: "readyFile")
+    }
+
+    public var code: Code
+    /// What happened and what to do about it.
+    public var message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

@@ -1,0 +1,64 @@
+internal import Synchronization
+
+/// Request counts since the server started, as `GET /stats` reports them.
+public final class ServeStatistics: Sendable {
+    /// A copy of the counts at one moment.
+    public struct Snapshot: Sendable, Hashable {
+        /// Every HTTP request, whatever its answer.
+        public var requests = 0
+        public var hits = 0
+        public var misses = 0
+        public var recorded = 0
+        public var live = 0
+        public var fake = 0
+        /// Executor failures other than misses.
+        public var errors = 0
+        /// Requests refused before reaching the executor (422, 413, 404, 405, ...).
+        public var rejected = 0
+        /// Requests per `METHOD /path` (unknown paths counted under `other`).
+        public var byEndpoint: [String: Int] = [:]
+
+        /// The `GET /stats` answer, keys in a fixed order.
+        var json: JSONValue {
+            .object([
+                ("requests", .integer(String(requests))), ("hits", .integer(String(hits))),
+                ("misses", .integer(String(misses))), ("recorded", .integer(String(recorded))),
+                ("live", .integer(String(live))), ("fake", .integer(String(fake))),
+                ("errors", .integer(String(errors))), ("rejected", .integer(String(rejected))),
+                (
+                    "by_endpoint",
+                    .object(byEndpoint.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) })
+                ),
+            ])
+        }
+    }
+
+    private let counts = Mutex(Snapshot())
+
+    public init() {}
+
+    /// The counts now.
+    public var snapshot: Snapshot { counts.withLock { $0 } }
+
+    func recordRequest(endpoint: String) {
+        counts.withLock {
+            $0.requests += 1
+            $0.byEndpoint[endpoint, default: 0] += 1
+        }
+    }
+
+    func recordRejected() { counts.withLock { $0.rejected += 1 } }
+
+    func record(_ kind: ServeOutcome.Kind) {
+        counts.withLock { counts in
+            switch kind {
+            case .hit: counts.hits += 1
+            case .miss: counts.misses += 1
+            case .recorded: counts.recorded += 1
+            case .live: counts.live += 1
+            case .fake: counts.fake += 1
+            default: counts.errors += 1
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Logging
+import SandboxVCR
+import SandboxVCRTestSupport
+import Synchronization
+import Testing
+
+@testable import SandboxVCRServer
+
+/// Keeps every log record, for checking what the server logs.
+final class CapturingLogHandlerStore: Sendable {
+    struct Record: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+
+    private let stored = Mutex<[Record]>([])
+    var records: [Record] { stored.withLock { $0 } }
+
+    func append(_ record: Record) { stored.withLock { $0.append(record) } }
+
+    func makeLogger() -> Logger {
+        var logger = Logger(label: "test.serve") { _ in CapturingLogHandler(store: self) }
+        logger.logLevel = .info
+        return logger
+    }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let store: CapturingLogHandlerStore
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        store.append(
+            .init(level: event.level, message: "\(event.message)", metadata: all.mapValues { "\($0)" }))
+    }
+}
+
+@Suite("One structured log line per request")
+struct RequestLogTests {
+    struct KeyReporter: ServeOutcomeReporting {
+        func outcome(of request: ExecutionRequest, result: Result<ExecutionResult, any Error>, elapsed: Duration)
+            -> ServeOutcome
+        {
+            switch result {
+            case .success: ServeOutcome(kind: .recorded, keyPrefix: "0123abcd", upstreamLatency: .milliseconds(12))
+            case .failure: ServeOutcome(kind: .miss, keyPrefix: "ffff0000")
+            }
+        }
+    }
+
+    @Test func requestLinesCarryMethodPathStatusOutcomeKeyAndLatency() async throws {
+        let store = CapturingLogHandlerStore()
+        var configuration = ServeConfiguration()
+        configuration.port = 0
+        let server = SandboxFusionServer(
+            executor: EchoExecutor(), configuration: configuration, reporter: KeyReporter(), logger: store.makeLogger())
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
+        let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }
+        var iterator = ready.makeAsyncIterator()
+        let port = try #require(await iterator.next())
+        _ = try await RawHTTP.exchange(
+            port: port, request: RawHTTP.postJSON(path: "/run_code", body: #"{"code": "1", "language": "python"}"#))
+        _ = try await RawHTTP.exchange(port: port, request: RawHTTP.request(method: "GET", path: "/v1/ping"))
+        await server.triggerGracefulShutdown()
+        try await running.value
+
+        let lines = store.records.filter { $0.message == "request" }
+        #expect(lines.count == 2)
+        let runCode = try #require(lines.first)
+        #expect(runCode.level == .info)
+        #expect(runCode.metadata["method"] == "POST")
+        #expect(runCode.metadata["path"] == "/run_code")
+        #expect(runCode.metadata["status"] == "200")
+        #expect(runCode.metadata["outcome"] == "recorded")
+        #expect(runCode.metadata["key"] == "0123abcd")
+        #expect(runCode.metadata["upstream_ms"] == "12.0")
+        #expect(lines.last?.metadata["path"] == "/v1/ping")
+        #expect(lines.last?.metadata["outcome"] == nil)
+    }
+
+    @Test func missIsLoggedAsAWarningWithTheDiagnostics() async throws {
+        let store = CapturingLogHandlerStore()
+        var configuration = ServeConfiguration()
+        configuration.port = 0
+        let server = SandboxFusionServer(
+            executor: FailingExecutor(error: TestReplayMiss(diagnostics: "nothing recorded for key ffff0000")),
+            configuration: configuration, reporter: KeyReporter(), logger: store.makeLogger())
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
+        let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }
+        var iterator = ready.makeAsyncIterator()
+        let port = try #require(await iterator.next())
+        _ = try await RawHTTP.exchange(
+            port: port, request: RawHTTP.postJSON(path: "/run_code", body: #"{"code": "1", "language": "python"}"#))
+        await server.triggerGracefulShutdown()
+        try await running.value
+
+        let warning = try #require(store.records.first { $0.message == "replay miss" })
+        #expect(warning.level == .warning)
+        #expect(warning.metadata["diagnostics"] == "nothing recorded for key ffff0000")
+        #expect(store.records.first { $0.message == "request" }?.metadata["outcome"] == "miss")
+    }
+}
