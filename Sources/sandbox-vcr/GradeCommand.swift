@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import SandboxVCR
+
+/// `sandbox-vcr grade`: grade every candidate of every problem through a sandbox or a cassette.
+struct GradeCommand: AsyncParsableCommand {
+    static let defaultProblems = "Fixtures/grading-demo/problems.jsonl"
+    static let defaultCassette = "Fixtures/grading-demo/cassette.sqlite"
+
+    static let configuration = CommandConfiguration(
+        commandName: "grade",
+        abstract: "Grade candidate solutions of stdin/stdout problems and print a table of rewards.",
+        discussion: """
+            With no arguments it grades the committed demo problems (\(defaultProblems)) from the committed \
+            cassette (\(defaultCassette)) in `never` mode: offline, no sandbox. Name a live backend (--url, \
+            --backend, or $SANDBOX_BACKEND) to record into the cassette instead (mode missing by default). \
+            A test passes when the status is Success and stdout equals the expected output after removing \
+            trailing white space from each line and trailing empty lines; a candidate's reward is 1.0 when every \
+            test passes. Exit status: 0 when every candidate got the reward its intent expects and nothing \
+            failed to execute, 1 otherwise.
+            """)
+
+    @Option(help: "The problems, one JSON object a line.")
+    var problems = defaultProblems
+
+    @OptionGroup var cassetteOptions: CassetteOptions
+    @OptionGroup var backend: BackendOptions
+
+    @Flag(help: "Call the backend directly, with no cassette.")
+    var noCassette = false
+
+    @Option(help: "How many executions at once.")
+    var concurrency = 8
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Log requests and retries on standard error.")
+    var verbose = false
+
+    func validate() throws {
+        _ = try cassetteOptions.explicitMode()
+        if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+        if noCassette && cassetteOptions.cassette != nil {
+            throw ValidationError("--no-cassette and --cassette exclude each other")
+        }
+    }
+
+    func run() async throws {
+        let logger = makeCommandLogger(label: "sandbox-vcr.grade", verbose: verbose)
+        let environment = ProcessInfo.processInfo.environment
+        let problemList: [GradingProblem]
+        do {
+            problemList = try GradingProblem.load(contentsOf: URL(fileURLWithPath: problems))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var mode = try cassetteOptions.explicitMode()
+        if mode == nil && (environment[RecordMode.environmentVariable] ?? "").isEmpty
+            && !backend.choosesLiveBackend(environment: environment)
+        {
+            mode = .never  // No live backend named: replay only.
+        }
+        let stack = try await ExecutorStack.make(
+            backend: backend,
+            cassettePath: noCassette ? nil : (cassetteOptions.cassette ?? Self.defaultCassette),
+            mode: mode, environment: environment, logger: logger)
+        let report = await Grader(executor: stack.executor, maxConcurrency: concurrency).grade(problemList)
+        await stack.close()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.renderTable(), terminator: "")
+        }
+        if !report.expectationsMet || !report.executionErrors.isEmpty { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import SandboxVCR
+
+/// `sandbox-vcr run`: execute one request and print its result.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Execute one piece of code and print the result.",
+        discussion: """
+            The exit status says how the run went: 0 success, 1 the program failed (non-zero exit, signal, \
+            time limit, compile error), 2 the sandbox reported an error, 3 no result (connection, HTTP or \
+            cassette error).
+            """)
+
+    @Argument(help: "A source file to run (or use -c).")
+    var file: String?
+
+    @Option(name: .short, help: "The code to run, given inline.")
+    var code: String?
+
+    @Option(help: "The language (python, cpp, bash, nodejs, ...). Default: from the file's extension, else python.")
+    var language: String?
+
+    @Option(help: "Text for standard input; @PATH reads a file.")
+    var stdin: String?
+
+    @Option(name: .customLong("file"), help: "A file for the sandbox, as NAME=PATH (repeatable).")
+    var files: [String] = []
+
+    @Option(help: "The run timeout in seconds.")
+    var timeout: Double = ExecutionRequest.defaultTimeout
+
+    @Option(help: "The compile timeout in seconds.")
+    var compileTimeout: Double = ExecutionRequest.defaultTimeout
+
+    @Option(help: "The memory limit in MiB.")
+    var memoryLimit: Int?
+
+    @Option(help: "A file to fetch back after the run (repeatable).")
+    var fetch: [String] = []
+
+    @OptionGroup var backend: BackendOptions
+    @OptionGroup var cassetteOptions: CassetteOptions
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Log requests and retries on standard error.")
+    var verbose = false
+
+    func validate() throws {
+        if file == nil && code == nil { throw ValidationError("give a source file or -c CODE") }
+        if file != nil && code != nil { throw ValidationError("give a source file or -c CODE, not both") }
+        if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        for entry in files where !entry.contains("=") {
+            throw ValidationError("--file takes NAME=PATH, got \"\(entry)\"")
+        }
+        _ = try cassetteOptions.explicitMode()
+    }
+
+    func makeRequest() throws -> ExecutionRequest {
+        let source: String
+        if let code {
+            source = code
+        } else {
+            source = try readText(file!, what: "source file")
+        }
+        var sandboxFiles: [String: Data] = [:]
+        for entry in files {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            sandboxFiles[parts[0]] = try readData(parts[1], what: "file for --file \(parts[0])")
+        }
+        var input = Data()
+        if let stdin {
+            input = stdin.hasPrefix("@") ? try readData(String(stdin.dropFirst()), what: "stdin file") : Data(stdin.utf8)
+        }
+        return ExecutionRequest(
+            program: .source(language: Language(rawValue: language ?? Self.inferLanguage(file)), code: source),
+            files: sandboxFiles, stdin: input, runTimeout: timeout, compileTimeout: compileTimeout,
+            memoryLimitMB: memoryLimit, fetchFiles: Set(fetch))
+    }
+
+    static func inferLanguage(_ file: String?) -> String {
+        switch file.map({ URL(fileURLWithPath: $0).pathExtension.lowercased() }) {
+        case "cpp", "cc", "cxx": "cpp"
+        case "sh", "bash": "bash"
+        case "js", "mjs": "nodejs"
+        case "ts": "typescript"
+        case "go": "go"
+        case "rs": "rust"
+        case "java": "java"
+        case "rb": "ruby"
+        case "lua": "lua"
+        case "pl": "perl"
+        case "php": "php"
+        default: "python"
+        }
+    }
+
+    func run() async throws {
+        let logger = makeCommandLogger(label: "sandbox-vcr.run", verbose: verbose)
+        let request = try makeRequest()
+        let environment = ProcessInfo.processInfo.environment
+        let stack = try await ExecutorStack.make(
+            backend: backend, cassettePath: cassetteOptions.cassette, mode: try cassetteOptions.explicitMode(),
+            environment: environment, logger: logger)
+        let outcome: Result<ExecutionResult, any Error>
+        do {
+            outcome = .success(try await stack.executor.execute(request))
+        } catch {
+            outcome = .failure(error)
+        }
+        await stack.close()
+        switch outcome {
+        case .success(let result):
+            print(json ? ResultPrinter.json(result) : ResultPrinter.text(result), terminator: "")
+            switch result.status {
+            case .success: return
+            case .failed: throw ExitCode(1)
+            default: throw ExitCode(2)
+            }
+        case .failure(let error):
+            if json {
+                print(ResultPrinter.json(error: error), terminator: "")
+            } else {
+                FileHandle.standardError.write(Data("sandbox-vcr run: \(error)\n".utf8))
+            }
+            throw ExitCode(3)
+        }
+    }
+}
+
+/// Reads a whole file as text, with an error that names it.
+func readText(_ path: String, what: String) throws -> String {
+    String(decoding: try readData(path, what: what), as: UTF8.self)
+}
+
+/// Reads a whole file, with an error that names it.
+func readData(_ path: String, what: String) throws -> Data {
+    do {
+        return try Data(contentsOf: URL(fileURLWithPath: path))
+    } catch {
+        throw ValidationError("cannot read the \(what) \(path): \(error.localizedDescription)")
+    }
+}
