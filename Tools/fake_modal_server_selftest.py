@@ -10,6 +10,7 @@ server's --stats-file, then stops the server. Exits 0 when every scenario passed
 "N passed, N failed". Scenarios: see SCENARIOS below (default: all).
 """
 
+import asyncio
 import json
 import os
 import subprocess
@@ -38,6 +39,8 @@ SCENARIOS = {
     "wrong-secret": ([], {"MODAL_TOKEN_SECRET": "as-wrong"}),
     "terminate-mid-command": (["--fault", "terminate-mid-command", "--terminate-after", "0.5"], {}),
     "exec-timeout": ([], {}),
+    # Raw gRPC calls (grpclib stubs from the wheel), for behaviour the SDK does not show.
+    "raw-protocol": (["--fault", "throttle", "--fault-rpcs", "EnvironmentGetOrCreate"], {}),
 }
 
 
@@ -226,6 +229,170 @@ def client_exec_timeout(stats_path):
     # The server's own view: TaskExecPoll-equivalent via a second exec still works in the sandbox.
     check(sandbox.exec("bash", "-lc", "true", timeout=60).wait() == 0, "sandbox still usable")
     sandbox.terminate()
+
+
+def client_raw_protocol(stats_path):
+    asyncio.run(raw_protocol(os.environ["MODAL_SERVER_URL"], stats_path))
+
+
+async def expect_status(status_name, call):
+    from grpclib.exceptions import GRPCError
+
+    try:
+        await call
+    except GRPCError as error:
+        check(error.status.name == status_name, f"expected {status_name}, got {error.status.name}: {error.message}")
+        return error
+    raise AssertionError(f"expected {status_name}, the call succeeded")
+
+
+async def raw_protocol(url, stats_path):
+    import base64
+
+    from grpclib.client import Channel
+    from modal_proto import api_pb2
+    from modal_proto import task_command_router_pb2 as router_pb2
+    from modal_proto.api_grpc import ModalClientStub
+    from modal_proto.task_command_router_grpc import TaskCommandRouterStub
+
+    sys.path.insert(0, HERE)
+    from fake_modal_server import ModalStatusDetailsCodec
+
+    port = int(url.rsplit(":", 1)[1])
+    channel = Channel("127.0.0.1", port, status_details_codec=ModalStatusDetailsCodec())
+    api = ModalClientStub(channel)
+    router = TaskCommandRouterStub(channel)
+    creds = {"x-modal-token-id": TOKEN_ID, "x-modal-token-secret": TOKEN_SECRET}
+
+    # Throttling carries an RPCRetryPolicy in grpc-status-details-bin; the retry works.
+    error = await expect_status("RESOURCE_EXHAUSTED", api.EnvironmentGetOrCreate(api_pb2.EnvironmentGetOrCreateRequest(), metadata=creds))
+    detail = error.details[0]
+    check(detail.type_url == "type.modal.com/modal.client.RPCRetryPolicy", f"detail type {detail.type_url}")
+    policy = api_pb2.RPCRetryPolicy()
+    detail.Unpack(policy)
+    check(abs(policy.retry_after_secs - 0.05) < 1e-6, f"retry_after_secs {policy.retry_after_secs}")
+    env = await api.EnvironmentGetOrCreate(api_pb2.EnvironmentGetOrCreateRequest(), metadata=creds)
+    check(env.metadata.settings.image_builder_version == "2025.06", "builder version")
+
+    await expect_status("UNAUTHENTICATED", api.AppGetOrCreate(api_pb2.AppGetOrCreateRequest(app_name="raw")))
+    await expect_status("NOT_FOUND", api.AppGetOrCreate(api_pb2.AppGetOrCreateRequest(app_name="raw"), metadata=creds))
+    app = await api.AppGetOrCreate(
+        api_pb2.AppGetOrCreateRequest(app_name="raw", object_creation_type=api_pb2.OBJECT_CREATION_TYPE_CREATE_IF_MISSING),
+        metadata=creds,
+    )
+    check(app.app_id.startswith("ap-"), "app id")
+
+    image = await api.ImageGetOrCreate(
+        api_pb2.ImageGetOrCreateRequest(app_id=app.app_id, image=api_pb2.Image(dockerfile_commands=["FROM base"])),
+        metadata=creds,
+    )
+    check(not image.HasField("result"), "image result unset: join the build")
+    joined = [m async for m in _stream(api.ImageJoinStreaming, api_pb2.ImageJoinStreamingRequest(image_id=image.image_id, timeout=55, last_entry_id="1"), creds)]
+    check(len(joined) == 1 and joined[0].result.status == api_pb2.GenericResult.GENERIC_STATUS_SUCCESS, "join after entry 1")
+
+    definition = api_pb2.Sandbox(image_id=image.image_id, timeout_secs=600)
+    create = api_pb2.SandboxCreateV2Request(app_id=app.app_id, definition=definition)
+    await expect_status("UNAUTHENTICATED", api.SandboxCreateV2(create, metadata=creds))
+    token = (await api.AuthTokenGet(api_pb2.AuthTokenGetRequest(), metadata=creds)).token
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    check(claims["exp"] > time.time() + 60, "auth token exp")
+    v2 = dict(creds, **{"x-modal-auth-token": token, "x-idempotency-key": "create-1"})
+    first = await api.SandboxCreateV2(create, metadata=v2)
+    again = await api.SandboxCreateV2(create, metadata=v2)
+    check(first.sandbox_id == again.sandbox_id, "a repeated idempotency key returns the same sandbox")
+    check(first.task_id.endswith("V") and first.command_router_access.url == url, "V2 task id and router URL")
+    check(read_stats(stats_path)["sandboxes_created"] == 1, "one sandbox for one idempotency key")
+    task = first.task_id
+    bearer = {"authorization": f"Bearer {first.command_router_access.jwt}"}
+
+    def start(exec_id, script, **fields):
+        request = router_pb2.TaskExecStartRequest(
+            task_id=task,
+            exec_id=exec_id,
+            command_args=["bash", "-lc", script],
+            stdout_config=router_pb2.TASK_EXEC_STDOUT_CONFIG_PIPE,
+            stderr_config=fields.pop("stderr_config", router_pb2.TASK_EXEC_STDERR_CONFIG_PIPE),
+            **fields,
+        )
+        return router.TaskExecStart(request, metadata=bearer)
+
+    async def output(exec_id, offset=0, fd=router_pb2.TASK_EXEC_STDIO_FILE_DESCRIPTOR_STDOUT):
+        request = router_pb2.TaskExecStdioReadRequest(task_id=task, exec_id=exec_id, offset=offset, file_descriptor=fd)
+        return b"".join([m.data async for m in _stream(router.TaskExecStdioRead, request, bearer)])
+
+    async def wait(exec_id):
+        answer = await router.TaskExecWait(router_pb2.TaskExecWaitRequest(task_id=task, exec_id=exec_id), metadata=bearer)
+        return answer.WhichOneof("exit_status"), getattr(answer, answer.WhichOneof("exit_status"))
+
+    bad = {"authorization": "Bearer not.a.jwt"}
+    await expect_status("UNAUTHENTICATED", router.TaskExecStart(router_pb2.TaskExecStartRequest(task_id=task, exec_id="x", command_args=["true"]), metadata=bad))
+    await expect_status("INVALID_ARGUMENT", start("e0", "true", workdir="/workspace/missing"))
+
+    # stdin offsets: overlap skipped, gap refused; output readable from any offset.
+    await start("e1", "cat; echo err 1>&2")
+    await start("e1", "cat; echo err 1>&2")  # a retried start is a no-op
+    write = router.TaskExecStdinWrite
+    await write(router_pb2.TaskExecStdinWriteRequest(task_id=task, exec_id="e1", offset=0, data=b"abc"), metadata=bearer)
+    await write(router_pb2.TaskExecStdinWriteRequest(task_id=task, exec_id="e1", offset=1, data=b"bcdef"), metadata=bearer)
+    await expect_status("OUT_OF_RANGE", write(router_pb2.TaskExecStdinWriteRequest(task_id=task, exec_id="e1", offset=10, data=b"z"), metadata=bearer))
+    await write(router_pb2.TaskExecStdinWriteRequest(task_id=task, exec_id="e1", offset=6, eof=True), metadata=bearer)
+    check(await output("e1") == b"abcdef", "stdin bytes once each, in order")
+    check(await output("e1", offset=3) == b"def", "read from an offset")
+    check(await output("e1", fd=router_pb2.TASK_EXEC_STDIO_FILE_DESCRIPTOR_STDERR) == b"err\n", "stderr")
+    check(await wait("e1") == ("code", 0), "exit code 0 is reported as code")
+    poll = await router.TaskExecPoll(router_pb2.TaskExecPollRequest(task_id=task, exec_id="e1"), metadata=bearer)
+    check(poll.WhichOneof("exit_status") == "code", "poll after exit")
+
+    await start("e2", "echo out; echo err 1>&2", stderr_config=router_pb2.TASK_EXEC_STDERR_CONFIG_STDOUT)
+    check(await output("e2") == b"out\nerr\n", "stderr merged into stdout")
+    await start("e3", "kill -TERM $$")
+    check(await wait("e3") == ("signal", 15), "killed by a signal")
+    await start("e4", "echo started; sleep 30", timeout_secs=1)
+    check(await wait("e4") == ("signal", 9), "timeout kills with SIGKILL")
+    check(await output("e4") == b"started\n", "output before the timeout")
+    await start("e5", "mkdir -p /workspace/a && cd /workspace/a && pwd && echo $HOME")
+    lines = (await output("e5")).decode().split()
+    check(lines[0] == lines[1] + "/workspace/a", f"/workspace mapped under the sandbox root: {lines}")
+
+    # Termination: router NOT_FOUND (also for calls in flight), access FAILED_PRECONDITION, wait TERMINATED.
+    await start("e6", "sleep 30")
+    pending = asyncio.ensure_future(wait("e6"))
+    terminate = dict(v2)
+    terminate.pop("x-idempotency-key")
+    await api.SandboxTerminateV2(api_pb2.SandboxTerminateRequest(sandbox_id=first.sandbox_id), metadata=terminate)
+    await expect_status("NOT_FOUND", pending)
+    await expect_status("NOT_FOUND", output("e1"))
+    ids = await api.SandboxGetTaskIdV2(api_pb2.SandboxGetTaskIdRequest(sandbox_id=first.sandbox_id), metadata=terminate)
+    check(not ids.HasField("task_id") and ids.task_result.status == api_pb2.GenericResult.GENERIC_STATUS_TERMINATED, "task id after terminate")
+    await expect_status("FAILED_PRECONDITION", api.SandboxGetCommandRouterAccess(api_pb2.SandboxGetCommandRouterAccessRequest(sandbox_id=first.sandbox_id), metadata=terminate))
+    waited = await api.SandboxWaitV2(api_pb2.SandboxWaitRequest(sandbox_id=first.sandbox_id, timeout=10), metadata=terminate)
+    check(waited.result.status == api_pb2.GenericResult.GENERIC_STATUS_TERMINATED, "wait after terminate")
+
+    # V1 with a sandbox timeout: SandboxWait reports TIMEOUT.
+    v1 = await api.SandboxCreate(
+        api_pb2.SandboxCreateRequest(app_id=app.app_id, definition=api_pb2.Sandbox(image_id=image.image_id, timeout_secs=1)),
+        metadata=creds,
+    )
+    v1_task = (await api.SandboxGetTaskId(api_pb2.SandboxGetTaskIdRequest(sandbox_id=v1.sandbox_id), metadata=creds)).task_id
+    check(v1_task.startswith("ta-") and not v1_task.endswith("V"), f"V1 task id {v1_task}")
+    access = await api.TaskGetCommandRouterAccess(api_pb2.TaskGetCommandRouterAccessRequest(task_id=v1_task), metadata=creds)
+    check(access.url == url and access.jwt.count(".") == 2, "V1 router access")
+    polled = await api.SandboxWait(api_pb2.SandboxWaitRequest(sandbox_id=v1.sandbox_id, timeout=0), metadata=creds)
+    check(not polled.HasField("result") or polled.result.status == 0, "timeout 0 polls")
+    waited = await api.SandboxWait(api_pb2.SandboxWaitRequest(sandbox_id=v1.sandbox_id, timeout=10), metadata=creds)
+    check(waited.result.status == api_pb2.GenericResult.GENERIC_STATUS_TIMEOUT, "sandbox timeout")
+
+    stats = read_stats(stats_path)
+    check(stats["sandboxes_created"] == 2 and stats["sandboxes_alive"] == 0 and stats["max_alive"] == 1, f"stats {stats}")
+    check(stats["execs_started"] == 6, f"execs {stats['execs_started']}")
+    channel.close()
+
+
+async def _stream(method, request, metadata):
+    async with method.open(metadata=metadata) as stream:
+        await stream.send_message(request, end=True)
+        async for message in stream:
+            yield message
 
 
 def run_client(name, stats_path):
