@@ -8,7 +8,10 @@ Install with Tools/setup (modal==1.6.4 into Tools/.venv), run with Tools/.venv/b
 
 Usage:
     Tools/.venv/bin/python Tools/fake_modal_server.py --port 0 --ready-file /tmp/ready --stats-file /tmp/stats.json \
-        [--token-id ak-test --token-secret as-test] [--fault NAME ...] [--fault-rpcs Name,Name]
+        [--token-id ak-test --token-secret as-test] [--fault NAME ...] [--fault-rpcs Name,Name] [--exit-on-stdin-eof]
+
+With --exit-on-stdin-eof the server also stops when its standard input closes: a test that starts it with a pipe
+as stdin never leaves it running, even if the test process dies.
 
 Startup: prints exactly one line to stdout, `fake-modal: listening on http://127.0.0.1:PORT`, and writes that URL
 (no newline) to --ready-file (atomically). Stops on SIGTERM/SIGINT: kills every command, removes sandbox folders.
@@ -54,6 +57,8 @@ Fault switches (--fault, repeatable; --fault-rpcs limits faults to the listed me
     router-unauthenticated-once  the first router call of each task answers UNAUTHENTICATED (JWT refresh path).
     terminate-mid-command  a command still running --terminate-after seconds (default 0.5) after it started gets its
                            sandbox terminated (status TERMINATED): quick commands are unaffected.
+    stdio-break-once       the first TaskExecStdioRead stream of each exec and file descriptor fails with UNAVAILABLE
+                           right after its first data message: the client must reconnect with offset = bytes received.
     slow-streams           TaskExecStdioRead sends --slow-chunk bytes (default 7) per message, --slow-delay seconds
                            (default 0.01) apart.
     reject-before-read     fault answers are sent before reading the request body (as real gRPC servers may on
@@ -115,6 +120,7 @@ FAULTS = {
     "terminate-mid-command",
     "slow-streams",
     "reject-before-read",
+    "stdio-break-once",
 }
 BUILDER_VERSION = "2025.06"
 READ_CHUNK = 64 * 1024
@@ -206,6 +212,7 @@ class Exec:
         self.stdout_eof = False
         self.stderr_eof = False
         self.exit = None  # ("code", n) or ("signal", n)
+        self.broken_streams = set()  # file descriptors whose stream the stdio-break-once fault already broke
         self.timed_out = False
         self.stdin_offset = 0
         self.stdin_closed = False
@@ -264,17 +271,18 @@ class FakeModal:
         return not self.fault_rpcs or method in self.fault_rpcs
 
     def log_call(self, path, metadata, outcome):
+        """Counts a call and appends it to the call log; returns the log entry (its outcome may change later)."""
         data = self.stats.data
         data["calls"][path] = data["calls"].get(path, 0) + 1
-        data["call_log"].append(
-            {
-                "path": path,
-                "idempotency_key": metadata.get("x-idempotency-key"),
-                "retry_attempt": metadata.get("x-retry-attempt"),
-                "outcome": outcome,
-            }
-        )
+        entry = {
+            "path": path,
+            "idempotency_key": metadata.get("x-idempotency-key"),
+            "retry_attempt": metadata.get("x-retry-attempt"),
+            "outcome": outcome,
+        }
+        data["call_log"].append(entry)
         del data["call_log"][:-1000]
+        return entry
 
     def check_call(self, path, metadata, request):
         """Raises the GRPCError a call must fail with, or returns None."""
@@ -338,14 +346,15 @@ class FakeModal:
                 raise
             if request is None:
                 request = await stream.recv_message()
-            self.log_call(path, metadata, "OK")
+            entry = self.log_call(path, metadata, "OK")
             self.stats.write()
             if self.args.verbose:
                 print(f"fake-modal: {time.time():.3f} {path}", file=sys.stderr, flush=True)
             try:
                 await impl(request, stream)
             except GRPCError as error:
-                self.stats.data["call_log"][-1]["outcome"] = error.status.name
+                entry["outcome"] = error.status.name
+                self.stats.write()
                 raise
 
         return Handler(wrapped, handler.cardinality, handler.request_type, handler.reply_type)
@@ -556,6 +565,11 @@ class FakeModal:
         offset = request.offset
         slow = "slow-streams" in self.faults and self.fault_applies("TaskExecStdioRead")
         chunk_size = self.args.slow_chunk if slow else READ_CHUNK
+        break_once = (
+            "stdio-break-once" in self.faults
+            and self.fault_applies("TaskExecStdioRead")
+            and request.file_descriptor not in execution.broken_streams
+        )
         while True:
             if not execution.sandbox.alive:
                 raise GRPCError(Status.NOT_FOUND, f"task {request.task_id} not found: its sandbox has terminated")
@@ -563,6 +577,11 @@ class FakeModal:
                 chunk = bytes(buffer[offset:offset + chunk_size])
                 offset += len(chunk)
                 await stream.send_message(router_pb2.TaskExecStdioReadResponse(data=chunk))
+                if break_once:
+                    execution.broken_streams.add(request.file_descriptor)
+                    self.stats.data["faults_injected"] += 1
+                    self.stats.write()
+                    raise GRPCError(Status.UNAVAILABLE, "fake-modal fault: stdio stream broken once")
                 if slow:
                     await asyncio.sleep(self.args.slow_delay)
                 continue
@@ -833,8 +852,14 @@ def parse_args(argv):
     parser.add_argument(
         "--map-prefix", action="append", help="absolute path prefix mapped into each sandbox root (default /workspace)"
     )
+    parser.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when standard input closes")
     parser.add_argument("--verbose", action="store_true", help="log each call's path to stderr")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    known = {name for base in (ModalClientBase, TaskCommandRouterBase) for name in base.__abstractmethods__}
+    unknown = sorted(set(filter(None, (args.fault_rpcs or "").split(","))) - known)
+    if unknown:
+        parser.error(f"--fault-rpcs names unknown methods: {', '.join(unknown)}")
+    return args
 
 
 async def serve(args):
@@ -855,6 +880,8 @@ async def serve(args):
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if args.exit_on_stdin_eof:
+        loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
     await stop.wait()
     await fake.shutdown()
     server.close()

@@ -35,12 +35,14 @@ SCENARIOS = {
     ),
     "router-unauthenticated-once": (["--fault", "router-unauthenticated-once"], {}),
     "slow-streams": (["--fault", "slow-streams"], {}),
+    "stdio-break-once": (["--fault", "stdio-break-once", "--fault", "slow-streams", "--slow-delay", "0"], {}),
     "unauthenticated": (["--fault", "unauthenticated"], {}),
     "wrong-secret": ([], {"MODAL_TOKEN_SECRET": "as-wrong"}),
     "terminate-mid-command": (["--fault", "terminate-mid-command", "--terminate-after", "0.5"], {}),
     "exec-timeout": ([], {}),
     # Raw gRPC calls (grpclib stubs from the wheel), for behaviour the SDK does not show.
     "raw-protocol": (["--fault", "throttle", "--fault-rpcs", "EnvironmentGetOrCreate"], {}),
+    "raw-concurrency": ([], {}),
 }
 
 
@@ -162,6 +164,12 @@ def client_slow_streams(stats_path):
     check(process.wait() == 0, "exit code")
     check(stdout == "".join(f"{i}\n" for i in range(1, 401)), "slow stream delivered every byte in order")
     sandbox.terminate()
+
+
+def client_stdio_break_once(stats_path):
+    stats = basic_flow(stats_path)
+    reads = [e["outcome"] for e in stats["call_log"] if e["path"].endswith("/TaskExecStdioRead")]
+    check(reads.count("UNAVAILABLE") >= 2 and reads.count("OK") >= 2, f"stdio read outcomes {reads}")
 
 
 def expect_auth_error():
@@ -354,6 +362,19 @@ async def raw_protocol(url, stats_path):
     lines = (await output("e5")).decode().split()
     check(lines[0] == lines[1] + "/workspace/a", f"/workspace mapped under the sandbox root: {lines}")
 
+    # 10 MB through stdin in 2 MiB chunks, read back whole.
+    big = os.urandom(10 * 1024 * 1024)
+    await start("e7", "mkdir -p /workspace/big && cat > /workspace/big/blob")
+    chunk = 2 * 1024 * 1024
+    for offset in range(0, len(big), chunk):
+        piece = big[offset:offset + chunk]
+        last = offset + chunk >= len(big)
+        request = router_pb2.TaskExecStdinWriteRequest(task_id=task, exec_id="e7", offset=offset, data=piece, eof=last)
+        await write(request, metadata=bearer)
+    check(await wait("e7") == ("code", 0), "big write")
+    await start("e8", "cat /workspace/big/blob")
+    check(await output("e8") == big, "10 MB read back")
+
     # Termination: router NOT_FOUND (also for calls in flight), access FAILED_PRECONDITION, wait TERMINATED.
     await start("e6", "sleep 30")
     pending = asyncio.ensure_future(wait("e6"))
@@ -384,7 +405,62 @@ async def raw_protocol(url, stats_path):
 
     stats = read_stats(stats_path)
     check(stats["sandboxes_created"] == 2 and stats["sandboxes_alive"] == 0 and stats["max_alive"] == 1, f"stats {stats}")
-    check(stats["execs_started"] == 6, f"execs {stats['execs_started']}")
+    check(stats["execs_started"] == 8, f"execs {stats['execs_started']}")
+    channel.close()
+
+
+def client_raw_concurrency(stats_path):
+    asyncio.run(raw_concurrency(os.environ["MODAL_SERVER_URL"], stats_path))
+
+
+async def raw_concurrency(url, stats_path):
+    """8 sandboxes, 64 commands at once (8 each), on one HTTP/2 connection."""
+    from grpclib.client import Channel
+    from modal_proto import api_pb2
+    from modal_proto import task_command_router_pb2 as router_pb2
+    from modal_proto.api_grpc import ModalClientStub
+    from modal_proto.task_command_router_grpc import TaskCommandRouterStub
+
+    channel = Channel("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    api = ModalClientStub(channel)
+    router = TaskCommandRouterStub(channel)
+    creds = {"x-modal-token-id": TOKEN_ID, "x-modal-token-secret": TOKEN_SECRET}
+    token = (await api.AuthTokenGet(api_pb2.AuthTokenGetRequest(), metadata=creds)).token
+    v2 = dict(creds, **{"x-modal-auth-token": token})
+    app = await api.AppGetOrCreate(
+        api_pb2.AppGetOrCreateRequest(app_name="c", object_creation_type=api_pb2.OBJECT_CREATION_TYPE_CREATE_IF_MISSING),
+        metadata=creds,
+    )
+    request = api_pb2.SandboxCreateV2Request(app_id=app.app_id, definition=api_pb2.Sandbox(timeout_secs=600))
+    sandboxes = await asyncio.gather(*(api.SandboxCreateV2(request, metadata=v2) for _ in range(8)))
+
+    async def run(index):
+        sandbox = sandboxes[index % 8]
+        bearer = {"authorization": f"Bearer {sandbox.command_router_access.jwt}"}
+        exec_id = f"c{index}"
+        task = sandbox.task_id
+        await router.TaskExecStart(
+            router_pb2.TaskExecStartRequest(
+                task_id=task,
+                exec_id=exec_id,
+                command_args=["bash", "-lc", f"echo {index}"],
+                stdout_config=router_pb2.TASK_EXEC_STDOUT_CONFIG_PIPE,  # 0 is DEVNULL
+            ),
+            metadata=bearer,
+        )
+        read = router_pb2.TaskExecStdioReadRequest(task_id=task, exec_id=exec_id)
+        data = b"".join([m.data async for m in _stream(router.TaskExecStdioRead, read, bearer)])
+        waited = await router.TaskExecWait(router_pb2.TaskExecWaitRequest(task_id=task, exec_id=exec_id), metadata=bearer)
+        return data, waited.code
+
+    results = await asyncio.gather(*(run(i) for i in range(64)))
+    expected = [(f"{i}\n".encode(), 0) for i in range(64)]
+    wrong = [(i, r) for i, r in enumerate(results) if r != expected[i]]
+    check(not wrong, f"64 concurrent commands; wrong: {wrong[:5]}")
+    for sandbox in sandboxes:
+        await api.SandboxTerminateV2(api_pb2.SandboxTerminateRequest(sandbox_id=sandbox.sandbox_id), metadata=v2)
+    stats = read_stats(stats_path)
+    check(stats["max_alive"] == 8 and stats["sandboxes_alive"] == 0 and stats["execs_started"] == 64, "stats")
     channel.close()
 
 
