@@ -61,10 +61,10 @@ Fault switches (--fault, repeatable; --fault-rpcs limits faults to the listed me
                            right after its first data message: the client must reconnect with offset = bytes received.
     slow-streams           TaskExecStdioRead sends --slow-chunk bytes (default 7) per message, --slow-delay seconds
                            (default 0.01) apart.
-    reject-before-read     fault answers are sent before reading the request body (as real gRPC servers may on
-                           header-level rejections; reproduces libcurl's lost-status HTTP/2 error 92). Default off:
-                           the request is read first.
-    Faults are checked after credentials, and requests are read before answering unless reject-before-read.
+    reject-before-read     credential and fault errors are answered before the request body is read (as real gRPC
+                           servers may on header-level rejections; the case where libcurl 7.88 loses the status with
+                           HTTP/2 error 92). Without it the request is always read first.
+    Faults are checked after credentials (a call with bad credentials is refused, not faulted).
 
 Stats (--stats-file PATH): a JSON object rewritten atomically (temp file + rename) before the answer of every call
 that changes it, so a test that got an answer reads a file that already includes that call:
@@ -405,6 +405,9 @@ class FakeModal:
         sandbox.finished.set()
         for execution in sandbox.execs.values():
             await execution.notify()
+            # Router calls on a finished sandbox answer NOT_FOUND: its buffered output is no longer needed.
+            execution.stdout = bytearray()
+            execution.stderr = bytearray()
         shutil.rmtree(sandbox.root, ignore_errors=True)
 
     def lookup_sandbox(self, sandbox_id):

@@ -28,6 +28,7 @@ SCENARIOS = {
     "flow-v2": ([], {}),
     "flow-v1": ([], {"MODAL_SANDBOX_V2": "0"}),
     "unavailable-once": (["--fault", "unavailable-once"], {}),
+    "reject-before-read": (["--fault", "reject-before-read", "--fault", "unavailable-once"], {}),
     # The SDK does not retry ImageJoinStreaming on RESOURCE_EXHAUSTED: throttle the unary calls only.
     "throttle": (
         ["--fault", "throttle", "--fault-rpcs", "AppGetOrCreate,SandboxCreateV2,TaskExecStart,SandboxTerminateV2"],
@@ -137,6 +138,10 @@ def client_unavailable_once(stats_path):
     reused = retried_paths(stats)
     for path in ("/modal.client.ModalClient/AppGetOrCreate", "/modal.client.ModalClient/SandboxCreateV2"):
         check(path in reused, f"{path} retried with the same idempotency key: {sorted(reused)}")
+
+
+def client_reject_before_read(stats_path):
+    client_unavailable_once(stats_path)
 
 
 def client_throttle(stats_path):
