@@ -213,6 +213,8 @@ public final class FakeModalServer: Sendable {
             try? input.fileHandleForWriting.close()
             process.terminate()
             let stderr = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
+            _ = await exit.wait()
+            try? FileManager.default.removeItem(at: folder)
             throw Failure(description: "the fake Modal server did not start: \(stderr.isEmpty ? line ?? "no output" : stderr)")
         }
         let url = String(line.dropFirst(prefix.count))
