@@ -116,3 +116,4 @@ import Testing
         return data
     }
 }
+
