@@ -39,8 +39,9 @@ final class CurlTransfer {
 
     /// Handles one header line as libcurl delivers it (status lines, fields, the blank line, trailers).
     func receiveHeaderLine(_ bytes: UnsafeRawBufferPointer) {
-        var line = Substring(decoding: bytes, as: UTF8.self)
-        while let last = line.last, last == "\n" || last == "\r" { line = line.dropLast() }
+        var end = bytes.count
+        while end > 0 && (bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D) { end -= 1 }
+        let line = Substring(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self)
         if line.hasPrefix("HTTP/") {
             // A new header block (after a 1xx, or the first): start over.
             headers = HTTPHeaders()
