@@ -143,6 +143,14 @@ final class CurlMultiHandle: @unchecked Sendable {
 enum CurlGlobal {
     private static let result: UInt32 = curl_global_init(ccurl_global_all()).rawValue
 
+    /// Whether this libcurl (before 8.0.0) breaks reused HTTP/2 prior-knowledge connections
+    /// (https://github.com/curl/curl/issues/10634).
+    static let reusesPriorKnowledgeConnectionsWrongly: Bool = {
+        ensureInitialized()
+        guard let info = curl_version_info(CURLversion(rawValue: ccurl_version_now())) else { return true }
+        return info.pointee.version_num < 0x08_00_00
+    }()
+
     static func ensureInitialized() {
         precondition(result == CURLE_OK.rawValue, "curl_global_init failed with curl code \(result)")
     }

@@ -147,10 +147,18 @@ final class TransferTable {
         switch version {
         case .http2:
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_tls()))
+            // Wait for a connection being set up rather than open another: requests then multiplex on it.
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
         case .http2PriorKnowledge:
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_prior_knowledge()))
-            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
+            if CurlGlobal.reusesPriorKnowledgeConnectionsWrongly {
+                // libcurl before 8.0 breaks a reused h2c prior-knowledge connection ("Error in the HTTP2 framing
+                // layer", curl 16; https://github.com/curl/curl/pull/10643): give each request its own connection.
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1))
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1))
+            } else {
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
+            }
         default:
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_1_1()))
         }
