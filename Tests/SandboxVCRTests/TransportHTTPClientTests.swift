@@ -191,6 +191,40 @@ struct TransportHTTPClientTests {
         #expect(server.statistics.requests == 200)
     }
 
+    @Test func aDeadlineThatPassesWhileQueuedTimesOutWithoutSending() async throws {
+        let gate = LoopbackGate()
+        let server = try LoopbackHTTPServer { _ in .respondWhenOpen(gate, .json("{}")) }
+        defer {
+            gate.open()
+            server.shutdown()
+        }
+        let client = HTTPClient(configuration: .init(maxConcurrentRequests: 1))
+        let first = Task { try await client.execute(HTTPRequest(url: server.baseURL + "/first")) }
+        await server.wait { $0.requests >= 1 }
+        let error = await #expect(throws: ExecutionError.self) {
+            try await client.execute(HTTPRequest(url: server.baseURL + "/second"), deadline: .now + .milliseconds(100))
+        }
+        #expect(error?.code == .timedOut)
+        #expect(error?.message.contains("free slot") == true)
+        gate.open()
+        #expect(try await first.value.status == 200)
+        #expect(server.statistics.requests == 1)
+    }
+
+    @Test func aTimeoutCountsFromTheStartNotFromTheQueue() async throws {
+        let server = try LoopbackHTTPServer { request in
+            request.path == "/slow" ? .respondAfter(.milliseconds(400), .json("{}")) : .respond(.json("{}"))
+        }
+        defer { server.shutdown() }
+        let client = HTTPClient(configuration: .init(maxConcurrentRequests: 1))
+        let slow = Task { try await client.execute(HTTPRequest(url: server.baseURL + "/slow"), timeout: .seconds(30)) }
+        await server.wait { $0.requests >= 1 }
+        // Queued for about 400 ms behind /slow, yet its 200 ms timeout only starts when it is sent.
+        let fast = try await client.execute(HTTPRequest(url: server.baseURL + "/fast"), timeout: .milliseconds(200))
+        #expect(fast.status == 200)
+        #expect(try await slow.value.status == 200)
+    }
+
     @Test func aShutDownClientRefusesRequests() async throws {
         let client = HTTPClient()
         client.shutdown()

@@ -64,8 +64,9 @@ public struct SandboxFusionConfiguration: Sendable, Hashable {
     public var endpoints: [String]
     /// At most this many requests in flight at once, over all endpoints. Default 4.
     public var maxConcurrency: Int
-    /// How long one attempt may take, from sending to the whole answer. `nil` (the default): the request's
-    /// compile and run timeouts plus ``timeoutMargin``.
+    /// How long one attempt may take, from when it gets a free slot to the whole answer (time queued behind
+    /// ``maxConcurrency`` does not count). `nil` (the default): the request's compile and run timeouts plus
+    /// ``timeoutMargin``.
     public var requestTimeout: Duration?
     /// Added to a request's own timeouts when ``requestTimeout`` is `nil`. Default 30 s.
     public var timeoutMargin: Duration

@@ -66,7 +66,7 @@ public final class SandboxFusionExecutor: SandboxExecutor {
         for base in configuration.endpoints {
             let url = base + "/v1/ping"
             let response = try await client.execute(
-                HTTPRequest(method: "GET", url: url), deadline: .now + (configuration.requestTimeout ?? .seconds(10)))
+                HTTPRequest(method: "GET", url: url), timeout: configuration.requestTimeout ?? .seconds(10))
             guard response.status == 200 else {
                 throw Self.httpStatusError(status: response.status, body: response.body, url: url)
             }
@@ -101,7 +101,7 @@ public final class SandboxFusionExecutor: SandboxExecutor {
                     HTTPRequest(
                         method: method, url: url,
                         headers: body.isEmpty ? [:] : ["Content-Type": "application/json"], body: body),
-                    deadline: .now + timeout)
+                    timeout: timeout)
                 balancer.release(index)
                 if response.status == 200 { return (response, url, attempt) }
                 failure = Self.httpStatusError(status: response.status, body: response.body, url: url)

@@ -25,18 +25,37 @@ final class ConcurrencyLimiter: Sendable {
         return try await body()
     }
 
-    func acquire() async throws {
+    /// Waits for a permit.
+    ///
+    /// - Parameter deadline: when to stop waiting (``ExecutionError/Code/timedOut``); `nil`: wait as long as it takes.
+    /// - Throws: ``ExecutionError/Code/cancelled`` when the task is cancelled while waiting.
+    func acquire(deadline: ContinuousClock.Instant? = nil) async throws {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        let timer = Mutex<Task<Void, Never>?>(nil)
+        defer { timer.withLock { $0?.cancel() } }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: Waiter) in
-                let action = state.withLock { state in
+                enum Outcome { case proceed, wait, cancelled, timedOut }
+                let outcome: Outcome = state.withLock { state in
                     // Checked under the lock so a cancellation that lands later finds the waiter queued.
-                    Task.isCancelled ? .cancelled : state.acquire(id: id, waiter: continuation)
+                    if Task.isCancelled { return .cancelled }
+                    if let deadline, deadline <= .now { return .timedOut }
+                    return state.acquire(id: id, waiter: continuation) == .proceed ? .proceed : .wait
                 }
-                switch action {
+                switch outcome {
                 case .proceed: continuation.resume()
-                case .wait: break
                 case .cancelled: continuation.resume(throwing: Self.cancelledError)
+                case .timedOut: continuation.resume(throwing: Self.timedOutError)
+                case .wait:
+                    if let deadline {
+                        let task = Task { [self] in
+                            guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
+                            if let waiter = state.withLock({ $0.cancel(id: id) }) {
+                                waiter.resume(throwing: Self.timedOutError)
+                            }
+                        }
+                        timer.withLock { $0 = task }
+                    }
                 }
             }
         } onCancel: {
@@ -50,6 +69,13 @@ final class ConcurrencyLimiter: Sendable {
         if let next = state.withLock({ $0.release() }) {
             next.resume()
         }
+    }
+
+    static var timedOutError: ExecutionError {
+        ExecutionError(
+            code: .timedOut,
+            message: "the deadline passed while the request waited for a free slot; raise the client's "
+                + "concurrency limit or the deadline")
     }
 
     static var cancelledError: ExecutionError {

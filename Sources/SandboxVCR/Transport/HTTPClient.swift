@@ -87,8 +87,7 @@ public final class HTTPClient: Sendable {
     ///
     /// - Parameters:
     ///   - request: what to send.
-    ///   - deadline: when to give up (counted from now; time spent waiting for a free slot counts too).
-    ///     `nil`: no limit beyond the connect timeout.
+    ///   - deadline: when to give up, waiting for a free slot included. `nil`: no limit beyond the connect timeout.
     /// - Returns: the response (any status: a `404` is a response, not an error).
     /// - Throws: ``ExecutionError`` with code ``ExecutionError/Code/connectionRefused``,
     ///   ``ExecutionError/Code/timedOut``, ``ExecutionError/Code/connectionReset``,
@@ -97,12 +96,24 @@ public final class HTTPClient: Sendable {
     public func execute(_ request: HTTPRequest, deadline: ContinuousClock.Instant? = nil) async throws
         -> HTTPResponse
     {
-        if let limiter {
-            try await limiter.acquire()
-            defer { limiter.release() }
-            return try await transfer(request, deadline: deadline)
-        }
+        guard let limiter else { return try await transfer(request, deadline: deadline) }
+        try await limiter.acquire(deadline: deadline)
+        defer { limiter.release() }
         return try await transfer(request, deadline: deadline)
+    }
+
+    /// Sends a request that may take `timeout` once it has a free slot (waiting for the slot does not count).
+    ///
+    /// - Parameters:
+    ///   - request: what to send.
+    ///   - timeout: how long the transfer itself may take, from when it starts.
+    /// - Returns: the response, whatever its status.
+    /// - Throws: ``ExecutionError`` as ``execute(_:deadline:)`` does.
+    public func execute(_ request: HTTPRequest, timeout: Duration) async throws -> HTTPResponse {
+        guard let limiter else { return try await transfer(request, deadline: .now + timeout) }
+        try await limiter.acquire()
+        defer { limiter.release() }
+        return try await transfer(request, deadline: .now + timeout)
     }
 
     private func transfer(_ request: HTTPRequest, deadline: ContinuousClock.Instant?) async throws -> HTTPResponse {
