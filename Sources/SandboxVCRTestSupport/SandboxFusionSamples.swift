@@ -147,7 +147,8 @@ public struct SandboxFusionSamples: Sendable {
     static func restoringElisions(_ value: JSONValue) -> JSONValue {
         switch value {
         case .string(let text):
-            guard let open = text.range(of: "...<"), let close = text.range(of: ">...", range: open.upperBound..<text.endIndex)
+            guard let open = text.range(of: "...<"),
+                let close = text.range(of: ">...", range: open.upperBound..<text.endIndex)
             else { return value }
             let marker = text[open.upperBound..<close.lowerBound]
             guard marker.hasSuffix(" chars total, elided in this sample file"),

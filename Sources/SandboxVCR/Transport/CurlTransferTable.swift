@@ -25,8 +25,10 @@ final class TransferTable {
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else {
                 start.continuation.resume(
-                    throwing: CurlError(CURLE_OPERATION_TIMEDOUT, detail: "the deadline passed before the request started")
-                        .executionError(url: start.request.url))
+                    throwing: CurlError(
+                        CURLE_OPERATION_TIMEDOUT, detail: "the deadline passed before the request started"
+                    )
+                    .executionError(url: start.request.url))
                 return
             }
             let (seconds, attoseconds) = remaining.components
@@ -39,8 +41,10 @@ final class TransferTable {
             return
         }
         let transfer = CurlTransfer(start: start, easy: easy)
-        if let failure = configure(transfer, request: start.request, version: start.httpVersion,
-                                   timeoutMilliseconds: timeoutMilliseconds) {
+        if let failure = configure(
+            transfer, request: start.request, version: start.httpVersion,
+            timeoutMilliseconds: timeoutMilliseconds)
+        {
             finish(transfer, error: failure, added: false)
             return
         }
@@ -73,8 +77,9 @@ final class TransferTable {
                 let transfer = byHandle[easy]
             else { continue }
             let result = ccurl_msg_result(message)
-            finish(transfer, error: result == CURLE_OK ? nil : CurlError(result, detail: transfer.errorDetail),
-                   added: true)
+            finish(
+                transfer, error: result == CURLE_OK ? nil : CurlError(result, detail: transfer.errorDetail),
+                added: true)
         }
     }
 
@@ -213,8 +218,9 @@ final class TransferTable {
                 let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
                 let length = size * count
                 if let data, length > 0 {
-                    transfer.responseBody.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self),
-                                                 count: length)
+                    transfer.responseBody.append(
+                        UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self),
+                        count: length)
                 }
                 return length
             })

@@ -70,7 +70,8 @@ public final class HTTPClient: Sendable {
         self.loop = CurlMultiLoop(
             options: .init(
                 connectTimeoutMilliseconds: max(
-                    1, Int(connectMilliseconds.seconds) * 1000
+                    1,
+                    Int(connectMilliseconds.seconds) * 1000
                         + Int(connectMilliseconds.attoseconds / 1_000_000_000_000_000)),
                 maxConnectionsPerHost: configuration.maxConnectionsPerHost,
                 maxCachedConnections: configuration.maxCachedConnections,
@@ -134,8 +135,10 @@ public final class HTTPClient: Sendable {
         }
         logger.trace(
             "HTTP response",
-            metadata: ["status": "\(response.status)", "bytes": "\(response.body.count)",
-                       "url": "\(Self.redactedURL(request.url))"])
+            metadata: [
+                "status": "\(response.status)", "bytes": "\(response.body.count)",
+                "url": "\(Self.redactedURL(request.url))",
+            ])
         return response
     }
 
