@@ -225,6 +225,34 @@ struct TransportHTTPClientTests {
         #expect(try await slow.value.status == 200)
     }
 
+    @Test func cancellingManyRunningAndQueuedRequestsLeavesTheClientWorking() async throws {
+        let gate = LoopbackGate()
+        let server = try LoopbackHTTPServer { request in
+            request.path.hasPrefix("/held") ? .respondWhenOpen(gate, .json("{}")) : .respond(.json("{}"))
+        }
+        defer {
+            gate.open()
+            server.shutdown()
+        }
+        let client = HTTPClient(configuration: .init(maxConcurrentRequests: 16))
+        let tasks = (0..<100).map { index in
+            Task { try await client.execute(HTTPRequest(url: server.baseURL + "/held/\(index)")) }
+        }
+        await server.wait { $0.inFlight >= 16 }
+        for task in tasks { task.cancel() }
+        for task in tasks {
+            let error = await #expect(throws: ExecutionError.self) { try await task.value }
+            #expect(error?.code == .cancelled)
+        }
+        // Every request that reached the server (the 16 holding a slot, and any that got a freed slot before its
+        // own cancellation) was aborted: the client hung up on each.
+        await server.wait { $0.inFlight == 0 }
+        #expect(server.statistics.requests >= 16)
+        #expect(server.statistics.clientClosesWhileHeld == server.statistics.requests)
+        let response = try await client.execute(HTTPRequest(url: server.baseURL + "/after"))
+        #expect(response.status == 200)
+    }
+
     @Test func aShutDownClientRefusesRequests() async throws {
         let client = HTTPClient()
         client.shutdown()
