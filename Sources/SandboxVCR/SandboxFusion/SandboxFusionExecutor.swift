@@ -25,6 +25,7 @@ public final class SandboxFusionExecutor: SandboxExecutor {
         logger: Logger = Logger(label: "sandbox-vcr.sandboxfusion", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         var configuration = configuration
+        configuration.endpoints = configuration.endpoints.map(SandboxFusionConfiguration.normalizedBase)
         if configuration.endpoints.isEmpty { configuration.endpoints = ["http://localhost:8080"] }
         self.configuration = configuration
         self.logger = logger
