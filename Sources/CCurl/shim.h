@@ -15,6 +15,10 @@ static inline CURLcode ccurl_easy_setopt_io_callback(CURL *h, CURLoption o, ccur
 typedef int (*ccurl_trailer_callback)(struct curl_slist **, void *);
 static inline CURLcode ccurl_easy_setopt_trailer_callback(CURL *h, ccurl_trailer_callback v) { return curl_easy_setopt(h, CURLOPT_TRAILERFUNCTION, v); }
 
+typedef int (*ccurl_seek_callback)(void *, curl_off_t, int);
+static inline CURLcode ccurl_easy_setopt_seek_callback(CURL *h, ccurl_seek_callback v) { return curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, v); }
+static inline CURLcode ccurl_easy_setopt_error_buffer(CURL *h, char *v) { return curl_easy_setopt(h, CURLOPT_ERRORBUFFER, v); }
+
 static inline CURLcode ccurl_easy_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode ccurl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode ccurl_easy_getinfo_double(CURL *h, CURLINFO i, double *v) { return curl_easy_getinfo(h, i, v); }
@@ -32,5 +36,12 @@ static inline long ccurl_pipe_multiplex(void) { return CURLPIPE_MULTIPLEX; }
 static inline size_t ccurl_write_func_pause(void) { return CURL_WRITEFUNC_PAUSE; }
 static inline size_t ccurl_read_func_abort(void) { return CURL_READFUNC_ABORT; }
 static inline int ccurl_trailerfunc_ok(void) { return CURL_TRAILERFUNC_OK; }
+static inline int ccurl_seekfunc_ok(void) { return CURL_SEEKFUNC_OK; }
+static inline int ccurl_seekfunc_cantseek(void) { return CURL_SEEKFUNC_CANTSEEK; }
+static inline int ccurl_error_size(void) { return CURL_ERROR_SIZE; }
+
+/* The result code of a finished transfer (CURLMsg.data is a union Swift imports awkwardly). */
+static inline CURLcode ccurl_msg_result(const CURLMsg *m) { return m->data.result; }
+static inline int ccurl_msg_is_done(const CURLMsg *m) { return m->msg == CURLMSG_DONE; }
 
 #endif

@@ -5,8 +5,9 @@ public import Foundation
 public enum SandboxFusionWire {
     /// The most a stream carries back from the real server before it is cut silently (observed: 219,264 bytes).
     public static let observedStreamLimit = 219_264
-    /// A stream at least this long is flagged as possibly cut (the exact cut point varies with buffering).
-    public static let truncationHintThreshold = 216 * 1024
+    /// A stream at least this long is flagged as possibly cut (the exact cut point varies with buffering, so this
+    /// sits a little below ``observedStreamLimit``).
+    public static let truncationHintThreshold = 208 * 1024
     /// The prefix the server puts in place of output that is not valid UTF-8.
     public static let decodeErrorPrefix = "[DecodeError]"
 

@@ -1,0 +1,243 @@
+internal import CCurl
+import Foundation
+
+/// The loop thread's transfers by id and by easy handle, plus a pool of idle easy handles to reuse.
+/// Used on the loop thread only.
+final class TransferTable {
+    private let multi: UnsafeMutableRawPointer
+    private let options: CurlMultiLoop.Options
+    private var byID: [UInt64: CurlTransfer] = [:]
+    private var byHandle: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    private var idleHandles: [UnsafeMutableRawPointer] = []
+
+    init(multi: UnsafeMutableRawPointer, options: CurlMultiLoop.Options) {
+        self.multi = multi
+        self.options = options
+    }
+
+    deinit {
+        for handle in idleHandles { curl_easy_cleanup(handle) }
+    }
+
+    func start(_ start: CurlMultiLoop.Start) {
+        var timeoutMilliseconds: Int?
+        if let deadline = start.deadline {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            guard remaining > .zero else {
+                start.continuation.resume(
+                    throwing: CurlError(
+                        CURLE_OPERATION_TIMEDOUT, detail: "the deadline passed before the request started"
+                    )
+                    .executionError(url: start.request.url))
+                return
+            }
+            let (seconds, attoseconds) = remaining.components
+            timeoutMilliseconds = max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+        }
+        guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
+            start.continuation.resume(
+                throwing: CurlError(CURLE_OUT_OF_MEMORY, detail: "curl_easy_init failed")
+                    .executionError(url: start.request.url))
+            return
+        }
+        let transfer = CurlTransfer(start: start, easy: easy)
+        if let failure = configure(
+            transfer, request: start.request, version: start.httpVersion,
+            timeoutMilliseconds: timeoutMilliseconds)
+        {
+            finish(transfer, error: failure, added: false)
+            return
+        }
+        let added = curl_multi_add_handle(multi, easy)
+        guard added == CURLM_OK else {
+            let text = String(cString: curl_multi_strerror(added))
+            finish(transfer, error: CurlError(CURLE_FAILED_INIT, detail: text), added: false)
+            return
+        }
+        byID[transfer.id] = transfer
+        byHandle[easy] = transfer
+    }
+
+    func cancel(id: UInt64) {
+        guard let transfer = byID[id] else { return }
+        remove(transfer)
+        curl_multi_remove_handle(multi, transfer.easy)
+        recycle(transfer.easy)
+        transfer.continuation?.resume(
+            throwing: ExecutionError(
+                code: .cancelled, message: "the task was cancelled; the request was aborted",
+                url: HTTPClient.redactedURL(transfer.url)))
+        transfer.continuation = nil
+    }
+
+    func collectFinished() {
+        var remaining: Int32 = 0
+        while let message = curl_multi_info_read(multi, &remaining) {
+            guard ccurl_msg_is_done(message) != 0, let easy = message.pointee.easy_handle,
+                let transfer = byHandle[easy]
+            else { continue }
+            let result = ccurl_msg_result(message)
+            finish(
+                transfer, error: result == CURLE_OK ? nil : CurlError(result, detail: transfer.errorDetail),
+                added: true)
+        }
+    }
+
+    func failAll() {
+        for transfer in Array(byID.values) {
+            remove(transfer)
+            curl_multi_remove_handle(multi, transfer.easy)
+            curl_easy_cleanup(transfer.easy)
+            transfer.continuation?.resume(
+                throwing: ExecutionError(
+                    code: .cancelled, message: "the HTTP client was shut down while the request ran",
+                    url: HTTPClient.redactedURL(transfer.url)))
+            transfer.continuation = nil
+        }
+    }
+
+    private func remove(_ transfer: CurlTransfer) {
+        byID[transfer.id] = nil
+        byHandle[transfer.easy] = nil
+    }
+
+    private func recycle(_ easy: UnsafeMutableRawPointer) {
+        if idleHandles.count < 512 {
+            curl_easy_reset(easy)
+            idleHandles.append(easy)
+        } else {
+            curl_easy_cleanup(easy)
+        }
+    }
+
+    private func finish(_ transfer: CurlTransfer, error: CurlError?, added: Bool) {
+        remove(transfer)
+        if added { curl_multi_remove_handle(multi, transfer.easy) }
+        guard let continuation = transfer.continuation else {
+            recycle(transfer.easy)
+            return
+        }
+        transfer.continuation = nil
+        if let error {
+            recycle(transfer.easy)
+            continuation.resume(throwing: error.executionError(url: transfer.url))
+            return
+        }
+        var status = 0
+        _ = ccurl_easy_getinfo_long(transfer.easy, CURLINFO_RESPONSE_CODE, &status)
+        var version = 0
+        _ = ccurl_easy_getinfo_long(transfer.easy, CURLINFO_HTTP_VERSION, &version)
+        recycle(transfer.easy)
+        let response = HTTPResponse(
+            status: status, headers: transfer.headers, body: transfer.responseBody, trailers: transfer.trailers,
+            httpVersion: version == CURL_HTTP_VERSION_2_0 ? .http2 : .http1_1)
+        continuation.resume(returning: response)
+    }
+
+    /// Sets the easy handle's options for one request; returns the first failure.
+    private func configure(
+        _ transfer: CurlTransfer, request: HTTPRequest, version: HTTPVersion, timeoutMilliseconds: Int?
+    ) -> CurlError? {
+        let easy = transfer.easy
+        let userData = Unmanaged.passUnretained(transfer).toOpaque()
+        var codes: [CURLcode] = []
+        codes.append(ccurl_easy_setopt_string(easy, CURLOPT_URL, request.url))
+        codes.append(ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        codes.append(ccurl_easy_setopt_error_buffer(easy, transfer.errorBuffer))
+        codes.append(ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMilliseconds))
+        if let timeoutMilliseconds {
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, timeoutMilliseconds))
+        }
+        codes.append(ccurl_easy_setopt_string(easy, CURLOPT_USERAGENT, options.userAgent))
+        switch version {
+        case .http2:
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_tls()))
+            // Wait for a connection being set up rather than open another: requests then multiplex on it.
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
+        case .http2PriorKnowledge:
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_prior_knowledge()))
+            if CurlGlobal.reusesPriorKnowledgeConnectionsWrongly {
+                // libcurl before 8.0 breaks a reused h2c prior-knowledge connection ("Error in the HTTP2 framing
+                // layer", curl 16; https://github.com/curl/curl/pull/10643): give each request its own connection.
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1))
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1))
+            } else {
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
+            }
+        default:
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_1_1()))
+        }
+
+        let method = request.method.uppercased()
+        if method == "GET" && request.body.isEmpty {
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1))
+        } else if method == "HEAD" {
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_NOBODY, 1))
+        } else {
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_POST, 1))
+            codes.append(ccurl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)))
+            codes.append(ccurl_easy_setopt_pointer(easy, CURLOPT_READDATA, userData))
+            codes.append(
+                ccurl_easy_setopt_io_callback(easy, CURLOPT_READFUNCTION) { buffer, size, count, userData in
+                    guard let buffer, let userData else { return ccurl_read_func_abort() }
+                    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
+                    return transfer.readBody(into: buffer, capacity: size * count)
+                })
+            codes.append(ccurl_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, userData))
+            codes.append(
+                ccurl_easy_setopt_seek_callback(easy) { userData, offset, origin in
+                    guard let userData, origin == SEEK_SET else { return ccurl_seekfunc_cantseek() }
+                    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
+                    guard offset >= 0, offset <= transfer.body.count else { return ccurl_seekfunc_cantseek() }
+                    transfer.readOffset = Int(offset)
+                    return ccurl_seekfunc_ok()
+                })
+            if method != "POST" {
+                codes.append(ccurl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method))
+            }
+        }
+
+        var list: UnsafeMutablePointer<curl_slist>?
+        var hasContentType = false
+        for field in request.headers {
+            if field.name.lowercased() == "content-type" { hasContentType = true }
+            list = curl_slist_append(list, "\(field.name): \(field.value)")
+        }
+        // No `Expect: 100-continue` round trip; no form content type guessed for a POST body.
+        list = curl_slist_append(list, "Expect:")
+        if !hasContentType && method != "GET" && method != "HEAD" {
+            list = curl_slist_append(list, "Content-Type:")
+        }
+        transfer.headerList = list
+        codes.append(ccurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list))
+
+        codes.append(ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, userData))
+        codes.append(
+            ccurl_easy_setopt_io_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, userData in
+                guard let userData else { return 0 }
+                let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
+                let length = size * count
+                if let data, length > 0 {
+                    transfer.responseBody.append(
+                        UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self),
+                        count: length)
+                }
+                return length
+            })
+        codes.append(ccurl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, userData))
+        codes.append(
+            ccurl_easy_setopt_io_callback(easy, CURLOPT_HEADERFUNCTION) { data, size, count, userData in
+                guard let userData else { return 0 }
+                let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
+                let length = size * count
+                if let data {
+                    transfer.receiveHeaderLine(UnsafeRawBufferPointer(start: data, count: length))
+                }
+                return length
+            })
+        if let failure = codes.first(where: { $0 != CURLE_OK }) {
+            return CurlError(failure, detail: "setting up the transfer failed")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,28 @@
+public import Foundation
+
+/// One HTTP request: method, absolute URL, header fields and a body held in memory.
+public struct HTTPRequest: Hashable, Sendable {
+    /// The method, e.g. `GET`, `POST`.
+    public var method: String
+    /// The absolute URL (`http://127.0.0.1:8080/run_code`). Credentials in it are never logged or reported.
+    public var url: String
+    public var headers: HTTPHeaders
+    /// The body; sent when non-empty or when the method is not `GET`/`HEAD`.
+    public var body: Data
+    /// The HTTP version to ask for, or `nil` for the client's ``HTTPClient/Configuration/httpVersion``.
+    public var httpVersion: HTTPVersion?
+
+    public init(
+        method: String = "GET",
+        url: String,
+        headers: HTTPHeaders = [:],
+        body: Data = Data(),
+        httpVersion: HTTPVersion? = nil
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.httpVersion = httpVersion
+    }
+}

@@ -1,0 +1,30 @@
+public import Foundation
+
+/// One HTTP response: status, header fields, the whole body, and any trailer fields sent after the body.
+public struct HTTPResponse: Hashable, Sendable {
+    /// The status code of the final response (after any `1xx`).
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: Data
+    /// Trailer fields sent after the body (HTTP/2 trailers, as gRPC sends `grpc-status`; chunked HTTP/1.1 trailers).
+    public var trailers: HTTPHeaders
+    /// The version the server answered with.
+    public var httpVersion: HTTPVersion
+
+    public init(
+        status: Int,
+        headers: HTTPHeaders = [:],
+        body: Data = Data(),
+        trailers: HTTPHeaders = [:],
+        httpVersion: HTTPVersion = .http1_1
+    ) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.trailers = trailers
+        self.httpVersion = httpVersion
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+}
