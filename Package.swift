@@ -63,6 +63,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "cassette-stress",
+            dependencies: ["SandboxVCR"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "sandbox-vcr-bench",
             dependencies: ["SandboxVCR", "SandboxVCRTestSupport"],
             swiftSettings: strictSettings

@@ -310,25 +310,30 @@ enum CassetteSchema {
     static func collectGarbage(_ connection: SQLiteConnection, path: String) throws -> Int {
         var referenced = Set<[UInt8]>()
         let rows = try connection.statement("SELECT request_blob, outcome_blob FROM interactions")
-        var records: [[UInt8]] = []
+        var requests = Set<[UInt8]>()
+        var outcomes = Set<[UInt8]>()
         while try rows.step() {
-            records.append(rows.bytes(0))
-            records.append(rows.bytes(1))
+            requests.insert(rows.bytes(0))
+            outcomes.insert(rows.bytes(1))
         }
         rows.reset()
-        for record in Set(records) {
-            referenced.insert(record)
-            let bytes = Array(try loadBlob(record, connection, path: path))
-            // Decode with a loader that records references instead of loading them.
-            var seen: [[UInt8]] = []
-            let loader: (SHA256.Digest) throws -> Data = { digest in
-                seen.append(digest.bytes)
-                return Data()
+        for (records, isRequest) in [(requests, true), (outcomes, false)] {
+            for record in records {
+                referenced.insert(record)
+                let bytes = Array(try loadBlob(record, connection, path: path))
+                // Decode with a loader that notes references instead of loading them.
+                var seen: [[UInt8]] = []
+                let loader: (SHA256.Digest) throws -> Data = { digest in
+                    seen.append(digest.bytes)
+                    return Data()
+                }
+                if isRequest {
+                    _ = try RecordCoding.decodeRequest(bytes, load: loader)
+                } else {
+                    _ = try RecordCoding.decodeOutcome(bytes, load: loader)
+                }
+                referenced.formUnion(seen)
             }
-            if (try? RecordCoding.decodeRequest(bytes, load: loader)) == nil {
-                _ = try? RecordCoding.decodeOutcome(bytes, load: loader)
-            }
-            referenced.formUnion(seen)
         }
         let all = try connection.statement("SELECT hash FROM blobs")
         var unreferenced: [[UInt8]] = []

@@ -132,6 +132,7 @@ enum RecordCoding {
         let memory = try reader.optionalInt()
         var fetch: Set<String> = []
         for _ in 0..<(try reader.count()) { fetch.insert(try reader.string()) }
+        guard reader.isAtEnd else { throw ByteReader.CodingFailure() }
         return ExecutionRequest(
             program: program, files: files, stdin: stdin, runTimeout: runTimeout, compileTimeout: compileTimeout,
             memoryLimitMB: memory, fetchFiles: fetch)
@@ -223,6 +224,7 @@ enum RecordCoding {
             let executorName = try reader.optionalString()
             var hints: Set<ResultHint> = []
             for _ in 0..<(try reader.count()) { hints.insert(try decodeHint(&reader)) }
+            guard reader.isAtEnd else { throw ByteReader.CodingFailure() }
             return .result(
                 ExecutionResult(
                     status: status, compile: steps[0], run: steps[1], files: files, message: message,
@@ -240,6 +242,7 @@ enum RecordCoding {
             }
             let url = try reader.optionalString()
             let attempts = try reader.int()
+            guard reader.isAtEnd else { throw ByteReader.CodingFailure() }
             return .failure(
                 ExecutionError(
                     code: code, message: message, httpStatus: httpStatus, validationIssues: issues, url: url,
