@@ -80,6 +80,7 @@ let package = Package(
         .testTarget(
             name: "SandboxVCRTestingTests",
             dependencies: ["SandboxVCR", "SandboxVCRTesting"],
+            exclude: ["__Cassettes__"],
             swiftSettings: strictSettings
         ),
         .testTarget(

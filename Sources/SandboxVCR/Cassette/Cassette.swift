@@ -112,7 +112,9 @@ public final class Cassette: Sendable {
         var immutable = false
         if manager.fileExists(atPath: path) {
             try checkHeader(path: path)
-            if !readOnly && access(path, W_OK) != 0 {
+            var info = stat()
+            let hasNoWriteBits = stat(path, &info) == 0 && info.st_mode & 0o222 == 0
+            if !readOnly && (access(path, W_OK) != 0 || hasNoWriteBits) {
                 readOnly = true
                 immutable = true
             }
