@@ -62,7 +62,7 @@ extension Cassette {
             for (name, object) in objects {
                 switch Self.exchange(object, redactor: redactor) {
                 case .failure(let reason):
-                    report.skipped.append("\(name): \(reason)")
+                    report.skipped.append("\(name): \(reason.reason)")
                 case .success(let (request, outcome, duration)):
                     let key = matcher.key(for: request)
                     var ordinal: Int

@@ -114,13 +114,14 @@ public final class Cassette: Sendable {
             try checkHeader(path: path)
             var info = stat()
             let hasNoWriteBits = stat(path, &info) == 0 && info.st_mode & 0o222 == 0
-            if !readOnly && (access(path, W_OK) != 0 || hasNoWriteBits) {
+            if !readOnly && (access(path, W_OK) != 0 || hasNoWriteBits
+                || access(url.deletingLastPathComponent().path, W_OK) != 0)
+            {
                 readOnly = true
-                immutable = true
-            }
-            if !readOnly && access(url.deletingLastPathComponent().path, W_OK) != 0 {
-                readOnly = true
-                immutable = true
+                // Without write access SQLite cannot use the WAL index; read the file as immutable unless a WAL
+                // with committed data is present (then a plain read-only open reads it).
+                var walInfo = stat()
+                immutable = stat(path + "-wal", &walInfo) != 0 || walInfo.st_size == 0
             }
         } else {
             guard create, !readOnly else {

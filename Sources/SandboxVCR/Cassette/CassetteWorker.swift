@@ -37,17 +37,7 @@ final class CassetteWorker: Sendable {
         let worker = CassetteWorker(path: path)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let thread = Thread {
-                let connection: SQLiteConnection
-                do {
-                    connection = try open()
-                    try setUp(connection)
-                } catch {
-                    worker.finished.signal()
-                    continuation.resume(throwing: error)
-                    return
-                }
-                continuation.resume()
-                worker.loop(connection)
+                worker.main(open: open, setUp: setUp, started: { continuation.resume(with: $0) })
                 worker.finished.signal()
             }
             thread.name = name
@@ -55,6 +45,23 @@ final class CassetteWorker: Sendable {
             thread.start()
         }
         return worker
+    }
+
+    /// The thread's body: the connection lives (and is closed) inside this call.
+    private func main(
+        open: () throws -> SQLiteConnection, setUp: (SQLiteConnection) throws -> Void,
+        started: (Result<Void, any Error>) -> Void
+    ) {
+        let connection: SQLiteConnection
+        do {
+            connection = try open()
+            try setUp(connection)
+        } catch {
+            started(.failure(error))
+            return
+        }
+        started(.success(()))
+        loop(connection)
     }
 
     /// Runs `body` on the SQLite thread and returns its value.
