@@ -7,7 +7,7 @@ extension Cassette {
         /// Bytes on disk: the database plus its WAL.
         public var fileSize: Int64 = 0
         public var blobCount = 0
-        /// Bytes stored in blobs (each distinct part once).
+        /// Bytes stored in blobs (each distinct part once, compressed where that helps).
         public var storedBytes: Int64 = 0
         /// Bytes the interactions hold if every part were stored with each interaction.
         public var logicalBytes: Int64 = 0
@@ -31,7 +31,7 @@ extension Cassette {
             var stats = Statistics()
             stats.interactions = Int(try connection.scalarInt("SELECT count(*) FROM interactions") ?? 0)
             stats.blobCount = Int(try connection.scalarInt("SELECT count(*) FROM blobs") ?? 0)
-            stats.storedBytes = try connection.scalarInt("SELECT coalesce(sum(size), 0) FROM blobs") ?? 0
+            stats.storedBytes = try connection.scalarInt("SELECT coalesce(sum(length(bytes)), 0) FROM blobs") ?? 0
             stats.neverReplayed = Int(
                 try connection.scalarInt("SELECT count(*) FROM interactions WHERE last_replayed_at IS NULL") ?? 0)
             let ages = try connection.statement("SELECT min(recorded_at), max(recorded_at) FROM interactions")
@@ -104,11 +104,12 @@ extension Cassette {
             while try check.step() { report.integrity.append(check.text(0) ?? "") }
             check.reset()
             let total = Int(try connection.scalarInt("SELECT count(*) FROM blobs") ?? 0)
-            let blobs = try connection.statement("SELECT hash, size, bytes FROM blobs")
+            let blobs = try connection.statement("SELECT hash, size, compression, bytes FROM blobs")
             while try blobs.step() {
                 let hash = blobs.bytes(0)
-                let bytes = blobs.data(2)
-                if SHA256.hash(bytes).bytes != hash || Int64(bytes.count) != blobs.int(1) {
+                let size = Int(blobs.int(1))
+                let bytes = BlobCompression.unpack(blobs.data(3), compression: blobs.int(2), size: size)
+                if bytes.map({ SHA256.hash($0).bytes != hash || $0.count != size }) ?? true {
                     report.damagedBlobs.append(SHA256.Digest(unchecked: hash).hex)
                 }
                 report.checkedBlobs += 1

@@ -87,6 +87,8 @@ public final class Cassette: Sendable {
     /// Whether the cassette was opened read-only (explicitly, or because the file is not writable).
     public let isReadOnly: Bool
     let worker: CassetteWorker
+    /// Remembers digests of large parts written recently (a shared harness file is hashed once).
+    let digests = PartDigestCache()
 
     private init(url: URL, isReadOnly: Bool, worker: CassetteWorker) {
         self.url = url
@@ -365,7 +367,7 @@ public final class Cassette: Sendable {
     ///   mode `all` passes the executor's start, so recordings from earlier runs go, this run's stay).
     public func record(_ interactions: [NewInteraction], replacingOlderThan cutoff: Date? = nil) async throws {
         guard !interactions.isEmpty else { return }
-        let encoded = interactions.map { CassetteSchema.EncodedInteraction($0) }
+        let encoded = interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
         let cutoffTime = cutoff?.timeIntervalSince1970
         try await perform(write: true) { connection in
             try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)

@@ -5,14 +5,18 @@ internal import Foundation
 ///
 /// ```sql
 /// meta(key TEXT PRIMARY KEY, value TEXT)                 -- schema_version, created_at, created_by
-/// blobs(hash BLOB PRIMARY KEY, size INTEGER, bytes BLOB) -- SHA-256 -> bytes, each stored once
+/// blobs(hash BLOB PRIMARY KEY, size INTEGER, compression INTEGER, bytes BLOB) -- SHA-256 -> bytes, each once;
+///                                          compression 0 raw, 1 zlib; hash and size of the uncompressed bytes
 /// interactions(id, key, ordinal, session, step, backend, backend_version, request_blob, outcome_blob,
 ///              recorded_at, duration, last_replayed_at, program, code_hash)  -- UNIQUE(key, ordinal)
 /// ```
 enum CassetteSchema {
     static let create = """
         CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE blobs(hash BLOB PRIMARY KEY, size INTEGER NOT NULL, bytes BLOB NOT NULL);
+        CREATE TABLE blobs(
+            hash BLOB PRIMARY KEY, size INTEGER NOT NULL, compression INTEGER NOT NULL DEFAULT 0,
+            bytes BLOB NOT NULL
+        );
         CREATE TABLE interactions(
             id INTEGER PRIMARY KEY,
             key BLOB NOT NULL,
@@ -165,14 +169,16 @@ enum CassetteSchema {
     }
 
     static func loadBlob(_ hash: [UInt8], _ connection: SQLiteConnection, path: String) throws -> Data {
-        let statement = try connection.statement("SELECT bytes FROM blobs WHERE hash = ?")
+        let statement = try connection.statement("SELECT compression, size, bytes FROM blobs WHERE hash = ?")
         statement.bind(1, bytes: hash)
         guard try statement.step() else {
             statement.reset()
             throw corrupted(path, "blob \(SHA256.Digest(unchecked: hash).hex) is missing")
         }
-        let data = statement.data(0)
+        let data = BlobCompression.unpack(
+            statement.data(2), compression: statement.int(0), size: Int(statement.int(1)))
         statement.reset()
+        guard let data else { throw corrupted(path, "blob \(SHA256.Digest(unchecked: hash).hex) cannot be read") }
         return data
     }
 
@@ -269,17 +275,26 @@ enum CassetteSchema {
                 try delete.run()
             }
         }
-        let blob = try connection.statement("INSERT OR IGNORE INTO blobs(hash, size, bytes) VALUES (?, ?, ?)")
+        let exists = try connection.statement("SELECT 1 FROM blobs WHERE hash = ?")
+        let blob = try connection.statement(
+            "INSERT OR IGNORE INTO blobs(hash, size, compression, bytes) VALUES (?, ?, ?, ?)")
         let insert = try connection.statement(
             "INSERT OR REPLACE INTO interactions(key, ordinal, session, step, backend, backend_version, "
                 + "request_blob, outcome_blob, recorded_at, duration, last_replayed_at, program, code_hash) "
                 + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         for interaction in interactions {
             for (hash, bytes) in interaction.blobs {
+                exists.reset()
+                exists.bind(1, bytes: hash.bytes)
+                let isStored = try exists.step()
+                exists.reset()
+                if isStored { continue }
+                let packed = BlobCompression.pack(bytes)
                 blob.reset()
                 blob.bind(1, bytes: hash.bytes)
                 blob.bind(2, Int64(bytes.count))
-                blob.bind(3, data: bytes)
+                blob.bind(3, packed.compression)
+                blob.bind(4, data: packed.bytes)
                 try blob.run()
             }
             insert.reset()
