@@ -1,11 +1,13 @@
+import Dispatch
 import Foundation
 import SandboxVCR
+import Synchronization
 
 /// Cassette benchmarks: replay latency at 10k and 100k interactions, open time and memory, size against JSON
 /// Lines, and recording overhead at concurrency 64.
 ///
 /// Arguments: `--small N` (default 10000), `--large N` (default 100000), `--samples N` (default 2000),
-/// `--live-cost-us N` (CPU cost of the simulated live call, default 100), `--requests N` (default 20000).
+/// `--live-cost-us N` (server CPU per simulated live call, default 50), `--requests N` (default 20000).
 enum CassetteBenchmarks {
     static func run(arguments: [String]) async throws -> [String: Double] {
         func option(_ name: String, _ fallback: Int) -> Int {
@@ -17,7 +19,7 @@ enum CassetteBenchmarks {
         let small = option("--small", 10_000)
         let large = option("--large", 100_000)
         let samples = option("--samples", 2000)
-        let liveCost = option("--live-cost-us", 100)
+        let liveCost = option("--live-cost-us", 50)
         let requests = option("--requests", 20_000)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cassette-bench-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -69,7 +71,7 @@ enum CassetteBenchmarks {
         results["replay_100k_vs_10k"] = results["replay_100k_median_us"]! / results["replay_10k_median_us"]!
 
         // Recording overhead at concurrency 64.
-        let live = SpinExecutor(microseconds: liveCost)
+        let live = LoopbackStandIn(microseconds: liveCost)
         let liveRate = try await throughput(executor: live, requests: requests, tag: "live")
         let cassette = try await Cassette.open(at: folder.appendingPathComponent("record.sqlite"))
         let recorder = RecordingExecutor(cassette: cassette, mode: .missing, live: live)
@@ -165,19 +167,43 @@ enum CassetteBenchmarks {
         return 0
     }
 
-    /// A live executor that answers at once after burning a fixed amount of CPU (a stand-in for a loopback
-    /// server that answers instantly: the HTTP round trip costs CPU on both ends).
-    struct SpinExecutor: SandboxExecutor {
-        var microseconds: Int
+    /// A stand-in for a loopback server that answers instantly: one server thread that spends a fixed amount of
+    /// CPU per request (parsing, answering) and then resumes the caller, so the caller's threads stay free as
+    /// with a real HTTP client.
+    final class LoopbackStandIn: SandboxExecutor {
+        private let microseconds: Int
+        private let queue = Mutex<[(ExecutionRequest, CheckedContinuation<ExecutionResult, Never>)]>([])
+        private let wakeUp = DispatchSemaphore(value: 0)
+
+        init(microseconds: Int) {
+            self.microseconds = microseconds
+            let thread = Thread { [self] in serve() }
+            thread.start()
+        }
+
+        private func serve() {
+            while true {
+                wakeUp.wait()
+                let jobs = queue.withLock { queue in
+                    defer { queue.removeAll(keepingCapacity: true) }
+                    return queue
+                }
+                for (request, continuation) in jobs {
+                    let end = ContinuousClock.now + .microseconds(microseconds)
+                    while ContinuousClock.now < end {}
+                    continuation.resume(
+                        returning: ExecutionResult(
+                            status: .success, run: CommandOutcome(status: .finished, exitCode: 0, stdout: request.stdin),
+                            backend: .fake))
+                }
+            }
+        }
 
         func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
-            let end = ContinuousClock.now + .microseconds(microseconds)
-            var spins = 0
-            while ContinuousClock.now < end { spins &+= 1 }
-            return ExecutionResult(
-                status: .success,
-                run: CommandOutcome(status: .finished, exitCode: 0, stdout: request.stdin, wallTime: Double(spins) * 0),
-                backend: .fake)
+            await withCheckedContinuation { continuation in
+                queue.withLock { $0.append((request, continuation)) }
+                wakeUp.signal()
+            }
         }
     }
 

@@ -190,16 +190,26 @@ final class CassetteWorker: Sendable {
         var results: [Result<any Sendable, any Error>] = []
         results.reserveCapacity(writes.count)
         for job in writes {
+            // A lone job needs no savepoint: its failure rolls back the whole (one-job) transaction below.
+            if writes.count == 1 {
+                results.append(Result { try job.body(connection) }.mapError { mapped($0, connection) })
+                continue
+            }
             do {
-                try connection.execute("SAVEPOINT job")
+                try connection.statement("SAVEPOINT job").run()
                 let value = try job.body(connection)
-                try connection.execute("RELEASE job")
+                try connection.statement("RELEASE job").run()
                 results.append(.success(value))
             } catch {
-                try? connection.execute("ROLLBACK TO job")
-                try? connection.execute("RELEASE job")
+                try? connection.statement("ROLLBACK TO job").run()
+                try? connection.statement("RELEASE job").run()
                 results.append(.failure(mapped(error, connection)))
             }
+        }
+        if writes.count == 1, case .failure(let error) = results[0] {
+            try? connection.execute("ROLLBACK")
+            writes[0].completion(.failure(error))
+            return
         }
         do {
             if !touches.isEmpty {

@@ -32,7 +32,13 @@ public struct Redactor: Sendable {
     /// Write everything as it is.
     public static let none = Redactor(scrubsSecrets: false)
 
-    private static let patterns: [(pattern: String, template: String)] = [
+    /// Compiled once. `NSRegularExpression` is immutable and documented as safe to share between threads.
+    private struct Pattern: @unchecked Sendable {
+        let regex: NSRegularExpression?
+        let template: String
+    }
+
+    private static let patterns: [Pattern] = [
         (#"\b(ak|as)-[A-Za-z0-9]{8,}"#, "$1-" + placeholder),
         (#"\b(Bearer)\s+[A-Za-z0-9._~+/=-]{8,}"#, "$1 " + placeholder),
         (#"\b(AKIA|ASIA)[A-Z0-9]{16}\b"#, placeholder),
@@ -40,16 +46,19 @@ public struct Redactor: Sendable {
             #"\b([A-Z0-9_]*(?:TOKEN|SECRET|KEY|PASSWORD)[A-Z0-9_]*)(\s*[=:]\s*)(["']?)[^\s"'<]+"#,
             "$1$2$3" + placeholder
         ),
-    ]
+    ].map { Pattern(regex: try? NSRegularExpression(pattern: $0.0), template: $0.1) }
+
+    /// Words one of which every secret the patterns find contains.
+    private static let triggers = ["ak-", "as-", "Bearer", "AKIA", "ASIA", "TOKEN", "SECRET", "KEY", "PASSWORD"]
 
     /// Replaces secret-looking values in a text.
     public static func scrub(_ text: String) -> String {
-        guard text.utf8.count > 6 else { return text }
+        guard text.utf8.count > 6, triggers.contains(where: { text.contains($0) }) else { return text }
         var text = text
-        for (pattern, template) in patterns {
-            guard let regex = try? NSRegularExpression(pattern: pattern) else { continue }
+        for pattern in patterns {
+            guard let regex = pattern.regex else { continue }
             let range = NSRange(text.startIndex..., in: text)
-            text = regex.stringByReplacingMatches(in: text, range: range, withTemplate: template)
+            text = regex.stringByReplacingMatches(in: text, range: range, withTemplate: pattern.template)
         }
         return text
     }
