@@ -44,6 +44,9 @@ enum CassetteBenchmarks {
             let prepared = chosen.map { makeRequest($0, harness: harness) }
             _ = try await executor.execute(prepared[0])
             let rssAfter = residentMegabytes()
+            // Warm up (page cache, allocator) with other requests, untimed.
+            let warmup = RecordingExecutor(cassette: cassette, mode: .never)
+            for index in 0..<min(500, count) { _ = try await warmup.execute(makeRequest(index, harness: harness)) }
             var timings: [Double] = []
             timings.reserveCapacity(samples)
             for request in prepared {
