@@ -303,17 +303,6 @@ public final class Cassette: Sendable {
         }
     }
 
-    /// Ids of every interaction (for "never replayed" summaries).
-    func allIDs() async throws -> [Int64] {
-        try await perform { connection in
-            let statement = try connection.statement("SELECT id FROM interactions ORDER BY id")
-            var ids: [Int64] = []
-            while try statement.step() { ids.append(statement.int(0)) }
-            statement.reset()
-            return ids
-        }
-    }
-
     /// Interactions by id.
     func interactions(ids: [Int64]) async throws -> [Interaction] {
         let path = self.path
@@ -384,13 +373,6 @@ public final class Cassette: Sendable {
             }
             statement.reset()
             return rows
-        }
-    }
-
-    /// Deletes every recording of a key.
-    func deleteRecordings(forKey key: SHA256.Digest) async throws {
-        try await perform(write: true) { connection in
-            try CassetteSchema.delete(key: key, connection)
         }
     }
 }
