@@ -6,18 +6,32 @@ internal import Synchronization
 final class PartDigestCache: Sendable {
     /// Parts at least this large are cached.
     static let minimumSize = 2048
-    private let entries = Mutex<[Data: SHA256.Digest]>([:])
-    private let capacity: Int
+    private struct State {
+        var entries: [Data: SHA256.Digest] = [:]
+        var bytes = 0
+    }
 
-    init(capacity: Int = 128) { self.capacity = capacity }
+    private let state = Mutex(State())
+    private let capacity: Int
+    private let byteCapacity: Int
+
+    init(capacity: Int = 128, byteCapacity: Int = 32 << 20) {
+        self.capacity = capacity
+        self.byteCapacity = byteCapacity
+    }
 
     func digest(of data: Data) -> SHA256.Digest {
         guard data.count >= Self.minimumSize else { return SHA256.hash(data) }
-        if let hit = entries.withLock({ $0[data] }) { return hit }
+        if let hit = state.withLock({ $0.entries[data] }) { return hit }
         let digest = SHA256.hash(data)
-        entries.withLock { entries in
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[data] = digest
+        guard data.count <= byteCapacity / 4 else { return digest }
+        state.withLock { state in
+            if state.entries.count >= capacity || state.bytes + data.count > byteCapacity {
+                state.entries.removeAll(keepingCapacity: true)
+                state.bytes = 0
+            }
+            state.entries[data] = digest
+            state.bytes += data.count
         }
         return digest
     }

@@ -192,11 +192,8 @@ public final class RecordingExecutor: SandboxExecutor {
     private func recordLive(_ request: ExecutionRequest, key: SHA256.Digest, ordinal: Int, step: Int?)
         async throws -> ExecutionResult
     {
-        guard let live else {
-            if mode == .missing { throw try await missError(request, noLive: true) }
-            _ = try requireLive(request)
-            fatalError("unreachable")
-        }
+        if live == nil, mode == .missing { throw try await missError(request, noLive: true) }
+        let live = try requireLive(request)
         let clock = ContinuousClock()
         let start = clock.now
         let outcome: Cassette.Outcome
