@@ -73,7 +73,10 @@ public struct RequestMatcher: Sendable {
     }
 
     /// The key of a request: SHA-256 of the canonical encoding of the normalized request.
-    public func key(for request: ExecutionRequest) -> SHA256.Digest { key(for: request, cache: nil) }
+    public func key(for request: ExecutionRequest) -> SHA256.Digest { key(for: request, cache: Self.digests) }
+
+    /// Digests of large parts seen recently by any matcher in the process.
+    private static let digests = PartDigestCache()
 
     func key(for request: ExecutionRequest, cache: PartDigestCache?) -> SHA256.Digest {
         var sink = BlobSink(collects: false, cache: cache)
