@@ -49,11 +49,39 @@ public struct Redactor: Sendable {
     ].map { Pattern(regex: try? NSRegularExpression(pattern: $0.0), template: $0.1) }
 
     /// Words one of which every secret the patterns find contains.
-    private static let triggers = ["ak-", "as-", "Bearer", "AKIA", "ASIA", "TOKEN", "SECRET", "KEY", "PASSWORD"]
+    private static let triggers: [[UInt8]] = ["ak-", "as-", "Bearer", "AKIA", "ASIA", "TOKEN", "SECRET", "KEY", "PASSWORD"]
+        .map { Array($0.utf8) }
+
+    /// Whether the bytes contain a trigger word: a fast scan that lets most texts skip the regular expressions.
+    static func mayContainSecret(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let count = bytes.count
+        guard count > 6 else { return false }
+        for index in 0..<count {
+            let byte = bytes[index]
+            guard byte == UInt8(ascii: "a") || byte == UInt8(ascii: "B") || byte == UInt8(ascii: "A")
+                || byte == UInt8(ascii: "T") || byte == UInt8(ascii: "S") || byte == UInt8(ascii: "K")
+                || byte == UInt8(ascii: "P")
+            else { continue }
+            for trigger in triggers where trigger[0] == byte && index + trigger.count <= count {
+                var matches = true
+                for offset in 1..<trigger.count where bytes[index + offset] != trigger[offset] {
+                    matches = false
+                    break
+                }
+                if matches { return true }
+            }
+        }
+        return false
+    }
+
+    static func mayContainSecret(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { mayContainSecret(UnsafeRawBufferPointer($0)) }
+    }
 
     /// Replaces secret-looking values in a text.
     public static func scrub(_ text: String) -> String {
-        guard text.utf8.count > 6, triggers.contains(where: { text.contains($0) }) else { return text }
+        guard mayContainSecret(text) else { return text }
         var text = text
         for pattern in patterns {
             guard let regex = pattern.regex else { continue }
@@ -65,7 +93,9 @@ public struct Redactor: Sendable {
 
     /// Scrubs bytes that are UTF-8 text; other bytes are returned unchanged.
     public static func scrub(_ data: Data) -> Data {
-        guard !data.isEmpty, let text = String(data: data, encoding: .utf8) else { return data }
+        guard data.withUnsafeBytes(mayContainSecret), let text = String(data: data, encoding: .utf8) else {
+            return data
+        }
         let scrubbed = scrub(text)
         return scrubbed == text ? data : Data(scrubbed.utf8)
     }
