@@ -50,7 +50,8 @@ public struct CassetteTrait: TestTrait, TestScoping {
         if reportsUnused, mode == .never || mode == .missing {
             let unused = try await executor.unusedRecordings()
             if !unused.isEmpty {
-                var text = "cassette \(url.lastPathComponent): \(unused.count) recording(s) not used by "
+                var text =
+                    "cassette \(url.lastPathComponent): \(unused.count) recording(s) not used by "
                     + "\(test.name):\n"
                 for interaction in unused.prefix(10) { text += "  - \(interaction.request.summary)\n" }
                 text += "  (remove them with `sandbox-vcr cassette prune --never-replayed \(url.path)`)\n"
@@ -118,14 +119,13 @@ public enum CassetteLocation {
     /// Rejects names that are not a single safe file name.
     public static func validate(_ name: String) throws {
         let problem: String? =
-            if name.isEmpty { "is empty" }
-            else if name.contains("/") || name.contains("\\") { "contains a path separator" }
-            else if name.contains("..") { "contains `..`" }
-            else if name.hasPrefix(".") { "starts with a dot" }
-            else if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            if name.isEmpty { "is empty" } else if name.contains("/") || name.contains("\\") {
+                "contains a path separator"
+            } else if name.contains("..") { "contains `..`" } else if name.hasPrefix(".") {
+                "starts with a dot"
+            } else if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
                 "contains a control character"
-            } else if name.utf8.count > 200 { "is longer than 200 bytes" }
-            else { nil }
+            } else if name.utf8.count > 200 { "is longer than 200 bytes" } else { nil }
         if let problem {
             throw CassetteError(
                 code: .invalidName,

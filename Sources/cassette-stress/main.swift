@@ -1,3 +1,7 @@
+import Foundation
+import SandboxVCR
+import Synchronization
+
 // A test peer: records into a cassette from a separate process, so tests can run several processes on one
 // file and kill one mid-recording. Not a product.
 //
@@ -6,9 +10,6 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import SandboxVCR
-import Synchronization
 
 /// Answers every request at once with its stdin echoed.
 struct InstantExecutor: SandboxExecutor {

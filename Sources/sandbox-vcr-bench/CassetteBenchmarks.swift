@@ -196,7 +196,8 @@ enum CassetteBenchmarks {
                     while ContinuousClock.now < end {}
                     continuation.resume(
                         returning: ExecutionResult(
-                            status: .success, run: CommandOutcome(status: .finished, exitCode: 0, stdout: request.stdin),
+                            status: .success,
+                            run: CommandOutcome(status: .finished, exitCode: 0, stdout: request.stdin),
                             backend: .fake))
                 }
             }

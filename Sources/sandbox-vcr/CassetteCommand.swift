@@ -174,11 +174,15 @@ struct CassetteCommand: AsyncParsableCommand {
         }
 
         static func looksLikeExport(_ url: URL) -> Bool {
-            guard url.pathExtension == "jsonl", let handle = FileHandle(forReadingAtPath: url.path) else { return false }
+            guard url.pathExtension == "jsonl", let handle = FileHandle(forReadingAtPath: url.path) else {
+                return false
+            }
             defer { try? handle.close() }
             let head = (try? handle.read(upToCount: 4096)) ?? Data()
             let line = head.split(separator: UInt8(ascii: "\n")).first ?? Data()[...]
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return false }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                return false
+            }
             return object["key"] != nil && object["ordinal"] != nil
         }
     }
@@ -218,7 +222,8 @@ struct CassetteCommand: AsyncParsableCommand {
         @Argument(help: "The cassette file.")
         var cassette: String
 
-        @Option(help: "Delete recordings not replayed (or recorded) since this date: 2026-01-31, an ISO 8601 time, or 30d.")
+        @Option(
+            help: "Delete recordings not replayed (or recorded) since this date: 2026-01-31, an ISO 8601 time, or 30d.")
         var unusedSince: String?
 
         @Flag(help: "Delete recordings that were never replayed.")
@@ -234,7 +239,9 @@ struct CassetteCommand: AsyncParsableCommand {
         }
 
         static func date(_ text: String) -> Date? {
-            if text.hasSuffix("d"), let days = Double(text.dropLast()) { return Date(timeIntervalSinceNow: -days * 86_400) }
+            if text.hasSuffix("d"), let days = Double(text.dropLast()) {
+                return Date(timeIntervalSinceNow: -days * 86_400)
+            }
             if let date = ISO8601DateFormatter().date(from: text) { return date }
             let day = ISO8601DateFormatter()
             day.formatOptions = [.withFullDate]
@@ -243,7 +250,8 @@ struct CassetteCommand: AsyncParsableCommand {
 
         func run() async throws {
             let opened = try await Cassette.open(at: URL(fileURLWithPath: cassette), create: false)
-            let deleted = try await opened.prune(unusedSince: unusedSince.flatMap(Self.date), neverReplayed: neverReplayed)
+            let deleted = try await opened.prune(
+                unusedSince: unusedSince.flatMap(Self.date), neverReplayed: neverReplayed)
             let left = try await opened.count()
             await opened.close()
             print("deleted \(deleted) interaction(s); \(left) left")

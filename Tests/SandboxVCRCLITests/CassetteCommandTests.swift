@@ -69,8 +69,10 @@ import Testing
 
         let show = try await run(["cassette", "show", cassette])
         #expect(show.stdout.hasPrefix("cassette demo.sqlite: 96 interaction(s)"))
-        #expect(show.stdout == (try await run(["cassette", "show", copy])).stdout.replacingOccurrences(
-            of: "cassette copy.sqlite", with: "cassette demo.sqlite"))
+        #expect(
+            show.stdout
+                == (try await run(["cassette", "show", copy])).stdout.replacingOccurrences(
+                    of: "cassette copy.sqlite", with: "cassette demo.sqlite"))
 
         let verify = try await run(["cassette", "verify", cassette, copy])
         #expect(verify.status == 0)

@@ -28,7 +28,7 @@ let traitFolder = FileManager.default.temporaryDirectory.appendingPathComponent(
         #expect(result.stdoutText == "hello vcr")
         #expect(try testExecutor.mode == .never)
         #expect(RecordMode.current == .never)
-        
+
     }
 
     @Test(.cassette("recorded", record: .missing, live: GreetingExecutor.shared, directory: traitFolder))

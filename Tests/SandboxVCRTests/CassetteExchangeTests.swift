@@ -28,7 +28,8 @@ import Testing
         #expect(error.code == .httpStatus)
         #expect(error.httpStatus == 422)
         #expect(error.validationIssues.first?.location == ["body", "language"])
-        let stored = try #require(try await cassette.interactions().first { $0.request.code == "print(\"hello world\")" })
+        let stored = try #require(
+            try await cassette.interactions().first { $0.request.code == "print(\"hello world\")" })
         #expect(stored.duration != nil)
     }
 
@@ -61,8 +62,10 @@ import Testing
                         status: .timeLimitExceeded, signal: 9, stdout: binary, stderr: Data("é✓\n".utf8),
                         wallTime: 1.0 / 3.0, cpuTime: 0.1),
                     files: ["out.bin": binary], message: "m", backend: .modal, executorName: "pod",
-                    hints: [.killedBySignal(step: .run, signal: 9),
-                            .outputPossiblyTruncated(step: .run, stream: .stdout, limit: 219_264)])
+                    hints: [
+                        .killedBySignal(step: .run, signal: 9),
+                        .outputPossiblyTruncated(step: .run, stream: .stdout, limit: 219_264),
+                    ])
             })
         _ = try await executor.session(id: "sess").execute(
             ExecutionRequest(argv: ["sh", "-c", "cat"], workdir: "/w", files: ["in.bin": binary], stdin: "x"))
@@ -146,7 +149,8 @@ import Testing
         await cassette.close()
         var db: OpaquePointer?
         #expect(sqlite3_open(url.path, &db) == SQLITE_OK)
-        #expect(sqlite3_exec(db, "UPDATE blobs SET bytes = zeroblob(size) WHERE size = 1000", nil, nil, nil) == SQLITE_OK)
+        #expect(
+            sqlite3_exec(db, "UPDATE blobs SET bytes = zeroblob(size) WHERE size = 1000", nil, nil, nil) == SQLITE_OK)
         sqlite3_close(db)
         let reopened = try await Cassette.open(at: url)
         let report = try await reopened.verify()

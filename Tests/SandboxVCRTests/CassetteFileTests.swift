@@ -47,7 +47,8 @@ import Testing
         try await recordSome(url, count: 1)
         var db: OpaquePointer?
         #expect(sqlite3_open(url.path, &db) == SQLITE_OK)
-        #expect(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nil, nil, nil) == SQLITE_OK)
+        #expect(
+            sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nil, nil, nil) == SQLITE_OK)
         sqlite3_close(db)
         let error = try await #require(throws: CassetteError.self) { try await Cassette.open(at: url) }
         #expect(error.code == .newerSchema)
@@ -111,8 +112,9 @@ import Testing
         let cassette = try await Cassette.open(at: url, readOnly: true)
         let error = try await #require(throws: CassetteError.self) {
             try await cassette.record([
-                .init(key: SHA256.hash(Data()), ordinal: 0, request: request(),
-                      outcome: .failure(ExecutionError(code: .timedOut, message: "t")))
+                .init(
+                    key: SHA256.hash(Data()), ordinal: 0, request: request(),
+                    outcome: .failure(ExecutionError(code: .timedOut, message: "t")))
             ])
         }
         #expect(error.code == .readOnly)
@@ -132,13 +134,16 @@ import Testing
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         candidates.append(executable.deletingLastPathComponent().appendingPathComponent("cassette-stress"))
         for argument in CommandLine.arguments.prefix(1) {
-            candidates.append(URL(fileURLWithPath: argument).deletingLastPathComponent().appendingPathComponent("cassette-stress"))
+            candidates.append(
+                URL(fileURLWithPath: argument).deletingLastPathComponent().appendingPathComponent("cassette-stress"))
         }
         candidates.append(packageRoot().appendingPathComponent(".build/debug/cassette-stress"))
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
-    static func run(_ tool: URL, _ arguments: [String]) async throws -> (status: Int32, reason: Process.TerminationReason, output: String) {
+    static func run(_ tool: URL, _ arguments: [String]) async throws -> (
+        status: Int32, reason: Process.TerminationReason, output: String
+    ) {
         let process = Process()
         process.executableURL = tool
         process.arguments = arguments

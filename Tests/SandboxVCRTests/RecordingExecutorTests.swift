@@ -39,12 +39,14 @@ import Testing
     @Test func allReplacesEarlierRecordings() async throws {
         let cassette = try await open()
         let first = SandboxExecutorStub { request, _ in
-            ExecutionResult(status: .success, run: CommandOutcome(status: .finished, stdout: Data("old".utf8)), backend: .fake)
+            ExecutionResult(
+                status: .success, run: CommandOutcome(status: .finished, stdout: Data("old".utf8)), backend: .fake)
         }
         _ = try await RecordingExecutor(cassette: cassette, mode: .missing, live: first).execute(request())
         _ = try await RecordingExecutor(cassette: cassette, mode: .missing, live: first).execute(request())
         let second = SandboxExecutorStub { request, _ in
-            ExecutionResult(status: .success, run: CommandOutcome(status: .finished, stdout: Data("new".utf8)), backend: .fake)
+            ExecutionResult(
+                status: .success, run: CommandOutcome(status: .finished, stdout: Data("new".utf8)), backend: .fake)
         }
         let all = RecordingExecutor(cassette: cassette, mode: .all, live: second)
         #expect(try await all.execute(request()).stdoutText == "new")
@@ -158,7 +160,8 @@ import Testing
         let replay = RecordingExecutor(cassette: cassette, mode: .never)
         let error = try await #require(throws: CassetteError.self) {
             try await replay.execute(
-                request("a = 1\nb = 3\nprint(a + b)\n", stdin: "1 3", files: ["data.txt": Data("new".utf8)], timeout: 5))
+                request("a = 1\nb = 3\nprint(a + b)\n", stdin: "1 3", files: ["data.txt": Data("new".utf8)], timeout: 5)
+            )
         }
         #expect(error.code == .miss)
         let message = error.message
@@ -247,10 +250,12 @@ import Testing
     @Test func expiredRecordingsAreRerecordedInMissingMode() async throws {
         let cassette = try await open()
         let key = RequestMatcher.exact.key(for: request())
-        let old = ExecutionResult(status: .success, run: CommandOutcome(status: .finished, stdout: Data("old".utf8)), backend: .fake)
+        let old = ExecutionResult(
+            status: .success, run: CommandOutcome(status: .finished, stdout: Data("old".utf8)), backend: .fake)
         try await cassette.record([
-            .init(key: key, ordinal: 0, request: request(), outcome: .result(old),
-                  recordedAt: Date(timeIntervalSinceNow: -10 * 86_400))
+            .init(
+                key: key, ordinal: 0, request: request(), outcome: .result(old),
+                recordedAt: Date(timeIntervalSinceNow: -10 * 86_400))
         ])
         let live = SandboxExecutorStub()
         let fresh = RecordingExecutor(

@@ -27,7 +27,9 @@ struct ByteWriter {
 
     mutating func double(_ value: Double) {
         let pattern = value.bitPattern
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: pattern >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: pattern >> UInt64(shift)))
+        }
     }
 
     mutating func optionalInt(_ value: Int?) {

@@ -69,7 +69,9 @@ extension Cassette {
             var pairs: [([UInt8], [UInt8])] = []
             while try rows.step() { pairs.append((rows.bytes(0), rows.bytes(1))) }
             rows.reset()
-            for (request, outcome) in pairs { stats.logicalBytes += try logical(request, isRequest: true) + logical(outcome, isRequest: false) }
+            for (request, outcome) in pairs {
+                stats.logicalBytes += try logical(request, isRequest: true) + logical(outcome, isRequest: false)
+            }
             return stats
         }
         for suffix in ["", "-wal"] {

@@ -90,7 +90,9 @@ extension Cassette {
         init(_ reason: String) { self.reason = reason }
     }
 
-    private static func exchange(_ object: Any, redactor: Redactor) -> Result<(ExecutionRequest, Outcome, Double?), Skip> {
+    private static func exchange(_ object: Any, redactor: Redactor) -> Result<
+        (ExecutionRequest, Outcome, Double?), Skip
+    > {
         guard let exchange = object as? [String: Any], let request = exchange["request"] as? [String: Any] else {
             return .failure(Skip("not an exchange object"))
         }

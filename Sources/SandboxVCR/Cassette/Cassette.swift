@@ -116,8 +116,9 @@ public final class Cassette: Sendable {
             try checkHeader(path: path)
             var info = stat()
             let hasNoWriteBits = stat(path, &info) == 0 && info.st_mode & 0o222 == 0
-            if !readOnly && (access(path, W_OK) != 0 || hasNoWriteBits
-                || access(url.deletingLastPathComponent().path, W_OK) != 0)
+            if !readOnly
+                && (access(path, W_OK) != 0 || hasNoWriteBits
+                    || access(url.deletingLastPathComponent().path, W_OK) != 0)
             {
                 readOnly = true
                 // Without write access SQLite cannot use the WAL index; read the file as immutable unless a WAL

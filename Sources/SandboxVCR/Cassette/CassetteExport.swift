@@ -67,7 +67,9 @@ enum CassetteExport {
         var value: ExecutionRequest {
             let program: ExecutionRequest.Program =
                 if let language {
-                    .source(language: Language(rawValue: language), code: String(decoding: code?.data ?? Data(), as: UTF8.self))
+                    .source(
+                        language: Language(rawValue: language),
+                        code: String(decoding: code?.data ?? Data(), as: UTF8.self))
                 } else {
                     .command(argv: (argv ?? []).map { String(decoding: $0.data, as: UTF8.self) }, workdir: workdir)
                 }
@@ -207,7 +209,9 @@ enum CassetteExport {
             ExecutionError(
                 code: ExecutionError.Code(rawValue: code), message: String(decoding: message.data, as: UTF8.self),
                 httpStatus: http_status,
-                validationIssues: validation_issues.map { .init(type: $0.type, location: $0.location, message: $0.message) },
+                validationIssues: validation_issues.map {
+                    .init(type: $0.type, location: $0.location, message: $0.message)
+                },
                 url: url, attempts: attempts)
         }
     }
@@ -365,7 +369,8 @@ extension Cassette {
         switch request.program {
         case .source(let language, let code):
             text += "request: \(language)"
-            text += ", run timeout \(request.runTimeout.formattedSeconds), compile timeout "
+            text +=
+                ", run timeout \(request.runTimeout.formattedSeconds), compile timeout "
                 + request.compileTimeout.formattedSeconds
             if let memory = request.memoryLimitMB { text += ", memory \(memory) MB" }
             text += "\n" + block("code", Data(code.utf8))

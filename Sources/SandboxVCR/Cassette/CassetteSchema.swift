@@ -110,7 +110,8 @@ enum CassetteSchema {
     static func migrate(_ connection: SQLiteConnection, from version: Int) throws {
         try connection.execute("BEGIN IMMEDIATE")
         do {
-            var current = Int(try connection.scalarText("SELECT value FROM meta WHERE key = 'schema_version'") ?? "")
+            var current =
+                Int(try connection.scalarText("SELECT value FROM meta WHERE key = 'schema_version'") ?? "")
                 ?? version
             while current < Cassette.schemaVersion {
                 try connection.execute(migrations[current - 1])

@@ -7,7 +7,9 @@ enum MissDiagnostics {
         var lines: [String] = []
         switch (recorded.program, requested.program) {
         case (.source(let oldLanguage, let oldCode), .source(let newLanguage, let newCode)):
-            if oldLanguage != newLanguage { lines.append("language: recorded \(oldLanguage), requested \(newLanguage)") }
+            if oldLanguage != newLanguage {
+                lines.append("language: recorded \(oldLanguage), requested \(newLanguage)")
+            }
             if let diff = LineDiff.unified(from: oldCode, to: newCode) { lines.append("code differs:\n" + diff) }
         case (.command(let oldArgv, let oldDir), .command(let newArgv, let newDir)):
             if oldArgv != newArgv {
@@ -89,12 +91,14 @@ enum MissDiagnostics {
                     text += "   (same request under another matcher or session; check the RequestMatcher)\n"
                 }
                 for line in diffs {
-                    text += line.split(separator: "\n", omittingEmptySubsequences: false)
+                    text +=
+                        line.split(separator: "\n", omittingEmptySubsequences: false)
                         .map { "   " + $0 }.joined(separator: "\n") + "\n"
                 }
             }
         }
-        text += "To record it, run with SANDBOX_VCR_RECORD=missing (or `--record missing`, or "
+        text +=
+            "To record it, run with SANDBOX_VCR_RECORD=missing (or `--record missing`, or "
             + "`.cassette(..., record: .missing)`) and a live executor."
         return text
     }

@@ -49,8 +49,10 @@ public struct Redactor: Sendable {
     ].map { Pattern(regex: try? NSRegularExpression(pattern: $0.0), template: $0.1) }
 
     /// Words one of which every secret the patterns find contains.
-    private static let triggers: [[UInt8]] = ["ak-", "as-", "Bearer", "AKIA", "ASIA", "TOKEN", "SECRET", "KEY", "PASSWORD"]
-        .map { Array($0.utf8) }
+    private static let triggers: [[UInt8]] = [
+        "ak-", "as-", "Bearer", "AKIA", "ASIA", "TOKEN", "SECRET", "KEY", "PASSWORD",
+    ]
+    .map { Array($0.utf8) }
 
     /// Whether the bytes contain a trigger word: a fast scan that lets most texts skip the regular expressions.
     static func mayContainSecret(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -58,9 +60,10 @@ public struct Redactor: Sendable {
         guard count > 6 else { return false }
         for index in 0..<count {
             let byte = bytes[index]
-            guard byte == UInt8(ascii: "a") || byte == UInt8(ascii: "B") || byte == UInt8(ascii: "A")
-                || byte == UInt8(ascii: "T") || byte == UInt8(ascii: "S") || byte == UInt8(ascii: "K")
-                || byte == UInt8(ascii: "P")
+            guard
+                byte == UInt8(ascii: "a") || byte == UInt8(ascii: "B") || byte == UInt8(ascii: "A")
+                    || byte == UInt8(ascii: "T") || byte == UInt8(ascii: "S") || byte == UInt8(ascii: "K")
+                    || byte == UInt8(ascii: "P")
             else { continue }
             for trigger in triggers where trigger[0] == byte && index + trigger.count <= count {
                 var matches = true
