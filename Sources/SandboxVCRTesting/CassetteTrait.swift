@@ -43,6 +43,7 @@ public struct CassetteTrait: TestTrait, TestScoping {
             try await RecordMode.$current.withValue(mode) {
                 try await RecordingExecutor.$current.withValue(executor) { try await function() }
             }
+            try await cassette.flush()
         } catch {
             await cassette.close()
             throw error

@@ -49,6 +49,7 @@ case "record":
         }
         try await group.waitForAll()
     }
+    try await cassette.flush()
     await cassette.close()
     print("done \(count + shared)")
 case "crash":
@@ -77,6 +78,7 @@ func crash(executor: RecordingExecutor, after: Int) async throws {
                         return value
                     }
                     if done == after {
+                        try await executor.cassette.flush()
                         FileHandle.standardOutput.write(Data("committed \(done)\n".utf8))
                         kill(getpid(), SIGKILL)
                     }

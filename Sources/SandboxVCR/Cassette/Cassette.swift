@@ -196,7 +196,8 @@ public final class Cassette: Sendable {
         }
     }
 
-    /// Finishes pending work, stamps replayed interactions and closes the file (checkpointing the WAL).
+    /// Finishes pending work, stamps replayed interactions and closes the file (checkpointing the WAL). Call
+    /// ``flush()`` first to learn about failed background writes.
     public func close() async { await worker.stopAndWait() }
 
     /// Runs a job on the cassette's thread.
@@ -362,6 +363,30 @@ public final class Cassette: Sendable {
         try await perform(write: true) { connection in
             try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)
         }
+    }
+
+    /// Queues interactions to be written without waiting for the commit (record mode paths); see ``flush()``.
+    func recordInBackground(_ interactions: [NewInteraction], replacingOlderThan cutoff: Date? = nil) async throws {
+        if isReadOnly {
+            throw CassetteError(
+                code: .readOnly,
+                message: "the cassette is read-only (file or folder not writable, or opened read-only); make "
+                    + "it writable to record, or replay with record mode `never`",
+                path: path)
+        }
+        let encoded = interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
+        let cutoffTime = cutoff?.timeIntervalSince1970
+        try await worker.submit { connection in
+            try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)
+        }
+    }
+
+    /// Waits until every recording made so far is committed to the file.
+    ///
+    /// - Throws: the first error of a recording written in the background (disk full, read-only file).
+    public func flush() async throws {
+        if !isReadOnly { try await worker.perform(write: true) { _ in } }
+        if let error = worker.takeBackgroundError() { throw error }
     }
 
     /// The id, key and ordinal of every interaction, by id (for "never replayed" summaries).

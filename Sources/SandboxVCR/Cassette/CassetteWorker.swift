@@ -20,7 +20,14 @@ final class CassetteWorker: Sendable {
         var isStopping = false
         /// Interaction ids replayed but not yet stamped with `last_replayed_at`, with the time.
         var touches: [Int64: Double] = [:]
+        /// Background writes queued or running.
+        var pendingBackgroundWrites = 0
+        /// The first background write failure not yet reported.
+        var backgroundError: (any Error)?
     }
+
+    /// At most this many background writes wait at once; beyond it callers wait for their write.
+    static let backgroundLimit = 4096
 
     let path: String
     private let state = Mutex(State())
@@ -92,6 +99,39 @@ final class CassetteWorker: Sendable {
         }
     }
 
+    /// Queues a write without waiting for it to commit (jobs run in order, so later reads see it). A failure is
+    /// reported by the next ``submit(_:)`` or ``takeBackgroundError()``. Waits when too many writes are queued.
+    func submit(_ body: @escaping @Sendable (SQLiteConnection) throws -> Void) async throws {
+        if let error = takeBackgroundError() { throw error }
+        let job = Job(
+            isWrite: true, body: { try body($0) },
+            completion: { [self] result in
+                state.withLock { state in
+                    state.pendingBackgroundWrites -= 1
+                    if case .failure(let error) = result, state.backgroundError == nil { state.backgroundError = error }
+                }
+            })
+        let accepted = state.withLock { state -> Bool in
+            guard !state.isStopping, state.pendingBackgroundWrites < Self.backgroundLimit else { return false }
+            state.pendingBackgroundWrites += 1
+            state.jobs.append(job)
+            return true
+        }
+        if accepted {
+            wakeUp.signal()
+        } else {
+            try await perform(write: true, body)
+        }
+    }
+
+    /// The first background write failure since the last call, if any.
+    func takeBackgroundError() -> (any Error)? {
+        state.withLock { state in
+            defer { state.backgroundError = nil }
+            return state.backgroundError
+        }
+    }
+
     /// Notes that an interaction was replayed; stamped in the next write transaction or at close.
     func touch(_ id: Int64, at time: Double) {
         let shouldFlush = state.withLock { state -> Bool in
@@ -135,31 +175,28 @@ final class CassetteWorker: Sendable {
                     touches = state.touches
                     state.touches.removeAll()
                 }
-                return (jobs, touches, state.isStopping && state.jobs.isEmpty)
+                return (jobs, touches, state.isStopping)
             }
-            var writes: [Job] = []
-            for job in jobs {
-                if job.isWrite {
-                    writes.append(job)
-                } else {
-                    let result = Result<any Sendable, any Error> { try job.body(connection) }
-                    job.completion(result.mapError { self.mapped($0, connection) })
-                }
-            }
-            if !writes.isEmpty || (!touches.isEmpty && !connection.isReadOnly) {
-                runWrites(writes, touches: touches, connection)
+            if jobs.contains(where: \.isWrite) || (!touches.isEmpty && !connection.isReadOnly) {
+                runTransaction(jobs, touches: touches, connection)
             } else {
-                for job in writes { job.completion(.failure(readOnlyError())) }
+                for job in jobs { job.completion(read(job, connection)) }
             }
             if isStopping {
                 let remaining = state.withLock { state in
                     defer { state.jobs.removeAll() }
                     return state.jobs
                 }
-                for job in remaining { job.completion(.failure(readOnlyError())) }
+                let closed = CassetteError(
+                    code: .io, message: "the cassette was closed; open it again to use it", path: path)
+                for job in remaining { job.completion(.failure(closed)) }
                 return
             }
         }
+    }
+
+    private func read(_ job: Job, _ connection: SQLiteConnection) -> Result<any Sendable, any Error> {
+        Result { try job.body(connection) }.mapError { mapped($0, connection) }
     }
 
     private func readOnlyError() -> CassetteError {
@@ -176,23 +213,25 @@ final class CassetteWorker: Sendable {
         return error
     }
 
-    private func runWrites(_ writes: [Job], touches: [Int64: Double], _ connection: SQLiteConnection) {
-        if connection.isReadOnly {
-            for job in writes { job.completion(.failure(readOnlyError())) }
-            return
+    /// Runs a batch in order inside one `BEGIN IMMEDIATE` transaction (reads see the writes before them), stamps
+    /// replays, commits, then completes every job.
+    private func runTransaction(_ jobs: [Job], touches: [Int64: Double], _ connection: SQLiteConnection) {
+        func failWrites(_ error: any Error) {
+            for job in jobs { job.completion(job.isWrite ? .failure(error) : read(job, connection)) }
         }
+        if connection.isReadOnly { return failWrites(readOnlyError()) }
         do {
             try connection.execute("BEGIN IMMEDIATE")
         } catch {
-            for job in writes { job.completion(.failure(mapped(error, connection))) }
-            return
+            return failWrites(mapped(error, connection))
         }
+        let writeCount = jobs.count { $0.isWrite }
         var results: [Result<any Sendable, any Error>] = []
-        results.reserveCapacity(writes.count)
-        for job in writes {
-            // A lone job needs no savepoint: its failure rolls back the whole (one-job) transaction below.
-            if writes.count == 1 {
-                results.append(Result { try job.body(connection) }.mapError { mapped($0, connection) })
+        results.reserveCapacity(jobs.count)
+        for job in jobs {
+            // A lone write needs no savepoint: its failure rolls back the whole transaction below.
+            if !job.isWrite || writeCount == 1 {
+                results.append(read(job, connection))
                 continue
             }
             do {
@@ -206,9 +245,10 @@ final class CassetteWorker: Sendable {
                 results.append(.failure(mapped(error, connection)))
             }
         }
-        if writes.count == 1, case .failure(let error) = results[0] {
+        if writeCount == 1, let index = jobs.firstIndex(where: \.isWrite), case .failure = results[index] {
             try? connection.execute("ROLLBACK")
-            writes[0].completion(.failure(error))
+            restore(touches)
+            for (job, result) in zip(jobs, results) { job.completion(result) }
             return
         }
         do {
@@ -224,10 +264,16 @@ final class CassetteWorker: Sendable {
             try connection.execute("COMMIT")
         } catch {
             try? connection.execute("ROLLBACK")
+            restore(touches)
             let failure = mapped(error, connection)
-            for job in writes { job.completion(.failure(failure)) }
+            for (job, result) in zip(jobs, results) { job.completion(job.isWrite ? .failure(failure) : result) }
             return
         }
-        for (job, result) in zip(writes, results) { job.completion(result) }
+        for (job, result) in zip(jobs, results) { job.completion(result) }
+    }
+
+    private func restore(_ touches: [Int64: Double]) {
+        guard !touches.isEmpty else { return }
+        state.withLock { state in state.touches.merge(touches) { newer, _ in newer } }
     }
 }

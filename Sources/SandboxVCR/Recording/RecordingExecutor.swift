@@ -6,7 +6,8 @@ internal import Synchronization
 /// The nth identical request (same key, see ``RequestMatcher``) replays the nth recording; the counter lives
 /// in the executor, so each executor (each test) starts from the first recording. Requests and outcomes are
 /// redacted before they are written. In `missing` mode a request past its last recording is recorded; in
-/// `never` mode the ``ExhaustionPolicy`` decides.
+/// `never` mode the ``ExhaustionPolicy`` decides. Recordings are written in the background, in order (later
+/// lookups see them); ``Cassette/flush()`` waits for them and reports a failed write.
 ///
 /// ```swift
 /// let cassette = try await Cassette.open(at: url)
@@ -209,7 +210,8 @@ public final class RecordingExecutor: SandboxExecutor {
             key: key, ordinal: ordinal, session: chain?.id, step: step,
             backendVersion: configuration.backendVersion, request: redactor.redact(request),
             outcome: redactor.redact(outcome), recordedAt: Date(), duration: duration)
-        try await cassette.record([interaction], replacingOlderThan: mode == .all ? shared.startedAt : nil)
+        try await cassette.recordInBackground(
+            [interaction], replacingOlderThan: mode == .all ? shared.startedAt : nil)
         switch outcome {
         case .result(let result): return result
         case .failure(let error): throw error
