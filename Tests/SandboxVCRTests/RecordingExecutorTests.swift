@@ -334,4 +334,22 @@ import Testing
         #expect(RecordMode("MISSING") == .missing)
         #expect(RecordMode("sometimes") == nil)
     }
+
+    @Test func flushMakesRecordingsVisibleToOtherConnections() async throws {
+        let writer = try await open("shared.sqlite")
+        let reader = try await open("shared.sqlite")
+        let executor = RecordingExecutor(cassette: writer, mode: .missing, live: SandboxExecutorStub())
+        for index in 0..<20 { _ = try await executor.execute(request(stdin: "\(index)")) }
+        try await writer.flush()
+        #expect(try await reader.count() == 20)
+        let replay = RecordingExecutor(cassette: reader, mode: .never)
+        #expect(try await replay.execute(request(stdin: "7")).stdoutText == "7")
+    }
+
+    @Test func missingModeWithoutLiveExecutorIsAMissThatSaysSo() async throws {
+        let executor = RecordingExecutor(cassette: try await open(), mode: .missing)
+        let error = try await #require(throws: CassetteError.self) { try await executor.execute(request()) }
+        #expect(error.code == .miss)
+        #expect(error.message.contains("no live executor"))
+    }
 }
