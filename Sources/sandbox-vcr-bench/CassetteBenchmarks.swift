@@ -61,6 +61,10 @@ enum CassetteBenchmarks {
             results["open_\(label)_ms"] = microseconds(openTime) / 1000
             results["open_\(label)_rss_delta_mb"] = rssAfter - rssBefore
             results["rss_\(label)_mb"] = rssAfter
+            if let fresh = try freshProcessOpen(url) {
+                results["open_\(label)_fresh_process_ms"] = fresh.milliseconds
+                results["open_\(label)_fresh_process_rss_mb"] = fresh.rss
+            }
             if label == "10k" {
                 let size = fileSize(url)
                 var exported = 0
@@ -87,6 +91,25 @@ enum CassetteBenchmarks {
         results["record_overhead_pct"] = (1 - recordRate / liveRate) * 100
         results["record_live_cost_us"] = Double(liveCost)
         return results
+    }
+
+    /// Opens the cassette in a fresh `cassette-stress open` process (next to this binary) and reads its open
+    /// time and resident memory after one replay; `nil` when the tool is not built.
+    static func freshProcessOpen(_ url: URL) throws -> (milliseconds: Double, rss: Double)? {
+        let tool = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("cassette-stress")
+        guard FileManager.default.isExecutableFile(atPath: tool.path) else { return nil }
+        let process = Process()
+        process.executableURL = tool
+        process.arguments = ["open", url.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let words = output.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard words.count >= 4, let milliseconds = Double(words[1]), let rss = Double(words[3]) else { return nil }
+        return (milliseconds, rss)
     }
 
     static func log(_ text: String) { FileHandle.standardError.write(Data("cassette bench: \(text)\n".utf8)) }
