@@ -127,7 +127,8 @@ import Testing
         #expect(try await merged.count() == 30)
 
         // Replay 10, then prune the never-replayed rest.
-        let replay = RecordingExecutor(cassette: merged, mode: .never)
+        let replay = RecordingExecutor(
+            cassette: merged, mode: .never, configuration: .init(stampsReplays: true))
         for index in 0..<10 { _ = try await replay.execute(request(stdin: "\(index)", files: ["h.py": harness])) }
         await merged.close()
         let reopened = try await Cassette.open(at: folder.file("merged.sqlite"))

@@ -22,6 +22,18 @@ import Testing
         #expect(try await cassette.verify().isOK)
     }
 
+    @Test func replayingInNeverModeLeavesTheFileUnchanged() async throws {
+        let url = folder.file("committed.sqlite")
+        try await recordSome(url)
+        let before = try Data(contentsOf: url)
+        let cassette = try await Cassette.open(at: url)
+        let replay = RecordingExecutor(cassette: cassette, mode: .never)
+        for index in 0..<3 { _ = try await replay.execute(request(stdin: "\(index)")) }
+        await cassette.close()
+        #expect(try Data(contentsOf: url) == before)
+        #expect(!FileManager.default.fileExists(atPath: url.path + "-wal"))
+    }
+
     @Test func plainTextFileIsNotACassette() async throws {
         let url = folder.file("notes.sqlite")
         try Data("hello, this is text\n".utf8).write(to: url)

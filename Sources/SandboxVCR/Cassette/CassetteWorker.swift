@@ -24,6 +24,16 @@ final class CassetteWorker: Sendable {
         var pendingBackgroundWrites = 0
         /// The first background write failure not yet reported.
         var backgroundError: (any Error)?
+        /// The thread is (about to be) blocked on `wakeUp`; whoever gives it work signals once.
+        var isSleeping = false
+
+        /// Whether the caller must signal `wakeUp` (the thread sleeps); at most one caller gets `true`.
+        mutating func takeSleeper() -> Bool {
+            defer { isSleeping = false }
+            return isSleeping
+        }
+
+        var hasWork: Bool { !jobs.isEmpty || isStopping || touches.count >= 1024 }
     }
 
     /// At most this many background writes wait at once; beyond it callers wait for their write.
@@ -84,14 +94,13 @@ final class CassetteWorker: Sendable {
                     case .failure(let error): continuation.resume(throwing: error)
                     }
                 })
-            let accepted = state.withLock { state -> Bool in
-                guard !state.isStopping else { return false }
+            let (accepted, mustSignal) = state.withLock { state -> (Bool, Bool) in
+                guard !state.isStopping else { return (false, false) }
                 state.jobs.append(job)
-                return true
+                return (true, state.takeSleeper())
             }
-            if accepted {
-                wakeUp.signal()
-            } else {
+            if mustSignal { wakeUp.signal() }
+            if !accepted {
                 continuation.resume(
                     throwing: CassetteError(
                         code: .io, message: "the cassette was closed; open it again to use it", path: path))
@@ -111,17 +120,14 @@ final class CassetteWorker: Sendable {
                     if case .failure(let error) = result, state.backgroundError == nil { state.backgroundError = error }
                 }
             })
-        let accepted = state.withLock { state -> Bool in
-            guard !state.isStopping, state.pendingBackgroundWrites < Self.backgroundLimit else { return false }
+        let (accepted, mustSignal) = state.withLock { state -> (Bool, Bool) in
+            guard !state.isStopping, state.pendingBackgroundWrites < Self.backgroundLimit else { return (false, false) }
             state.pendingBackgroundWrites += 1
             state.jobs.append(job)
-            return true
+            return (true, state.takeSleeper())
         }
-        if accepted {
-            wakeUp.signal()
-        } else {
-            try await perform(write: true, body)
-        }
+        if mustSignal { wakeUp.signal() }
+        if !accepted { try await perform(write: true, body) }
     }
 
     /// The first background write failure since the last call, if any.
@@ -134,21 +140,20 @@ final class CassetteWorker: Sendable {
 
     /// Notes that an interaction was replayed; stamped in the next write transaction or at close.
     func touch(_ id: Int64, at time: Double) {
-        let shouldFlush = state.withLock { state -> Bool in
+        let mustSignal = state.withLock { state -> Bool in
             state.touches[id] = time
-            return state.touches.count >= 1024
+            return state.touches.count >= 1024 && state.takeSleeper()
         }
-        if shouldFlush { wakeUp.signal() }
+        if mustSignal { wakeUp.signal() }
     }
 
     /// Finishes queued jobs, writes pending stamps, closes the connection and ends the thread.
     func stop() {
-        let wasRunning = state.withLock { state -> Bool in
-            defer { state.isStopping = true }
-            return !state.isStopping
+        let mustSignal = state.withLock { state -> Bool in
+            state.isStopping = true
+            return state.takeSleeper()
         }
-        guard wasRunning else { return }
-        wakeUp.signal()
+        if mustSignal { wakeUp.signal() }
     }
 
     /// Stops and waits for the thread to close the file.
@@ -165,7 +170,7 @@ final class CassetteWorker: Sendable {
 
     private func loop(_ connection: SQLiteConnection) {
         while true {
-            wakeUp.wait()
+            waitForWork()
             let (jobs, touches, isStopping) = state.withLock { state in
                 let jobs = state.jobs
                 state.jobs.removeAll(keepingCapacity: true)
@@ -193,6 +198,21 @@ final class CassetteWorker: Sendable {
                 return
             }
         }
+    }
+
+    /// Blocks until jobs may be queued. Polls briefly first: a caller replaying requests one after another sends
+    /// the next job within microseconds, and catching it without sleeping saves a thread wake-up.
+    private func waitForWork() {
+        let deadline = ContinuousClock.now + .microseconds(30)
+        repeat {
+            if state.withLock({ $0.hasWork }) { return }
+        } while ContinuousClock.now < deadline
+        let mustWait = state.withLock { state -> Bool in
+            guard !state.hasWork else { return false }
+            state.isSleeping = true
+            return true
+        }
+        if mustWait { wakeUp.wait() }
     }
 
     private func read(_ job: Job, _ connection: SQLiteConnection) -> Result<any Sendable, any Error> {

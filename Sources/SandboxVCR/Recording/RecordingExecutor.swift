@@ -39,11 +39,14 @@ public final class RecordingExecutor: SandboxExecutor {
         public var recordsFailures = true
         /// Stored with each recording, e.g. the server's version.
         public var backendVersion: String?
+        /// Stamp `last_replayed_at` on replayed recordings (for `cassette prune`). `nil`: in modes `missing` and
+        /// `all` only, so replaying a committed cassette in mode `never` leaves the file unchanged.
+        public var stampsReplays: Bool?
 
         public init(
             matcher: RequestMatcher = .exact, redactor: Redactor = .standard,
             exhaustion: ExhaustionPolicy = .repeatLast, maxAge: TimeInterval? = nil, recordsFailures: Bool = true,
-            backendVersion: String? = nil
+            backendVersion: String? = nil, stampsReplays: Bool? = nil
         ) {
             self.matcher = matcher
             self.redactor = redactor
@@ -51,6 +54,7 @@ public final class RecordingExecutor: SandboxExecutor {
             self.maxAge = maxAge
             self.recordsFailures = recordsFailures
             self.backendVersion = backendVersion
+            self.stampsReplays = stampsReplays
         }
     }
 
@@ -172,7 +176,7 @@ public final class RecordingExecutor: SandboxExecutor {
     }
 
     private func replay(_ recording: Cassette.Recording) throws -> ExecutionResult {
-        cassette.markReplayed(recording.id)
+        if configuration.stampsReplays ?? (mode != .never) { cassette.markReplayed(recording.id) }
         switch recording.outcome {
         case .result(let result): return result
         case .failure(let error): throw error
