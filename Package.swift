@@ -37,11 +37,17 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "SandboxVCR",
             dependencies: [
                 "CCurl",
                 "CSQLite",
+                "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -87,6 +93,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "cassette-stress",
+            dependencies: ["SandboxVCR"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "sandbox-vcr-bench",
             dependencies: ["SandboxVCR", "SandboxVCRTestSupport", "SandboxVCRServer"],
             swiftSettings: strictSettings
@@ -99,6 +110,7 @@ let package = Package(
         .testTarget(
             name: "SandboxVCRTestingTests",
             dependencies: ["SandboxVCR", "SandboxVCRTesting"],
+            exclude: ["__Cassettes__"],
             swiftSettings: strictSettings
         ),
         .testTarget(

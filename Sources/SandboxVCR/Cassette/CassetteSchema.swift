@@ -1,0 +1,372 @@
+internal import CSQLite
+internal import Foundation
+
+/// The cassette's tables, migrations and row mapping. Runs on the cassette's thread only.
+///
+/// ```sql
+/// meta(key TEXT PRIMARY KEY, value TEXT)                 -- schema_version, created_at, created_by
+/// blobs(hash BLOB PRIMARY KEY, size INTEGER, compression INTEGER, bytes BLOB) -- SHA-256 -> bytes, each once;
+///                                          compression 0 raw, 1 zlib; hash and size of the uncompressed bytes
+/// interactions(id, key, ordinal, session, step, backend, backend_version, request_blob, outcome_blob,
+///              recorded_at, duration, last_replayed_at, program, code_hash)  -- UNIQUE(key, ordinal)
+/// ```
+enum CassetteSchema {
+    static let create = """
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE blobs(
+            hash BLOB PRIMARY KEY, size INTEGER NOT NULL, compression INTEGER NOT NULL DEFAULT 0,
+            bytes BLOB NOT NULL
+        );
+        CREATE TABLE interactions(
+            id INTEGER PRIMARY KEY,
+            key BLOB NOT NULL,
+            ordinal INTEGER NOT NULL,
+            session TEXT,
+            step INTEGER,
+            backend TEXT NOT NULL,
+            backend_version TEXT,
+            request_blob BLOB NOT NULL,
+            outcome_blob BLOB NOT NULL,
+            recorded_at REAL NOT NULL,
+            duration REAL,
+            last_replayed_at REAL,
+            program TEXT NOT NULL,
+            code_hash BLOB
+        );
+        CREATE UNIQUE INDEX interactions_key_ordinal ON interactions(key, ordinal);
+        CREATE INDEX interactions_program ON interactions(program, code_hash);
+        """
+
+    /// Forward migrations: entry `n` upgrades schema version `n + 1` to `n + 2`. Empty while at version 1.
+    static let migrations: [String] = []
+
+    static func prepare(_ connection: SQLiteConnection, path: String) throws {
+        try connection.execute("PRAGMA busy_timeout = 10000")
+        try connection.execute("PRAGMA cache_size = -8000")
+        if !connection.isReadOnly {
+            _ = try connection.scalarText("PRAGMA journal_mode = WAL")
+            try connection.execute("PRAGMA synchronous = NORMAL")
+            // Checkpoint (which syncs) every ~16 MB of WAL rather than every 4 MB; closing checkpoints anyway.
+            try connection.execute("PRAGMA wal_autocheckpoint = 4000")
+        }
+        let tables = try connection.scalarInt("SELECT count(*) FROM sqlite_master") ?? 0
+        if tables == 0 {
+            guard !connection.isReadOnly else {
+                throw CassetteError(
+                    code: .notACassette,
+                    message: "the file is an empty database opened read-only; record into a writable copy",
+                    path: path)
+            }
+            try connection.execute("BEGIN IMMEDIATE")
+            do {
+                if try connection.scalarInt("SELECT count(*) FROM sqlite_master") ?? 0 == 0 {
+                    try connection.execute(create)
+                    try connection.execute("PRAGMA application_id = \(Cassette.applicationID)")
+                    let insert = try connection.statement("INSERT INTO meta(key, value) VALUES (?, ?)")
+                    for (key, value) in [
+                        ("schema_version", String(Cassette.schemaVersion)),
+                        ("created_at", ISO8601DateFormatter().string(from: Date())),
+                        ("created_by", "sandbox-vcr"),
+                    ] {
+                        insert.reset()
+                        insert.bind(1, key)
+                        insert.bind(2, value)
+                        try insert.run()
+                    }
+                }
+                try connection.execute("COMMIT")
+            } catch {
+                try? connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+        let applicationID = try connection.scalarInt("PRAGMA application_id") ?? 0
+        guard applicationID == Int64(Cassette.applicationID) else {
+            throw CassetteError(
+                code: .notACassette,
+                message: "the file is a SQLite database but not a SandboxVCR cassette (application_id "
+                    + "\(applicationID)); pass the path of a cassette, or move this file away",
+                path: path)
+        }
+        let version = Int(try connection.scalarText("SELECT value FROM meta WHERE key = 'schema_version'") ?? "") ?? 0
+        if version > Cassette.schemaVersion {
+            throw CassetteError(
+                code: .newerSchema,
+                message: "the cassette has schema version \(version), newer than the \(Cassette.schemaVersion) this "
+                    + "sandbox-vcr reads; upgrade sandbox-vcr (the SandboxVCR package) to use it",
+                path: path)
+        }
+        if version < Cassette.schemaVersion {
+            guard version >= 1, !connection.isReadOnly else {
+                throw CassetteError(
+                    code: version >= 1 ? .readOnly : .corrupted,
+                    message: version >= 1
+                        ? "the cassette has schema version \(version) and must be migrated to "
+                            + "\(Cassette.schemaVersion), which needs write access; make the file writable"
+                        : "the cassette has no schema version; restore it from version control or re-record it",
+                    path: path)
+            }
+            try migrate(connection, from: version)
+        }
+    }
+
+    static func migrate(_ connection: SQLiteConnection, from version: Int) throws {
+        try connection.execute("BEGIN IMMEDIATE")
+        do {
+            var current =
+                Int(try connection.scalarText("SELECT value FROM meta WHERE key = 'schema_version'") ?? "")
+                ?? version
+            while current < Cassette.schemaVersion {
+                try connection.execute(migrations[current - 1])
+                current += 1
+            }
+            try connection.execute("UPDATE meta SET value = '\(current)' WHERE key = 'schema_version'")
+            try connection.execute("COMMIT")
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    // MARK: Rows
+
+    static let interactionColumns =
+        "id, key, ordinal, session, step, backend, backend_version, request_blob, outcome_blob, recorded_at, "
+        + "duration, last_replayed_at"
+
+    struct Row {
+        var id: Int64
+        var key: [UInt8]
+        var ordinal: Int
+        var session: String?
+        var step: Int?
+        var backend: String
+        var backendVersion: String?
+        var requestHash: [UInt8]
+        var outcomeHash: [UInt8]
+        var recordedAt: Double
+        var duration: Double?
+        var lastReplayedAt: Double?
+
+        init(_ statement: SQLiteStatement) {
+            id = statement.int(0)
+            key = statement.bytes(1)
+            ordinal = Int(statement.int(2))
+            session = statement.text(3)
+            step = statement.isNull(4) ? nil : Int(statement.int(4))
+            backend = statement.text(5) ?? ""
+            backendVersion = statement.text(6)
+            requestHash = statement.bytes(7)
+            outcomeHash = statement.bytes(8)
+            recordedAt = statement.double(9)
+            duration = statement.optionalDouble(10)
+            lastReplayedAt = statement.optionalDouble(11)
+        }
+    }
+
+    static func corrupted(_ path: String, _ detail: String) -> CassetteError {
+        CassetteError(
+            code: .corrupted,
+            message: "\(detail); run `sandbox-vcr cassette verify \(path)`, then restore the file from version "
+                + "control or re-record it",
+            path: path)
+    }
+
+    static func loadBlob(_ hash: [UInt8], _ connection: SQLiteConnection, path: String) throws -> Data {
+        let statement = try connection.statement("SELECT compression, size, bytes FROM blobs WHERE hash = ?")
+        statement.bind(1, bytes: hash)
+        guard try statement.step() else {
+            statement.reset()
+            throw corrupted(path, "blob \(SHA256.Digest(unchecked: hash).hex) is missing")
+        }
+        let data = BlobCompression.unpack(
+            statement.data(2), compression: statement.int(0), size: Int(statement.int(1)))
+        statement.reset()
+        guard let data else { throw corrupted(path, "blob \(SHA256.Digest(unchecked: hash).hex) cannot be read") }
+        return data
+    }
+
+    static func loadOutcome(_ hash: [UInt8], _ connection: SQLiteConnection, path: String) throws -> Cassette.Outcome {
+        let record = try loadBlob(hash, connection, path: path)
+        do {
+            return try RecordCoding.decodeOutcome(Array(record)) { try loadBlob($0.bytes, connection, path: path) }
+        } catch is ByteReader.CodingFailure {
+            throw corrupted(path, "outcome record \(SHA256.Digest(unchecked: hash).hex) cannot be decoded")
+        }
+    }
+
+    static func loadRequest(_ hash: [UInt8], _ connection: SQLiteConnection, path: String) throws -> ExecutionRequest {
+        let record = try loadBlob(hash, connection, path: path)
+        do {
+            return try RecordCoding.decodeRequest(Array(record)) { try loadBlob($0.bytes, connection, path: path) }
+        } catch is ByteReader.CodingFailure {
+            throw corrupted(path, "request record \(SHA256.Digest(unchecked: hash).hex) cannot be decoded")
+        }
+    }
+
+    static func interaction(from row: Row, _ connection: SQLiteConnection, path: String) throws
+        -> Cassette.Interaction
+    {
+        Cassette.Interaction(
+            id: row.id, key: SHA256.Digest(unchecked: row.key), ordinal: row.ordinal, session: row.session,
+            step: row.step, backend: row.backend, backendVersion: row.backendVersion,
+            request: try loadRequest(row.requestHash, connection, path: path),
+            outcome: try loadOutcome(row.outcomeHash, connection, path: path),
+            recordedAt: Date(timeIntervalSince1970: row.recordedAt), duration: row.duration,
+            lastReplayedAt: row.lastReplayedAt.map { Date(timeIntervalSince1970: $0) },
+            outcomeHash: SHA256.Digest(unchecked: row.outcomeHash))
+    }
+
+    // MARK: Writing
+
+    /// An interaction encoded off the SQLite thread, ready to insert.
+    struct EncodedInteraction: Sendable {
+        var key: [UInt8]
+        var ordinal: Int
+        var session: String?
+        var step: Int?
+        var backend: String
+        var backendVersion: String?
+        var requestHash: SHA256.Digest
+        var outcomeHash: SHA256.Digest
+        var blobs: [SHA256.Digest: Data]
+        var recordedAt: Double
+        var duration: Double?
+        var lastReplayedAt: Double?
+        var program: String
+        var codeHash: [UInt8]?
+
+        init(_ interaction: Cassette.NewInteraction, cache: PartDigestCache? = nil) {
+            var sink = BlobSink(cache: cache)
+            let request = RecordCoding.encode(interaction.request, sink: &sink)
+            let outcome = RecordCoding.encode(interaction.outcome, sink: &sink)
+            requestHash = SHA256.hash(request)
+            outcomeHash = SHA256.hash(outcome)
+            sink.blobs[requestHash] = Data(request)
+            sink.blobs[outcomeHash] = Data(outcome)
+            blobs = sink.blobs
+            key = interaction.key.bytes
+            ordinal = interaction.ordinal
+            session = interaction.session
+            step = interaction.step
+            backend = interaction.backend
+            backendVersion = interaction.backendVersion
+            recordedAt = interaction.recordedAt.timeIntervalSince1970
+            duration = interaction.duration
+            lastReplayedAt = interaction.lastReplayedAt?.timeIntervalSince1970
+            program = programKind(interaction.request)
+            codeHash = interaction.request.code.map { SHA256.hash(Data($0.utf8)).bytes }
+        }
+    }
+
+    /// `python`, `cpp`, ... for source requests; `command:<argv0>` for commands.
+    static func programKind(_ request: ExecutionRequest) -> String {
+        switch request.program {
+        case .source(let language, _): language.rawValue
+        case .command(let argv, _): "command:" + (argv.first ?? "")
+        }
+    }
+
+    static func write(
+        _ interactions: [EncodedInteraction], replacingOlderThan cutoff: Double?, _ connection: SQLiteConnection
+    ) throws {
+        if let cutoff {
+            let delete = try connection.statement("DELETE FROM interactions WHERE key = ? AND recorded_at < ?")
+            for key in Set(interactions.map(\.key)) {
+                delete.reset()
+                delete.bind(1, bytes: key)
+                delete.bind(2, cutoff)
+                try delete.run()
+            }
+        }
+        let exists = try connection.statement("SELECT 1 FROM blobs WHERE hash = ?")
+        let blob = try connection.statement(
+            "INSERT OR IGNORE INTO blobs(hash, size, compression, bytes) VALUES (?, ?, ?, ?)")
+        let insert = try connection.statement(
+            "INSERT OR REPLACE INTO interactions(key, ordinal, session, step, backend, backend_version, "
+                + "request_blob, outcome_blob, recorded_at, duration, last_replayed_at, program, code_hash) "
+                + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        for interaction in interactions {
+            for (hash, bytes) in interaction.blobs {
+                exists.reset()
+                exists.bind(1, bytes: hash.bytes)
+                let isStored = try exists.step()
+                exists.reset()
+                if isStored { continue }
+                let packed = BlobCompression.pack(bytes)
+                blob.reset()
+                blob.bind(1, bytes: hash.bytes)
+                blob.bind(2, Int64(bytes.count))
+                blob.bind(3, packed.compression)
+                blob.bind(4, data: packed.bytes)
+                try blob.run()
+            }
+            insert.reset()
+            insert.bind(1, bytes: interaction.key)
+            insert.bind(2, Int64(interaction.ordinal))
+            insert.bind(3, interaction.session)
+            insert.bind(4, interaction.step.map(Int64.init))
+            insert.bind(5, interaction.backend)
+            insert.bind(6, interaction.backendVersion)
+            insert.bind(7, bytes: interaction.requestHash.bytes)
+            insert.bind(8, bytes: interaction.outcomeHash.bytes)
+            insert.bind(9, interaction.recordedAt)
+            insert.bind(10, interaction.duration)
+            insert.bind(11, interaction.lastReplayedAt)
+            insert.bind(12, interaction.program)
+            insert.bind(13, bytes: interaction.codeHash)
+            try insert.run()
+        }
+    }
+
+    static func delete(key: SHA256.Digest, _ connection: SQLiteConnection) throws {
+        let statement = try connection.statement("DELETE FROM interactions WHERE key = ?")
+        statement.bind(1, bytes: key.bytes)
+        try statement.run()
+    }
+
+    /// Deletes blobs no interaction (or record) references any more.
+    static func collectGarbage(_ connection: SQLiteConnection, path: String) throws -> Int {
+        var referenced = Set<[UInt8]>()
+        let rows = try connection.statement("SELECT request_blob, outcome_blob FROM interactions")
+        var requests = Set<[UInt8]>()
+        var outcomes = Set<[UInt8]>()
+        while try rows.step() {
+            requests.insert(rows.bytes(0))
+            outcomes.insert(rows.bytes(1))
+        }
+        rows.reset()
+        for (records, isRequest) in [(requests, true), (outcomes, false)] {
+            for record in records {
+                referenced.insert(record)
+                let bytes = Array(try loadBlob(record, connection, path: path))
+                // Decode with a loader that notes references instead of loading them.
+                var seen: [[UInt8]] = []
+                let loader: (SHA256.Digest) throws -> Data = { digest in
+                    seen.append(digest.bytes)
+                    return Data()
+                }
+                if isRequest {
+                    _ = try RecordCoding.decodeRequest(bytes, load: loader)
+                } else {
+                    _ = try RecordCoding.decodeOutcome(bytes, load: loader)
+                }
+                referenced.formUnion(seen)
+            }
+        }
+        let all = try connection.statement("SELECT hash FROM blobs")
+        var unreferenced: [[UInt8]] = []
+        while try all.step() {
+            let hash = all.bytes(0)
+            if !referenced.contains(hash) { unreferenced.append(hash) }
+        }
+        all.reset()
+        let delete = try connection.statement("DELETE FROM blobs WHERE hash = ?")
+        for hash in unreferenced {
+            delete.reset()
+            delete.bind(1, bytes: hash)
+            try delete.run()
+        }
+        return unreferenced.count
+    }
+}

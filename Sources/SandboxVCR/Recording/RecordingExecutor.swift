@@ -1,0 +1,243 @@
+public import Foundation
+internal import Synchronization
+
+/// A ``SandboxExecutor`` that records what a live executor does into a ``Cassette`` and replays it.
+///
+/// The nth identical request (same key, see ``RequestMatcher``) replays the nth recording; the counter lives
+/// in the executor, so each executor (each test) starts from the first recording. Requests and outcomes are
+/// redacted before they are written. In `missing` mode a request past its last recording is recorded; in
+/// `never` mode the ``ExhaustionPolicy`` decides. Recordings are written in the background, in order (later
+/// lookups see them); ``Cassette/flush()`` waits for them and reports a failed write.
+///
+/// ```swift
+/// let cassette = try await Cassette.open(at: url)
+/// let executor = RecordingExecutor(cassette: cassette, live: sandboxFusion)  // mode from env, default missing
+/// let result = try await executor.execute(ExecutionRequest(code: "print(1)", language: .python))
+/// ```
+public final class RecordingExecutor: SandboxExecutor {
+    /// What a `never`-mode replay does when a request is made more often than it was recorded.
+    public struct ExhaustionPolicy: RawRepresentable, Hashable, Sendable {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        /// Replay the last recording again (the default).
+        public static let repeatLast = ExhaustionPolicy(rawValue: "repeatLast")
+        /// Throw a ``CassetteError/Code/exhausted`` error.
+        public static let fail = ExhaustionPolicy(rawValue: "fail")
+    }
+
+    /// How requests are matched, redacted and recorded.
+    public struct Configuration: Sendable {
+        /// Which parts of a request count when matching.
+        public var matcher: RequestMatcher = .exact
+        /// What is removed before writing.
+        public var redactor: Redactor = .standard
+        /// What happens past the last recording of a request (mode `never`).
+        public var exhaustion: ExhaustionPolicy = .repeatLast
+        /// Recordings older than this are re-recorded in mode `missing` (`nil`: never expire).
+        public var maxAge: TimeInterval?
+        /// Record ``ExecutionError``s thrown by the live executor, so replay throws them again.
+        public var recordsFailures = true
+        /// Stored with each recording, e.g. the server's version.
+        public var backendVersion: String?
+        /// Stamp `last_replayed_at` on replayed recordings (for `cassette prune`). `nil`: in modes `missing` and
+        /// `all` only, so replaying a committed cassette in mode `never` leaves the file unchanged.
+        public var stampsReplays: Bool?
+
+        public init(
+            matcher: RequestMatcher = .exact, redactor: Redactor = .standard,
+            exhaustion: ExhaustionPolicy = .repeatLast, maxAge: TimeInterval? = nil, recordsFailures: Bool = true,
+            backendVersion: String? = nil, stampsReplays: Bool? = nil
+        ) {
+            self.matcher = matcher
+            self.redactor = redactor
+            self.exhaustion = exhaustion
+            self.maxAge = maxAge
+            self.recordsFailures = recordsFailures
+            self.backendVersion = backendVersion
+            self.stampsReplays = stampsReplays
+        }
+    }
+
+    /// Counters and usage shared by an executor and its sessions.
+    private final class Shared: Sendable {
+        struct State {
+            var counters: [SHA256.Digest: Int] = [:]
+            var used: Set<UsedRecording> = []
+        }
+
+        struct UsedRecording: Hashable {
+            var key: SHA256.Digest
+            var ordinal: Int
+        }
+
+        let state = Mutex(State())
+        let digests = PartDigestCache()
+        let startedAt = Date()
+    }
+
+    /// A session's chain: the previous step's key.
+    private final class Chain: Sendable {
+        let id: String
+        let state = Mutex<(step: Int, previous: SHA256.Digest)>((0, SHA256.hash(Array("session".utf8))))
+        init(id: String) { self.id = id }
+    }
+
+    /// The executor a `.cassette` test trait gives the current test.
+    @TaskLocal public static var current: RecordingExecutor?
+
+    public let cassette: Cassette
+    public let mode: RecordMode
+    public let live: (any SandboxExecutor)?
+    public let configuration: Configuration
+    private let shared: Shared
+    private let chain: Chain?
+
+    /// - Parameters:
+    ///   - cassette: where recordings live.
+    ///   - mode: the record mode; `nil` resolves it (task-local, `SANDBOX_VCR_RECORD`, default).
+    ///   - live: the executor to call when recording; may be `nil` for `never`.
+    ///   - configuration: matching, redaction, exhaustion and expiry.
+    public init(
+        cassette: Cassette, mode: RecordMode? = nil, live: (any SandboxExecutor)? = nil,
+        configuration: Configuration = Configuration()
+    ) {
+        self.cassette = cassette
+        self.mode = RecordMode.resolve(mode)
+        self.live = live
+        self.configuration = configuration
+        self.shared = Shared()
+        self.chain = nil
+    }
+
+    private init(parent: RecordingExecutor, chain: Chain) {
+        cassette = parent.cassette
+        mode = parent.mode
+        live = parent.live
+        configuration = parent.configuration
+        shared = parent.shared
+        self.chain = chain
+    }
+
+    /// An executor for one stateful session: step k's key is `hash(key of step k-1, key of request k)`, so a
+    /// step matches only after the same earlier steps. Use it for one sequence of calls at a time.
+    public func session(id: String = UUID().uuidString) -> RecordingExecutor {
+        RecordingExecutor(parent: self, chain: Chain(id: id))
+    }
+
+    public func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
+        if mode == .live {
+            return try await requireLive(request).execute(request)
+        }
+        var key = configuration.matcher.key(for: request, cache: shared.digests)
+        var step: Int?
+        if let chain {
+            (key, step) = chain.state.withLock { state in
+                let chained = RequestMatcher.chainedKey(previous: state.previous, current: key)
+                defer {
+                    state.previous = chained
+                    state.step += 1
+                }
+                return (chained, state.step)
+            }
+        }
+        let ordinal = shared.state.withLock { state in
+            let ordinal = state.counters[key, default: 0]
+            state.counters[key] = ordinal + 1
+            state.used.insert(.init(key: key, ordinal: ordinal))
+            return ordinal
+        }
+        switch mode {
+        case .all:
+            return try await recordLive(request, key: key, ordinal: ordinal, step: step)
+        case .missing:
+            if let recording = try await cassette.recording(key: key, ordinal: ordinal, orLast: false) {
+                let age = Date().timeIntervalSince1970 - recording.recordedAt
+                if let maxAge = configuration.maxAge, age > maxAge {
+                    return try await recordLive(request, key: key, ordinal: ordinal, step: step)
+                }
+                return try replay(recording)
+            }
+            return try await recordLive(request, key: key, ordinal: ordinal, step: step)
+        default:
+            let repeatsLast = configuration.exhaustion == .repeatLast
+            if let recording = try await cassette.recording(key: key, ordinal: ordinal, orLast: repeatsLast) {
+                return try replay(recording)
+            }
+            if ordinal > 0, try await cassette.recording(key: key, ordinal: ordinal, orLast: true) != nil {
+                throw CassetteError(
+                    code: .exhausted,
+                    message: "request made \(ordinal + 1) times but recorded only \(ordinal) time(s) in cassette "
+                        + "\(cassette.path) (record mode `\(mode)`, exhaustion policy `fail`): \(request.summary). "
+                        + "Re-record with SANDBOX_VCR_RECORD=all, or use the exhaustion policy `repeatLast`",
+                    path: cassette.path)
+            }
+            throw try await missError(request)
+        }
+    }
+
+    private func replay(_ recording: Cassette.Recording) throws -> ExecutionResult {
+        if configuration.stampsReplays ?? (mode != .never) { cassette.markReplayed(recording.id) }
+        switch recording.outcome {
+        case .result(let result): return result
+        case .failure(let error): throw error
+        }
+    }
+
+    private func requireLive(_ request: ExecutionRequest) throws -> any SandboxExecutor {
+        guard let live else {
+            throw ExecutionError(
+                code: .configuration,
+                message: "record mode `\(mode)` needs a live executor to run \(request.summary), and none was "
+                    + "given; pass `live:` to the RecordingExecutor (or the .cassette trait), or replay with "
+                    + "SANDBOX_VCR_RECORD=never")
+        }
+        return live
+    }
+
+    private func recordLive(_ request: ExecutionRequest, key: SHA256.Digest, ordinal: Int, step: Int?)
+        async throws -> ExecutionResult
+    {
+        if live == nil, mode == .missing { throw try await missError(request, noLive: true) }
+        let live = try requireLive(request)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcome: Cassette.Outcome
+        do {
+            outcome = .result(try await live.execute(request))
+        } catch let error as ExecutionError where configuration.recordsFailures && error.code != .cancelled {
+            outcome = .failure(error)
+        }
+        let elapsed = clock.now - start
+        let duration = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let redactor = configuration.redactor
+        let interaction = Cassette.NewInteraction(
+            key: key, ordinal: ordinal, session: chain?.id, step: step,
+            backendVersion: configuration.backendVersion, request: redactor.redact(request),
+            outcome: redactor.redact(outcome), recordedAt: Date(), duration: duration)
+        try await cassette.recordInBackground(
+            [interaction], replacingOlderThan: mode == .all ? shared.startedAt : nil)
+        switch outcome {
+        case .result(let result): return result
+        case .failure(let error): throw error
+        }
+    }
+
+    private func missError(_ request: ExecutionRequest, noLive: Bool = false) async throws -> CassetteError {
+        let redacted = configuration.redactor.redact(request)
+        let codeHash = redacted.code.map { SHA256.hash(Data($0.utf8)) }
+        let candidates = try await cassette.candidates(
+            programKind: CassetteSchema.programKind(redacted), codeHash: codeHash, limit: 20)
+        let count = try await cassette.count()
+        var message = MissDiagnostics.message(
+            request: redacted, mode: mode, path: cassette.path, candidates: candidates, recordingCount: count)
+        if noLive { message += "\n(Mode `missing` would record it, but no live executor was given.)" }
+        return CassetteError(code: .miss, message: message, path: cassette.path)
+    }
+
+    /// Recordings in the cassette this executor never replayed or recorded (for a test's "unused" summary).
+    public func unusedRecordings() async throws -> [Cassette.Interaction] {
+        let used = shared.state.withLock { $0.used }
+        let unused = try await cassette.index().filter { !used.contains(.init(key: $0.key, ordinal: $0.ordinal)) }
+        return try await cassette.interactions(ids: unused.map(\.id))
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import SandboxVCR
+import Testing
+
+/// Runs the built `sandbox-vcr cassette …` end to end.
+@Suite struct CassetteCommandTests {
+    let folder: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cassette-cli-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }()
+
+    static var root: URL {
+        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+            url.deleteLastPathComponent()
+        }
+        return url
+    }
+
+    static func tool() -> URL? {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return [
+            executable.deletingLastPathComponent().appendingPathComponent("sandbox-vcr"),
+            root.appendingPathComponent(".build/debug/sandbox-vcr"),
+        ].first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+
+    func run(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let tool = try #require(Self.tool(), "build sandbox-vcr first (swift build --build-tests)")
+        let process = Process()
+        process.executableURL = tool
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            process.terminationHandler = { _ in continuation.resume() }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        return (
+            process.terminationStatus,
+            String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+            String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        )
+    }
+
+    @Test func importExportShowStatsVerifyMergePrune() async throws {
+        let cassette = folder.appendingPathComponent("demo.sqlite").path
+        let exchanges = Self.root.appendingPathComponent("Fixtures/grading-demo/exchanges.jsonl").path
+        let imported = try await run(["cassette", "import", cassette, exchanges])
+        #expect(imported.status == 0)
+        #expect(imported.stderr.contains("imported 96 result(s)"))
+        #expect(!imported.stderr.contains("\r"), "no progress bar when stderr is not a terminal")
+
+        let stats = try await run(["cassette", "stats", "--json", cassette])
+        #expect(stats.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
+        #expect(json?["interactions"] as? Int == 96)
+        #expect(try await run(["cassette", "ls", cassette]).stdout.contains("interactions:   96"))
+
+        let export = folder.appendingPathComponent("demo.jsonl").path
+        #expect(try await run(["cassette", "export", cassette, "-o", export]).status == 0)
+        let copy = folder.appendingPathComponent("copy.sqlite").path
+        #expect(try await run(["cassette", "import", copy, export]).status == 0)
+        let again = try await run(["cassette", "export", copy])
+        #expect(Data(again.stdout.utf8) == (try Data(contentsOf: URL(fileURLWithPath: export))))
+
+        let show = try await run(["cassette", "show", cassette])
+        #expect(show.stdout.hasPrefix("cassette demo.sqlite: 96 interaction(s)"))
+        #expect(
+            show.stdout
+                == (try await run(["cassette", "show", copy])).stdout.replacingOccurrences(
+                    of: "cassette copy.sqlite", with: "cassette demo.sqlite"))
+
+        let verify = try await run(["cassette", "verify", cassette, copy])
+        #expect(verify.status == 0)
+        #expect(verify.stdout.contains("ok (96 interactions"))
+
+        let merged = folder.appendingPathComponent("merged.sqlite").path
+        let merge = try await run(["cassette", "merge", "-o", merged, cassette, copy])
+        #expect(merge.status == 0)
+        #expect(merge.stderr.contains("merged 96 interaction(s); 96 already present"))
+
+        let prune = try await run(["cassette", "prune", merged, "--never-replayed"])
+        #expect(prune.stdout.contains("deleted 96 interaction(s); 0 left"))
+        #expect(try await run(["cassette", "prune", merged]).status != 0)
+    }
+
+    @Test func verifyFailsOnANonCassette() async throws {
+        let text = folder.appendingPathComponent("notes.sqlite")
+        try Data("just text\n".utf8).write(to: text)
+        let result = try await run(["cassette", "verify", text.path])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("notACassette"))
+    }
+}

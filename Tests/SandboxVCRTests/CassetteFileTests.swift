@@ -1,0 +1,215 @@
+import CSQLite
+import Foundation
+import SandboxVCR
+import Testing
+
+@Suite struct CassetteFileTests {
+    let folder = TemporaryFolder()
+
+    func recordSome(_ url: URL, count: Int = 3) async throws {
+        let cassette = try await Cassette.open(at: url)
+        let executor = RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
+        for index in 0..<count { _ = try await executor.execute(request(stdin: "\(index)")) }
+        await cassette.close()
+    }
+
+    @Test func reopenKeepsInteractionsAndSchema() async throws {
+        let url = folder.file("a.sqlite")
+        try await recordSome(url)
+        #expect(!FileManager.default.fileExists(atPath: url.path + "-wal"), "close checkpoints the WAL away")
+        let cassette = try await Cassette.open(at: url)
+        #expect(try await cassette.count() == 3)
+        #expect(try await cassette.verify().isOK)
+    }
+
+    @Test func replayingInNeverModeLeavesTheFileUnchanged() async throws {
+        let url = folder.file("committed.sqlite")
+        try await recordSome(url)
+        let before = try Data(contentsOf: url)
+        let cassette = try await Cassette.open(at: url)
+        let replay = RecordingExecutor(cassette: cassette, mode: .never)
+        for index in 0..<3 { _ = try await replay.execute(request(stdin: "\(index)")) }
+        await cassette.close()
+        #expect(try Data(contentsOf: url) == before)
+        #expect(!FileManager.default.fileExists(atPath: url.path + "-wal"))
+    }
+
+    @Test func plainTextFileIsNotACassette() async throws {
+        let url = folder.file("notes.sqlite")
+        try Data("hello, this is text\n".utf8).write(to: url)
+        let error = try await #require(throws: CassetteError.self) { try await Cassette.open(at: url) }
+        #expect(error.code == .notACassette)
+        #expect(error.message.contains("not a SQLite database"))
+        #expect(error.path == url.path)
+    }
+
+    @Test func otherSQLiteDatabaseIsNotACassette() async throws {
+        let url = folder.file("other.sqlite")
+        var db: OpaquePointer?
+        #expect(sqlite3_open(url.path, &db) == SQLITE_OK)
+        #expect(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        let error = try await #require(throws: CassetteError.self) { try await Cassette.open(at: url) }
+        #expect(error.code == .notACassette)
+        #expect(error.message.contains("not a SandboxVCR cassette"))
+    }
+
+    @Test func newerSchemaSaysToUpgrade() async throws {
+        let url = folder.file("new.sqlite")
+        try await recordSome(url, count: 1)
+        var db: OpaquePointer?
+        #expect(sqlite3_open(url.path, &db) == SQLITE_OK)
+        #expect(
+            sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        let error = try await #require(throws: CassetteError.self) { try await Cassette.open(at: url) }
+        #expect(error.code == .newerSchema)
+        #expect(error.message.contains("99"))
+        #expect(error.message.contains("upgrade sandbox-vcr"))
+    }
+
+    @Test func corruptBytesAreReported() async throws {
+        let url = folder.file("corrupt.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        let executor = RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
+        for index in 0..<200 {
+            _ = try await executor.execute(request(String(repeating: "x", count: 3000) + "\(index)", stdin: "\(index)"))
+        }
+        await cassette.close()
+        var bytes = try Data(contentsOf: url)
+        #expect(bytes.count > 8192)
+        // Overwrite everything after the first page with garbage.
+        for index in 4096..<bytes.count { bytes[index] = UInt8(truncatingIfNeeded: index &* 31 &+ 7) }
+        try bytes.write(to: url)
+        let error: CassetteError
+        do {
+            let damaged = try await Cassette.open(at: url)
+            let replay = RecordingExecutor(cassette: damaged, mode: .never)
+            error = try await #require(throws: CassetteError.self) {
+                _ = try await replay.execute(request(String(repeating: "x", count: 3000) + "5", stdin: "5"))
+                _ = try await damaged.verify()
+                _ = try await damaged.count()
+            }
+        } catch let openError as CassetteError {
+            error = openError
+        }
+        #expect(error.code == .corrupted)
+        #expect(error.message.contains("verify"))
+    }
+
+    @Test func headerOnlyGarbageIsCorrupted() async throws {
+        let url = folder.file("garbage.sqlite")
+        try (Data("SQLite format 3\0".utf8) + Data(repeating: 0xAB, count: 4000)).write(to: url)
+        let error = try await #require(throws: CassetteError.self) { try await Cassette.open(at: url) }
+        #expect(error.code == .corrupted)
+    }
+
+    @Test func readOnlyFileReplaysButCannotRecord() async throws {
+        let url = folder.file("ro.sqlite")
+        try await recordSome(url, count: 1)
+        #expect(chmod(url.path, 0o444) == 0)
+        let cassette = try await Cassette.open(at: url)
+        #expect(cassette.isReadOnly)
+        let replay = RecordingExecutor(cassette: cassette, mode: .never)
+        #expect(try await replay.execute(request(stdin: "0")).stdoutText == "0")
+        let recorder = RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
+        let error = try await #require(throws: CassetteError.self) { try await recorder.execute(request(stdin: "9")) }
+        #expect(error.code == .readOnly)
+        #expect(error.message.contains("writable"))
+    }
+
+    @Test func explicitReadOnlyRefusesWrites() async throws {
+        let url = folder.file("explicit.sqlite")
+        try await recordSome(url, count: 1)
+        let cassette = try await Cassette.open(at: url, readOnly: true)
+        let error = try await #require(throws: CassetteError.self) {
+            try await cassette.record([
+                .init(
+                    key: SHA256.hash(Data()), ordinal: 0, request: request(),
+                    outcome: .failure(ExecutionError(code: .timedOut, message: "t")))
+            ])
+        }
+        #expect(error.code == .readOnly)
+    }
+
+    @Test func missingFileWithoutCreateIsAnIOError() async throws {
+        let error = try await #require(throws: CassetteError.self) {
+            try await Cassette.open(at: folder.file("none.sqlite"), create: false)
+        }
+        #expect(error.code == .io)
+    }
+
+    // MARK: Several processes
+
+    static func stressTool() -> URL? {
+        var candidates: [URL] = []
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        candidates.append(executable.deletingLastPathComponent().appendingPathComponent("cassette-stress"))
+        for argument in CommandLine.arguments.prefix(1) {
+            candidates.append(
+                URL(fileURLWithPath: argument).deletingLastPathComponent().appendingPathComponent("cassette-stress"))
+        }
+        candidates.append(packageRoot().appendingPathComponent(".build/debug/cassette-stress"))
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+
+    static func run(_ tool: URL, _ arguments: [String]) async throws -> (
+        status: Int32, reason: Process.TerminationReason, output: String
+    ) {
+        let process = Process()
+        process.executableURL = tool
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            process.terminationHandler = { _ in continuation.resume() }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, process.terminationReason, output)
+    }
+
+    @Test func fourProcessesShareOneFile() async throws {
+        let tool = try #require(Self.stressTool(), "build the cassette-stress tool (swift build --build-tests)")
+        let url = folder.file("shared.sqlite")
+        let results = try await withThrowingTaskGroup(of: (Int32, String).self) { group in
+            for index in 0..<4 {
+                group.addTask {
+                    let run = try await Self.run(tool, ["record", url.path, "p\(index)", "150", "40"])
+                    return (run.status, run.output)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for (status, output) in results {
+            #expect(status == 0)
+            #expect(output.contains("done 190"))
+        }
+        let cassette = try await Cassette.open(at: url)
+        #expect(try await cassette.count() == 4 * 150 + 40)
+        #expect(try await cassette.verify().isOK)
+    }
+
+    @Test func sigkillDuringRecordingLosesOnlyUncommitted() async throws {
+        let tool = try #require(Self.stressTool(), "build the cassette-stress tool (swift build --build-tests)")
+        let url = folder.file("killed.sqlite")
+        let run = try await Self.run(tool, ["crash", url.path, "300"])
+        #expect(run.reason == .uncaughtSignal)
+        #expect(run.status == SIGKILL)
+        #expect(run.output.contains("committed 300"))
+        let cassette = try await Cassette.open(at: url)
+        let report = try await cassette.verify()
+        #expect(report.integrity == ["ok"])
+        #expect(report.isOK)
+        let count = try await cassette.count()
+        #expect(count >= 300)
+        // Every committed interaction replays.
+        let replay = RecordingExecutor(cassette: cassette, mode: .never)
+        var replayed = 0
+        try await cassette.forEachInteraction { interaction in
+            _ = try await replay.execute(interaction.request)
+            replayed += 1
+        }
+        #expect(replayed == count)
+    }
+}
