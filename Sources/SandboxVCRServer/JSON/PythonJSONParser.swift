@@ -19,7 +19,7 @@ struct PythonJSONParser {
     ///
     /// - Returns: `nil` when the bytes are not UTF-8 (FastAPI answers 400 then, not 422).
     /// - Throws: ``DecodeError`` as Python would raise it.
-    static func parse(_ bytes: some Collection<UInt8>) throws(DecodeError) -> JSONValue? {
+    static func parse(_ bytes: some Collection<UInt8>) throws(DecodeError) -> OrderedJSONValue? {
         guard var string = String(validating: bytes, as: UTF8.self) else { return nil }
         if string.unicodeScalars.first == "\u{FEFF}" { string.unicodeScalars.removeFirst() }
         var parser = PythonJSONParser(text: Array(string.unicodeScalars))
@@ -54,7 +54,7 @@ struct PythonJSONParser {
         return true
     }
 
-    private mutating func scanValue() throws(DecodeError) -> JSONValue {
+    private mutating func scanValue() throws(DecodeError) -> OrderedJSONValue {
         guard let first = character(at: position) else {
             throw DecodeError(message: "Expecting value", position: position)
         }
@@ -88,7 +88,7 @@ struct PythonJSONParser {
         }
     }
 
-    private mutating func scanNumber() throws(DecodeError) -> JSONValue {
+    private mutating func scanNumber() throws(DecodeError) -> OrderedJSONValue {
         let start = position
         var index = position
         func isDigit(_ index: Int) -> Bool {
@@ -223,8 +223,8 @@ struct PythonJSONParser {
         }
     }
 
-    private mutating func scanObject() throws(DecodeError) -> JSONValue {
-        var members: [(String, JSONValue)] = []
+    private mutating func scanObject() throws(DecodeError) -> OrderedJSONValue {
+        var members: [(String, OrderedJSONValue)] = []
         var indexByKey: [String: Int] = [:]
         position += 1
         skipWhitespace()
@@ -262,8 +262,8 @@ struct PythonJSONParser {
         return .object(members)
     }
 
-    private mutating func scanArray() throws(DecodeError) -> JSONValue {
-        var elements: [JSONValue] = []
+    private mutating func scanArray() throws(DecodeError) -> OrderedJSONValue {
+        var elements: [OrderedJSONValue] = []
         position += 1
         skipWhitespace()
         if character(at: position) == "]" {

@@ -100,7 +100,7 @@ struct SandboxFusionResponder: HTTPResponder {
         case .success(let executionResult):
             response = Self.json(
                 status: 200,
-                JSONValue(SandboxFusionWire.response(from: executionResult), fileOrder: wireBody.fetch_files ?? []))
+                OrderedJSONValue(SandboxFusionWire.response(from: executionResult), fileOrder: wireBody.fetch_files ?? []))
         case .failure(let error):
             response = Self.response(for: error)
             if outcome.kind == .miss {
@@ -153,8 +153,8 @@ struct SandboxFusionResponder: HTTPResponder {
         case .unmatchedRequest, .sandboxError, .sandboxTerminated, .unsupportedRequest:
             return runCodeResponse(.init(status: "SandboxError", message: error.message))
         case .httpStatus where error.httpStatus == 422 && !error.validationIssues.isEmpty:
-            let items: [JSONValue] = error.validationIssues.map { issue in
-                let location: [JSONValue] = issue.location.map { part in
+            let items: [OrderedJSONValue] = error.validationIssues.map { issue in
+                let location: [OrderedJSONValue] = issue.location.map { part in
                     Int(part).map { .integer(String($0)) } ?? .string(part)
                 }
                 return .object([
@@ -179,14 +179,14 @@ struct SandboxFusionResponder: HTTPResponder {
     // MARK: /run_jupyter
 
     private func runJupyter(body: [UInt8], contentType: String?) async -> Answer {
-        let object: JSONValue
+        let object: OrderedJSONValue
         do {
             object = try SandboxFusionRequestValidator.runJupyterBody(body, contentType: contentType)
         } catch {
             return Answer(response: Self.json(status: error.status, error.body))
         }
         guard let handler = server.jupyterHandler else {
-            let answer: JSONValue = .object([
+            let answer: OrderedJSONValue = .object([
                 ("status", "SandboxError"),
                 (
                     "message",
@@ -241,12 +241,12 @@ struct SandboxFusionResponder: HTTPResponder {
         return .success(bytes)
     }
 
-    static func json(status: Int, _ value: JSONValue) -> Response {
+    static func json(status: Int, _ value: OrderedJSONValue) -> Response {
         body(status: status, bytes: value.pythonJSONBytes)
     }
 
     static func runCodeResponse(_ response: SandboxFusionWire.RunCodeResponse) -> Response {
-        json(status: 200, JSONValue(response))
+        json(status: 200, OrderedJSONValue(response))
     }
 
     private static func body(status: Int, bytes: [UInt8]) -> Response {
@@ -280,6 +280,6 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 }
 
-extension JSONValue: ExpressibleByDictionaryLiteral {
-    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(elements) }
+extension OrderedJSONValue: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, OrderedJSONValue)...) { self = .object(elements) }
 }

@@ -4,18 +4,18 @@ struct ValidationIssue: Sendable, Equatable {
     /// The pydantic error type, e.g. `missing`, `literal_error`, `float_parsing`.
     var type: String
     /// Where: `["body", "language"]`, or `["body", 41]` for a JSON syntax error at character 41.
-    var location: [JSONValue]
+    var location: [OrderedJSONValue]
     var message: String
     /// The offending input, echoed back.
-    var input: JSONValue
-    var context: JSONValue?
+    var input: OrderedJSONValue
+    var context: OrderedJSONValue?
     /// Whether pydantic adds its documentation link (FastAPI's own `json_invalid` has none).
     var hasDocumentationURL = true
 
     static let documentationURLPrefix = "https://errors.pydantic.dev/2.6/v/"
 
-    var json: JSONValue {
-        var members: [(String, JSONValue)] = [
+    var json: OrderedJSONValue {
+        var members: [(String, OrderedJSONValue)] = [
             ("type", .string(type)), ("loc", .array(location)), ("msg", .string(message)), ("input", input),
         ]
         if let context { members.append(("ctx", context)) }
@@ -24,11 +24,11 @@ struct ValidationIssue: Sendable, Equatable {
     }
 
     /// The 422 body for a list of issues: `{"detail": [...]}`.
-    static func body(for issues: [ValidationIssue]) -> JSONValue {
+    static func body(for issues: [ValidationIssue]) -> OrderedJSONValue {
         .object([("detail", .array(issues.map(\.json)))])
     }
 
-    static func missing(at location: [JSONValue], input: JSONValue) -> ValidationIssue {
+    static func missing(at location: [OrderedJSONValue], input: OrderedJSONValue) -> ValidationIssue {
         ValidationIssue(type: "missing", location: location, message: "Field required", input: input)
     }
 }

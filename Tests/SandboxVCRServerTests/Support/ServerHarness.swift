@@ -178,9 +178,9 @@ final class GateExecutor: SandboxExecutor {
 }
 
 /// Parses JSON the way the server does (key order kept).
-func parseJSON(_ bytes: [UInt8]) throws -> JSONValue {
+func parseJSON(_ bytes: [UInt8]) throws -> OrderedJSONValue {
     guard let value = try PythonJSONParser.parse(bytes) else { throw RawHTTPError(description: "not UTF-8") }
     return value
 }
 
-func parseJSON(_ text: String) throws -> JSONValue { try parseJSON(Array(text.utf8)) }
+func parseJSON(_ text: String) throws -> OrderedJSONValue { try parseJSON(Array(text.utf8)) }

@@ -3,17 +3,17 @@
 ///
 /// The server echoes client input back in validation errors the way FastAPI does, so it needs the value exactly
 /// as Python parsed it, not as `JSONSerialization` would.
-public enum JSONValue: Hashable, Sendable {
+public enum OrderedJSONValue: Hashable, Sendable {
     case null
     case bool(Bool)
     /// An integer; the digits are kept as text so values beyond 64 bits echo back unchanged.
     case integer(String)
     case float(Double)
     case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
+    case array([OrderedJSONValue])
+    case object([(String, OrderedJSONValue)])
 
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    public static func == (lhs: OrderedJSONValue, rhs: OrderedJSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
@@ -45,7 +45,7 @@ public enum JSONValue: Hashable, Sendable {
     }
 
     /// The value of `key` in an object, or `nil`.
-    public subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> OrderedJSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1
     }
@@ -56,17 +56,17 @@ public enum JSONValue: Hashable, Sendable {
     }
 
     /// Makes an object from members, keeping their order.
-    public static func makeObject(_ members: KeyValuePairs<String, JSONValue>) -> JSONValue {
+    public static func makeObject(_ members: KeyValuePairs<String, OrderedJSONValue>) -> OrderedJSONValue {
         .object(members.map { ($0.key, $0.value) })
     }
 }
 
-extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral,
+extension OrderedJSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral,
     ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int) { self = .integer(String(value)) }
-    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(arrayLiteral elements: OrderedJSONValue...) { self = .array(elements) }
     public init(nilLiteral: ()) { self = .null }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(floatLiteral value: Double) { self = .float(value) }

@@ -1,4 +1,4 @@
-extension JSONValue {
+extension OrderedJSONValue {
     /// The bytes `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` writes: what FastAPI's
     /// `JSONResponse` sends.
     public var pythonJSONBytes: [UInt8] {
