@@ -288,6 +288,16 @@ enum CassetteSchema {
                 + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         for interaction in interactions {
             for (hash, bytes) in interaction.blobs {
+                if bytes.count < BlobCompression.minimumSize {
+                    // Small blobs are stored raw: no need to look before inserting.
+                    blob.reset()
+                    blob.bind(1, bytes: hash.bytes)
+                    blob.bind(2, Int64(bytes.count))
+                    blob.bind(3, BlobCompression.raw)
+                    blob.bind(4, data: bytes)
+                    try blob.run()
+                    continue
+                }
                 exists.reset()
                 exists.bind(1, bytes: hash.bytes)
                 let isStored = try exists.step()
