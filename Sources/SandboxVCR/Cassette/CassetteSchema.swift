@@ -40,7 +40,27 @@ enum CassetteSchema {
     /// Forward migrations: entry `n` upgrades schema version `n + 1` to `n + 2`. Empty while at version 1.
     static let migrations: [String] = []
 
+    /// Prepares a freshly opened connection, retrying while other processes hold locks.
+    ///
+    /// Two processes switching a new file to WAL at once can get `SQLITE_BUSY` without the busy handler being
+    /// called (each holds a shared lock and wants an exclusive one), so this retries with a short back-off for up
+    /// to the busy timeout.
     static func prepare(_ connection: SQLiteConnection, path: String) throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var pause: UInt32 = 1000
+        while true {
+            do {
+                return try prepareOnce(connection, path: path)
+            } catch let error as SQLiteError where error.code == SQLITE_BUSY || error.code == SQLITE_LOCKED {
+                if connection.isInsideTransaction { try? connection.execute("ROLLBACK") }
+                guard ContinuousClock.now < deadline else { throw error }
+                usleep(pause)
+                pause = min(pause * 2, 50_000)
+            }
+        }
+    }
+
+    private static func prepareOnce(_ connection: SQLiteConnection, path: String) throws {
         try connection.execute("PRAGMA busy_timeout = 10000")
         try connection.execute("PRAGMA cache_size = -8000")
         if !connection.isReadOnly {
