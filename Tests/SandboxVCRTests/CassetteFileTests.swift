@@ -154,35 +154,38 @@ import Testing
     }
 
     static func run(_ tool: URL, _ arguments: [String]) async throws -> (
-        status: Int32, reason: Process.TerminationReason, output: String
+        status: Int32, reason: Process.TerminationReason, output: String, errors: String
     ) {
         let process = Process()
         process.executableURL = tool
         process.arguments = arguments
         let pipe = Pipe()
+        let errors = Pipe()
         process.standardOutput = pipe
+        process.standardError = errors
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             process.terminationHandler = { _ in continuation.resume() }
             do { try process.run() } catch { continuation.resume(throwing: error) }
         }
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, process.terminationReason, output)
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, process.terminationReason, output, errorText)
     }
 
     @Test func fourProcessesShareOneFile() async throws {
         let tool = try #require(Self.stressTool(), "build the cassette-stress tool (swift build --build-tests)")
         let url = folder.file("shared.sqlite")
-        let results = try await withThrowingTaskGroup(of: (Int32, String).self) { group in
+        let results = try await withThrowingTaskGroup(of: (Int32, String, String).self) { group in
             for index in 0..<4 {
                 group.addTask {
                     let run = try await Self.run(tool, ["record", url.path, "p\(index)", "150", "40"])
-                    return (run.status, run.output)
+                    return (run.status, run.output, run.errors)
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        for (status, output) in results {
-            #expect(status == 0)
+        for (status, output, errors) in results {
+            #expect(status == 0, "child failed: \(errors)")
             #expect(output.contains("done 190"))
         }
         let cassette = try await Cassette.open(at: url)

@@ -40,7 +40,27 @@ enum CassetteSchema {
     /// Forward migrations: entry `n` upgrades schema version `n + 1` to `n + 2`. Empty while at version 1.
     static let migrations: [String] = []
 
+    /// Prepares a freshly opened connection, retrying while other processes hold locks.
+    ///
+    /// Two processes switching a new file to WAL at once can get `SQLITE_BUSY` without the busy handler being
+    /// called (each holds a shared lock and wants an exclusive one), so this retries with a short back-off for up
+    /// to the busy timeout.
     static func prepare(_ connection: SQLiteConnection, path: String) throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var pause: UInt32 = 1000
+        while true {
+            do {
+                return try prepareOnce(connection, path: path)
+            } catch let error as SQLiteError where error.code == SQLITE_BUSY || error.code == SQLITE_LOCKED {
+                if connection.isInsideTransaction { try? connection.execute("ROLLBACK") }
+                guard ContinuousClock.now < deadline else { throw error }
+                usleep(pause)
+                pause = min(pause * 2, 50_000)
+            }
+        }
+    }
+
+    private static func prepareOnce(_ connection: SQLiteConnection, path: String) throws {
         try connection.execute("PRAGMA busy_timeout = 10000")
         try connection.execute("PRAGMA cache_size = -8000")
         if !connection.isReadOnly {
@@ -288,6 +308,16 @@ enum CassetteSchema {
                 + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         for interaction in interactions {
             for (hash, bytes) in interaction.blobs {
+                if bytes.count < BlobCompression.minimumSize {
+                    // Small blobs are stored raw: no need to look before inserting.
+                    blob.reset()
+                    blob.bind(1, bytes: hash.bytes)
+                    blob.bind(2, Int64(bytes.count))
+                    blob.bind(3, BlobCompression.raw)
+                    blob.bind(4, data: bytes)
+                    try blob.run()
+                    continue
+                }
                 exists.reset()
                 exists.bind(1, bytes: hash.bytes)
                 let isStored = try exists.step()
