@@ -85,6 +85,21 @@ struct ExecutorStack: Sendable {
         await cassette?.close()
     }
 
+    /// Commits every recording, then closes the cassette.
+    ///
+    /// - Throws: the first error of a recording written in the background (disk full, read-only file); the
+    ///   cassette is closed either way.
+    func finish() async throws {
+        guard let cassette else { return }
+        do {
+            try await cassette.flush()
+        } catch {
+            await cassette.close()
+            throw error
+        }
+        await cassette.close()
+    }
+
     /// Builds a live executor, wrapped in a recording executor when a cassette is given.
     ///
     /// In `never` mode no live executor is made at all, so replays need no backend and no configuration.

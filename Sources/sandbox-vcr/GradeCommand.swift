@@ -17,7 +17,8 @@ struct GradeCommand: AsyncParsableCommand {
             A test passes when the status is Success and stdout equals the expected output after removing \
             trailing white space from each line and trailing empty lines; a candidate's reward is 1.0 when every \
             test passes. Exit status: 0 when every candidate got the reward its intent expects and nothing \
-            failed to execute, 1 otherwise.
+            failed to execute, 1 otherwise, 2 when grading could not start or its recordings could not be written \
+            (cassette, rules file, configuration), 64 bad arguments or an invalid problems file.
             """)
 
     @Option(help: "The problems, one JSON object a line.")
@@ -53,7 +54,12 @@ struct GradeCommand: AsyncParsableCommand {
         do {
             problemList = try GradingProblem.load(contentsOf: URL(fileURLWithPath: problems))
         } catch {
-            throw ValidationError("\(error)")
+            var message = "\(error)"
+            if error.code == .unreadableFile && problems == Self.defaultProblems {
+                message += " (with no --problems, grade reads the demo from the repository root: run it there, "
+                    + "or pass --problems FILE)"
+            }
+            throw commandFailure("grade", message, status: ExitCode.validationFailure)
         }
         var mode = try cassetteOptions.explicitMode()
         if mode == nil && (environment[RecordMode.environmentVariable] ?? "").isEmpty
@@ -61,18 +67,33 @@ struct GradeCommand: AsyncParsableCommand {
         {
             mode = .never  // No live backend named: replay only.
         }
-        let stack = try await ExecutorStack.make(
-            backend: backend,
-            cassettePath: noCassette ? nil : (cassetteOptions.cassette ?? Self.defaultCassette),
-            mode: mode, environment: environment, logger: logger)
+        let stack: ExecutorStack
+        do {
+            stack = try await ExecutorStack.make(
+                backend: backend,
+                cassettePath: noCassette ? nil : (cassetteOptions.cassette ?? Self.defaultCassette),
+                mode: mode, environment: environment, logger: logger)
+        } catch let error as ValidationError {
+            throw commandFailure("grade", error.message, status: ExitCode.validationFailure)
+        } catch {
+            throw commandFailure("grade", "\(error)", status: ExitCode(2))  // Cassette, rules file, configuration.
+        }
         let report = await Grader(executor: stack.executor, maxConcurrency: concurrency).grade(problemList)
-        await stack.close()
+        var recordingError: (any Error)?
+        do {
+            try await stack.finish()
+        } catch {
+            recordingError = error
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(report.renderTable(), terminator: "")
+        }
+        if let recordingError {
+            throw commandFailure("grade", "the results could not be recorded: \(recordingError)", status: ExitCode(2))
         }
         if !report.expectationsMet || !report.executionErrors.isEmpty { throw ExitCode(1) }
     }

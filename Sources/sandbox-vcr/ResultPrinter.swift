@@ -3,6 +3,7 @@ import SandboxVCR
 
 /// Renders results for people (text) and for programs (JSON with sorted keys, text fields as text).
 enum ResultPrinter {
+    /// The result for people: status, each step's outcome and output, fetched files, hints.
     static func text(_ result: ExecutionResult) -> String {
         var lines = ["status: \(result.status)  (backend: \(result.backend))"]
         if !result.message.isEmpty { lines.append("message: \(result.message)") }
@@ -46,11 +47,15 @@ enum ResultPrinter {
         return serialize(object)
     }
 
+    /// An error that left no result, as JSON: its text, and its code (and HTTP status or cassette) when known.
     static func json(error: any Error) -> String {
         var object: [String: Any] = ["error": "\(error)"]
         if let error = error as? ExecutionError {
             object["code"] = error.code.rawValue
             if let status = error.httpStatus { object["httpStatus"] = status }
+        } else if let error = error as? CassetteError {
+            object["code"] = error.code.rawValue
+            object["cassette"] = error.path
         }
         return serialize(object)
     }

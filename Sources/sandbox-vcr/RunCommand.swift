@@ -9,8 +9,8 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Execute one piece of code and print the result.",
         discussion: """
             The exit status says how the run went: 0 success, 1 the program failed (non-zero exit, signal, \
-            time limit, compile error), 2 the sandbox reported an error, 3 no result (connection, HTTP or \
-            cassette error).
+            time limit, compile error), 2 the sandbox reported an error, 3 no result (connection, HTTP, \
+            cassette, rules file or configuration error), 64 bad arguments or an unreadable input file.
             """)
 
     @Argument(help: "A source file to run (or use -c).")
@@ -100,35 +100,66 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeCommandLogger(label: "sandbox-vcr.run", verbose: verbose)
-        let request = try makeRequest()
+        let request: ExecutionRequest
+        do {
+            request = try makeRequest()
+        } catch let error as ValidationError {
+            throw commandFailure("run", error.message, status: ExitCode.validationFailure)
+        }
         let environment = ProcessInfo.processInfo.environment
-        let stack = try await ExecutorStack.make(
-            backend: backend, cassettePath: cassetteOptions.cassette, mode: try cassetteOptions.explicitMode(),
-            environment: environment, logger: logger)
+        let stack: ExecutorStack
+        do {
+            stack = try await ExecutorStack.make(
+                backend: backend, cassettePath: cassetteOptions.cassette, mode: try cassetteOptions.explicitMode(),
+                environment: environment, logger: logger)
+        } catch let error as ValidationError {
+            throw commandFailure("run", error.message, status: ExitCode.validationFailure)
+        } catch {
+            throw noResult(error)  // A cassette that cannot be opened, a bad rules file or configuration.
+        }
         let outcome: Result<ExecutionResult, any Error>
         do {
             outcome = .success(try await stack.executor.execute(request))
         } catch {
             outcome = .failure(error)
         }
-        await stack.close()
+        var recordingError: (any Error)?
+        do {
+            try await stack.finish()
+        } catch {
+            recordingError = error
+        }
         switch outcome {
         case .success(let result):
             print(json ? ResultPrinter.json(result) : ResultPrinter.text(result), terminator: "")
+            if let recordingError {
+                throw commandFailure("run", "the result could not be recorded: \(recordingError)", status: ExitCode(3))
+            }
             switch result.status {
             case .success: return
             case .failed: throw ExitCode(1)
             default: throw ExitCode(2)
             }
         case .failure(let error):
-            if json {
-                print(ResultPrinter.json(error: error), terminator: "")
-            } else {
-                FileHandle.standardError.write(Data("sandbox-vcr run: \(error)\n".utf8))
-            }
-            throw ExitCode(3)
+            throw noResult(error)
         }
     }
+
+    /// Reports an error that left no result (as JSON on standard output with `--json`) and returns exit status 3.
+    private func noResult(_ error: any Error) -> ExitCode {
+        if json {
+            print(ResultPrinter.json(error: error), terminator: "")
+            return ExitCode(3)
+        }
+        return commandFailure("run", "\(error)", status: ExitCode(3))
+    }
+}
+
+/// Writes `sandbox-vcr COMMAND: MESSAGE` on standard error and returns `status` to throw: a clean failure,
+/// without the usage text ArgumentParser prints for a `ValidationError` thrown from `run()`.
+func commandFailure(_ command: String, _ message: String, status: ExitCode) -> ExitCode {
+    FileHandle.standardError.write(Data("sandbox-vcr \(command): \(message)\n".utf8))
+    return status
 }
 
 /// Reads a whole file as text, with an error that names it.
