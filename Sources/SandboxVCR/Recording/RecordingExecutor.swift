@@ -35,7 +35,10 @@ public final class RecordingExecutor: SandboxExecutor {
         public var exhaustion: ExhaustionPolicy = .repeatLast
         /// Recordings older than this are re-recorded in mode `missing` (`nil`: never expire).
         public var maxAge: TimeInterval?
-        /// Record ``ExecutionError``s thrown by the live executor, so replay throws them again.
+        /// Record ``ExecutionError``s thrown by the live executor, so replay throws them again. Only failures
+        /// about the request are recorded (an HTTP 4xx such as a 422, an undecodable answer); a failure of the
+        /// moment (connection refused or reset, timeout, cancellation, HTTP 429/502/503/504) never is, so the
+        /// next run calls the live executor again.
         public var recordsFailures = true
         /// Stored with each recording, e.g. the server's version.
         public var backendVersion: String?
@@ -204,7 +207,7 @@ public final class RecordingExecutor: SandboxExecutor {
         let outcome: Cassette.Outcome
         do {
             outcome = .result(try await live.execute(request))
-        } catch let error as ExecutionError where configuration.recordsFailures && error.code != .cancelled {
+        } catch let error as ExecutionError where configuration.recordsFailures && error.isRecordable {
             outcome = .failure(error)
         }
         let elapsed = clock.now - start
@@ -239,5 +242,17 @@ public final class RecordingExecutor: SandboxExecutor {
         let used = shared.state.withLock { $0.used }
         let unused = try await cassette.index().filter { !used.contains(.init(key: $0.key, ordinal: $0.ordinal)) }
         return try await cassette.interactions(ids: unused.map(\.id))
+    }
+}
+
+extension ExecutionError {
+    /// Whether the failure says something about the request (and so replays the same), not about the
+    /// connection or the server's state at that moment.
+    fileprivate var isRecordable: Bool {
+        switch code {
+        case .connectionRefused, .connectionReset, .timedOut, .transport, .cancelled, .configuration: false
+        case .httpStatus: ![429, 502, 503, 504].contains(httpStatus ?? 0)
+        default: true
+        }
     }
 }
