@@ -62,7 +62,8 @@ struct CassetteOptions: ParsableArguments {
     @Option(help: "A cassette file to replay from and record into.")
     var cassette: String?
 
-    @Option(help: "Record mode: never, missing, all or live. Default: $SANDBOX_VCR_RECORD, else missing (never with $CI).")
+    @Option(
+        help: "Record mode: never, missing, all or live. Default: $SANDBOX_VCR_RECORD, else missing (never with $CI).")
     var record: String?
 
     func explicitMode() throws -> RecordMode? {

@@ -56,7 +56,8 @@ struct GradeCommand: AsyncParsableCommand {
         } catch {
             var message = "\(error)"
             if error.code == .unreadableFile && problems == Self.defaultProblems {
-                message += " (with no --problems, grade reads the demo from the repository root: run it there, "
+                message +=
+                    " (with no --problems, grade reads the demo from the repository root: run it there, "
                     + "or pass --problems FILE)"
             }
             throw commandFailure("grade", message, status: ExitCode.validationFailure)

@@ -73,7 +73,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         var input = Data()
         if let stdin {
-            input = stdin.hasPrefix("@") ? try readData(String(stdin.dropFirst()), what: "stdin file") : Data(stdin.utf8)
+            input =
+                stdin.hasPrefix("@")
+                ? try readData(String(stdin.dropFirst()), what: "stdin file") : Data(stdin.utf8)
         }
         return ExecutionRequest(
             program: .source(language: Language(rawValue: language ?? Self.inferLanguage(file)), code: source),

@@ -92,8 +92,10 @@ import Testing
         #expect(try SandboxVCRTool.object(asJSON.stdoutText)["executionErrorCount"] as? Int == 96)
 
         let missing = try await SandboxVCRTool.run(
-            ["grade", "--cassette", folder.appendingPathComponent("none.sqlite").path, "--problems",
-             Self.problems.path])
+            [
+                "grade", "--cassette", folder.appendingPathComponent("none.sqlite").path, "--problems",
+                Self.problems.path,
+            ])
         #expect(missing.status == 2)
         #expect(missing.stderrText.hasPrefix("sandbox-vcr grade: cassette io"), "\(missing.stderrText)")
         #expect(missing.stderrText.contains("none.sqlite"))
@@ -149,7 +151,8 @@ import Testing
         #expect(json["testCount"] as? Int == 4)
 
         let table = try await SandboxVCRTool.run(
-            ["grade", "--no-cassette", "--rules", rules, "--problems", problems], environment: ["SANDBOX_BACKEND": "fake"],
+            ["grade", "--no-cassette", "--rules", rules, "--problems", problems],
+            environment: ["SANDBOX_BACKEND": "fake"],
             currentDirectory: folder)
         #expect(table.status == 0, "\(table.stderrText)")
         #expect(table.stdoutText.contains("test 0: wrongOutput"))

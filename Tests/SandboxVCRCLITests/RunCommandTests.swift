@@ -265,4 +265,38 @@ import Testing
         #expect(!missingCassette.stderrText.contains("Usage:"))
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("none.sqlite").path))
     }
+
+    @Test func connectionFailuresAreNotRecordedButRequestErrorsAre() async throws {
+        let cassette = folder.appendingPathComponent("failures.sqlite").path
+        let stopped = try startServer()
+        let deadURL = stopped.baseURL
+        stopped.shutdown()
+
+        let refused = try await SandboxVCRTool.run(
+            ["run", "-c", try code(of: "01"), "--cassette", cassette, "--record", "missing", "--url", deadURL])
+        #expect(refused.status == 3)
+        #expect(refused.stderrText.contains("connectionRefused"))
+        let stats = try await SandboxVCRTool.run(["cassette", "stats", "--json", cassette])
+        #expect(try SandboxVCRTool.object(stats.stdoutText)["interactions"] as? Int == 0)
+
+        let server = try startServer()
+        defer { server.shutdown() }
+        let recorded = try await SandboxVCRTool.run(
+            ["run", "-c", try code(of: "01"), "--cassette", cassette, "--record", "missing", "--url", server.baseURL])
+        #expect(recorded.status == 0, "the refusal was not replayed: \(recorded.stderrText)")
+        #expect(recorded.stdoutText.contains("hello world"))
+
+        let rejected = try await SandboxVCRTool.run(
+            [
+                "run", "-c", "print(1)", "--language", "cobol", "--cassette", cassette, "--record", "missing", "--url",
+                server.baseURL,
+            ])
+        #expect(rejected.status == 3)
+        #expect(server.statistics.requests == 2)
+        let replayed = try await SandboxVCRTool.run(
+            ["run", "-c", "print(1)", "--language", "cobol", "--cassette", cassette, "--record", "never"])
+        #expect(replayed.status == 3)
+        #expect(replayed.stderrText == rejected.stderrText, "a 422 is about the request: it replays")
+        #expect(replayed.stderrText.contains("Input should be 'python'"))
+    }
 }
