@@ -42,8 +42,8 @@ struct GradeCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try cassetteOptions.explicitMode()
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
-        if noCassette && cassetteOptions.cassette != nil {
-            throw ValidationError("--no-cassette and --cassette exclude each other")
+        if noCassette && (cassetteOptions.cassette != nil || cassetteOptions.record != nil) {
+            throw ValidationError("--no-cassette excludes --cassette and --record")
         }
     }
 

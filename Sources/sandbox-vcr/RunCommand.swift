@@ -56,7 +56,9 @@ struct RunCommand: AsyncParsableCommand {
         for entry in files where !entry.contains("=") {
             throw ValidationError("--file takes NAME=PATH, got \"\(entry)\"")
         }
-        _ = try cassetteOptions.explicitMode()
+        if try cassetteOptions.explicitMode() != nil && cassetteOptions.cassette == nil {
+            throw ValidationError("--record needs --cassette FILE (without a cassette nothing is recorded)")
+        }
     }
 
     func makeRequest() throws -> ExecutionRequest {

@@ -123,6 +123,9 @@ import Testing
 
         let both = try await SandboxVCRTool.run(["grade", "--no-cassette", "--cassette", "x.sqlite"])
         #expect(both.status == 64)
+        let recordWithout = try await SandboxVCRTool.run(["grade", "--no-cassette", "--record", "never"])
+        #expect(recordWithout.status == 64)
+        #expect(recordWithout.stderrText.contains("--no-cassette excludes"))
     }
 
     @Test func fakeBackendWithoutCassette() async throws {

@@ -69,6 +69,12 @@ import Testing
         #expect(fromFile.status == 0, "\(fromFile.stderrText)")
         #expect(fromFile.stdoutText.contains("hello world"))
 
+        let shell = try SandboxVCRTool.write(try code(of: "08"), to: "hello.sh", in: folder)
+        let inferred = try await SandboxVCRTool.run(["run", shell, "--url", server.baseURL])
+        #expect(inferred.status == 0, "the .sh extension means bash: \(inferred.stderrText)")
+        #expect(inferred.stdoutText.contains("hello from bash"))
+        #expect(inferred.stdoutText.contains("--- run stderr ---\nto-stderr"))
+
         let stdinCode = try code(of: "03")
         let inline = try await SandboxVCRTool.run(
             ["run", "-c", stdinCode, "--stdin", "1 2 3\n4 5\n", "--url", server.baseURL])
@@ -174,6 +180,10 @@ import Testing
         let badMode = try await SandboxVCRTool.run(["run", "-c", "1", "--record", "sometimes"])
         #expect(badMode.status == 64)
         #expect(badMode.stderrText.contains("never, missing, all or live"))
+
+        let recordWithoutCassette = try await SandboxVCRTool.run(["run", "-c", "1", "--record", "never"])
+        #expect(recordWithoutCassette.status == 64)
+        #expect(recordWithoutCassette.stderrText.contains("--record needs --cassette"))
 
         let badBackend = try await SandboxVCRTool.run(["run", "-c", "1", "--backend", "nowhere"])
         #expect(badBackend.status == 64)
