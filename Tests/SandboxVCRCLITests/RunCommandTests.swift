@@ -216,6 +216,18 @@ import Testing
         #expect(unmatched.status == 3)
         #expect(unmatched.stderrText.contains("print(2)") || unmatched.stderrText.contains("python"))
 
+        let cassette = folder.appendingPathComponent("fake.sqlite").path
+        let unmatchedRecording = try await SandboxVCRTool.run(
+            [
+                "run", "--backend", "fake", "--rules", rules, "-c", "print(2)", "--cassette", cassette, "--record",
+                "missing",
+            ])
+        #expect(unmatchedRecording.status == 3)
+        let stats = try await SandboxVCRTool.run(["cassette", "stats", "--json", cassette])
+        #expect(
+            try SandboxVCRTool.object(stats.stdoutText)["interactions"] as? Int == 0,
+            "a missing fake rule is not recorded")
+
         let noRules = try await SandboxVCRTool.run(["run", "-c", "1"], environment: ["SANDBOX_BACKEND": "fake"])
         #expect(noRules.status == 64)
         #expect(noRules.stderrText.contains("--rules"))

@@ -37,8 +37,8 @@ public final class RecordingExecutor: SandboxExecutor {
         public var maxAge: TimeInterval?
         /// Record ``ExecutionError``s thrown by the live executor, so replay throws them again. Only failures
         /// about the request are recorded (an HTTP 4xx such as a 422, an undecodable answer); a failure of the
-        /// moment (connection refused or reset, timeout, cancellation, HTTP 429/502/503/504) never is, so the
-        /// next run calls the live executor again.
+        /// moment (connection refused or reset, timeout, cancellation, HTTP 429/502/503/504) or a fake executor's
+        /// missing rule never is, so the next run calls the live executor again.
         public var recordsFailures = true
         /// Stored with each recording, e.g. the server's version.
         public var backendVersion: String?
@@ -251,6 +251,7 @@ extension ExecutionError {
     fileprivate var isRecordable: Bool {
         switch code {
         case .connectionRefused, .connectionReset, .timedOut, .transport, .cancelled, .configuration: false
+        case .unmatchedRequest: false  // A fake executor missing a rule: fix the rules, then record.
         case .httpStatus: ![429, 502, 503, 504].contains(httpStatus ?? 0)
         default: true
         }
