@@ -18,13 +18,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The cassette to replay from (and record into).")
     var cassette: String?
 
-    @Option(help: "Record mode: never, missing, all or live.")
+    @Option(help: "Record mode with --cassette: never, missing, all or live. Default: $SANDBOX_VCR_RECORD, else missing (never with $CI) with --upstream or --fake, never without.")
     var record: String?
 
-    @Option(help: "An upstream SandboxFusion URL to forward to (repeat for several).")
+    @Option(help: "An upstream SandboxFusion URL to forward to (repeat for several): records into --cassette, or a plain proxy without one.")
     var upstream: [String] = []
 
-    @Option(help: "Answer from fake-executor rules in this JSON file instead of a cassette.")
+    @Option(help: "Answer from fake-executor rules in this JSON file (with --cassette: record what they answer).")
     var fake: String?
 
     @Flag(help: .hidden)
@@ -74,7 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     var executorOptions: ServeExecutorOptions {
-        ServeExecutorOptions(cassette: cassette, record: record, upstreams: upstream, fake: fake, echo: echo)
+        ServeExecutorOptions(
+            cassette: cassette, record: record, upstreams: upstream, fake: fake, echo: echo,
+            maxConcurrency: maxConcurrency)
     }
 
     func run() async throws {
@@ -91,7 +93,9 @@ struct ServeCommand: AsyncParsableCommand {
                 "listening on a non-loopback address: anyone who can reach it can use this server",
                 metadata: ["host": "\(configuration.host)"])
         }
-        let backend = try makeServeBackend(options: executorOptions, logger: logger)
+        let backend = try await makeServeBackend(
+            options: executorOptions, environment: ProcessInfo.processInfo.environment, logger: logger)
+        logger.info("answering from \(backend.summary)")
         let server = SandboxFusionServer(
             executor: backend.executor, configuration: configuration, reporter: backend.reporter, logger: logger)
         let readyFile = readyFile
