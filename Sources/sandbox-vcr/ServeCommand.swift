@@ -13,6 +13,10 @@ struct ServeCommand: AsyncParsableCommand {
             Point SANDBOX_URL (or the sandbox-fusion client's endpoint) at the printed URL. Once listening, prints \
             one line on standard output: "sandbox-vcr serve: listening on http://127.0.0.1:PORT". SIGINT or \
             SIGTERM stop it gracefully: in-flight requests are answered and recordings saved before it exits.
+
+            Answer from: --cassette FILE (replay; with --upstream URL or --fake RULES.json, record the missing \
+            answers from there), --upstream URL alone (a proxy) or --fake RULES.json alone. A request missing from \
+            the cassette gets HTTP 200 with status "SandboxError" and the miss diagnostics as its message.
             """)
 
     @Option(help: "The cassette to replay from (and record into).")
