@@ -246,6 +246,54 @@ struct ServeCassetteEndToEndTests {
         await reopened.close()
     }
 
+    @Test func proxiesToAnUpstreamWithoutACassette() async throws {
+        let folder = try makeTemporaryFolder("serve-proxy")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let rules = folder.appendingPathComponent("rules.json")
+        try Data(#"{"rules": [], "default": {"kind": "success", "stdout": "from the fake\n"}}"#.utf8).write(to: rules)
+        let upstream = try await ServeProcess.start(["--fake", rules.path], logLevel: "warning")
+        defer { upstream.terminate() }
+        let proxy = try await ServeProcess.start(["--upstream", "\(upstream.baseURL)/run_code"])
+        defer { proxy.terminate() }
+        for _ in 0..<2 {
+            let response = try await proxy.postJSON("/run_code", #"{"code": "print(1)", "language": "python"}"#)
+            #expect(response.status == 200)
+            #expect(try decodeRunCodeAnswer(response).stdoutText == "from the fake\n")
+        }
+        let stats = try await proxy.stats()
+        #expect(stats["live"] == 2)
+        #expect(stats["recorded"] == 0)
+        #expect(try await proxy.stop() == 0)
+        #expect(proxy.log.text.contains("outcome=live"))
+        #expect(proxy.log.text.contains("upstream_ms="))
+        #expect(try await upstream.stop() == 0)
+    }
+
+    @Test func missingModeWithoutALiveExecutorReplaysHitsAndAnswersMisses() async throws {
+        let folder = try makeTemporaryFolder("serve-missing-nolive")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cassette = try await importGradingDemoCassette(into: folder)
+        let exchange = try #require(try gradingDemoExchanges().first)
+
+        let serve = try await ServeProcess.start(["--cassette", cassette.path, "--record", "missing"])
+        defer { serve.terminate() }
+        let hit = try await serve.postJSON("/run_code", exchange.body)
+        #expect(comparable(try decodeRunCodeAnswer(hit)) == comparable(exchange.result))
+        let miss = try await serve.postJSON("/run_code", #"{"code": "print(2)", "language": "python"}"#)
+        #expect(miss.status == 200)
+        let answer = try parseJSON(miss.body)
+        #expect(answer["status"] == "SandboxError")
+        #expect(answer["message"]?.stringValue?.contains("no live executor") == true, "\(miss.bodyText)")
+        let stats = try await serve.stats()
+        #expect(stats["hits"] == 1)
+        #expect(stats["misses"] == 1)
+        #expect(try await serve.stop() == 0)
+        // Nothing was recorded.
+        let reopened = try await Cassette.open(at: cassette, readOnly: true, create: false)
+        #expect(try await reopened.count() == 96)
+        await reopened.close()
+    }
+
     @Test func impossibleCombinationsAreRefusedWithAReason() async throws {
         let folder = try makeTemporaryFolder("serve-options")
         defer { try? FileManager.default.removeItem(at: folder) }
