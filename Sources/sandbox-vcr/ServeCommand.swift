@@ -13,18 +13,22 @@ struct ServeCommand: AsyncParsableCommand {
             Point SANDBOX_URL (or the sandbox-fusion client's endpoint) at the printed URL. Once listening, prints \
             one line on standard output: "sandbox-vcr serve: listening on http://127.0.0.1:PORT". SIGINT or \
             SIGTERM stop it gracefully: in-flight requests are answered and recordings saved before it exits.
+
+            Answer from: --cassette FILE (replay; with --upstream URL or --fake RULES.json, record the missing \
+            answers from there), --upstream URL alone (a proxy) or --fake RULES.json alone. A request missing from \
+            the cassette gets HTTP 200 with status "SandboxError" and the miss diagnostics as its message.
             """)
 
     @Option(help: "The cassette to replay from (and record into).")
     var cassette: String?
 
-    @Option(help: "Record mode: never, missing, all or live.")
+    @Option(help: "Record mode with --cassette: never, missing, all or live. Default: $SANDBOX_VCR_RECORD, else missing (never with $CI) with --upstream or --fake, never without.")
     var record: String?
 
-    @Option(help: "An upstream SandboxFusion URL to forward to (repeat for several).")
+    @Option(help: "An upstream SandboxFusion URL to forward to (repeat for several): records into --cassette, or a plain proxy without one.")
     var upstream: [String] = []
 
-    @Option(help: "Answer from fake-executor rules in this JSON file instead of a cassette.")
+    @Option(help: "Answer from fake-executor rules in this JSON file (with --cassette: record what they answer).")
     var fake: String?
 
     @Flag(help: .hidden)
@@ -74,7 +78,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     var executorOptions: ServeExecutorOptions {
-        ServeExecutorOptions(cassette: cassette, record: record, upstreams: upstream, fake: fake, echo: echo)
+        ServeExecutorOptions(
+            cassette: cassette, record: record, upstreams: upstream, fake: fake, echo: echo,
+            maxConcurrency: maxConcurrency)
     }
 
     func run() async throws {
@@ -91,7 +97,9 @@ struct ServeCommand: AsyncParsableCommand {
                 "listening on a non-loopback address: anyone who can reach it can use this server",
                 metadata: ["host": "\(configuration.host)"])
         }
-        let backend = try makeServeBackend(options: executorOptions, logger: logger)
+        let backend = try await makeServeBackend(
+            options: executorOptions, environment: ProcessInfo.processInfo.environment, logger: logger)
+        logger.info("answering from \(backend.summary)")
         let server = SandboxFusionServer(
             executor: backend.executor, configuration: configuration, reporter: backend.reporter, logger: logger)
         let readyFile = readyFile

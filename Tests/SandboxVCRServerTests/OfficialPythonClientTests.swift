@@ -19,60 +19,51 @@ let pythonWithClient: URL? = {
     return python
 }()
 
-/// Answers from the grading-demo exchanges, keyed by the decoded request (stands in for a cassette).
-struct ExchangesExecutor: SandboxExecutor {
-    let answers: [ExecutionRequest: ExecutionResult]
-
-    init(file: URL) throws {
-        var answers: [ExecutionRequest: ExecutionResult] = [:]
-        let text = try String(contentsOf: file, encoding: .utf8)
-        for line in text.split(separator: "\n") where !line.isEmpty {
-            let exchange = try parseJSON(String(line))
-            let body = try JSONDecoder().decode(
-                SandboxFusionWire.RunCodeBody.self, from: Data((exchange["request"]?["body"] ?? .null).pythonJSONBytes))
-            let response = try JSONDecoder().decode(
-                SandboxFusionWire.RunCodeResponse.self, from: Data((exchange["response"] ?? .null).pythonJSONBytes))
-            answers[try SandboxFusionWire.request(from: body)] = try SandboxFusionWire.result(from: response)
-        }
-        self.answers = answers
-    }
-
-    func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
-        guard let result = answers[request] else {
-            throw TestReplayMiss(diagnostics: "no recorded exchange for \(request.summary)")
-        }
-        return result
-    }
-}
+/// Whether the environment says this is CI (`CI` set, not `false` or `0`): there the venv must exist.
+let isContinuousIntegration: Bool = {
+    guard let value = ProcessInfo.processInfo.environment["CI"], !value.isEmpty else { return false }
+    return value.lowercased() != "false" && value != "0"
+}()
 
 @Suite("The official sandbox-fusion Python client against serve")
 struct OfficialPythonClientTests {
-    @Test(.enabled(if: pythonWithClient != nil, "run Tools/setup to install the Python client into Tools/.venv"))
+    /// Replays the grading-demo cassette through the built `serve` binary (`--record never`) with the official
+    /// client; every answer must have the recorded status and output. Skipped without the venv, except on CI
+    /// (`Tools/test` runs `Tools/setup` first), where a missing venv fails.
+    @Test(
+        .enabled(if: builtBinary != nil, "build the sandbox-vcr product first"),
+        .enabled(
+            if: pythonWithClient != nil || isContinuousIntegration,
+            "run Tools/setup to install the Python client into Tools/.venv"))
     func gradingDemoReplaysThroughThePythonClient() async throws {
-        let python = try #require(pythonWithClient)
-        let exchanges = repositoryRoot.appendingPathComponent("Fixtures/grading-demo/exchanges.jsonl")
-        let executor = try ExchangesExecutor(file: exchanges)
-        #expect(executor.answers.count == 96)
-        let (status, output, misses) = try await withServer(executor: executor) { server in
-            let process = Process()
-            process.executableURL = python
-            process.arguments = [
-                repositoryRoot.appendingPathComponent("Tools/serve_python_test.py").path,
-                "--endpoint", "http://127.0.0.1:\(server.port)", "--exchanges", exchanges.path,
-            ]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let (status, output) = try await RawHTTP.onThread { () -> (Int32, String) in
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-            }
-            return (status, output, server.server.statistics.snapshot.misses)
+        let python = try #require(
+            pythonWithClient, "Tools/.venv has no sandbox-fusion client; run Tools/setup (CI must have it)")
+        let folder = try makeTemporaryFolder("serve-python")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cassette = try await importGradingDemoCassette(into: folder)
+        let serve = try await ServeProcess.start(["--cassette", cassette.path, "--record", "never"], logLevel: "warning")
+        defer { serve.terminate() }
+
+        let process = Process()
+        process.executableURL = python
+        process.arguments = [
+            repositoryRoot.appendingPathComponent("Tools/serve_python_test.py").path,
+            "--endpoint", serve.baseURL, "--exchanges", gradingDemoExchangesFile.path,
+        ]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let (status, output) = try await RawHTTP.onThread { () -> (Int32, String) in
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
         }
         #expect(status == 0, "\(output)")
         #expect(output.contains("96/96 exchanges matched"), "\(output)")
-        #expect(misses == 0)
+        let stats = try await serve.stats()
+        #expect(stats["hits"] == 96)
+        #expect(stats["misses"] == 0)
+        #expect(try await serve.stop() == 0)
     }
 }

@@ -2,17 +2,9 @@
 /// renderable as a table with ``renderTable()``.
 public struct GradeReport: Codable, Hashable, Sendable {
     /// How one test ended, from the grader's point of view. An open set: compare with the static members.
-    public struct Verdict: RawRepresentable, Codable, Hashable, Sendable, CustomStringConvertible {
+    public struct Verdict: OpenStringValue {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
-        public init(from decoder: any Decoder) throws {
-            self.rawValue = try decoder.singleValueContainer().decode(String.self)
-        }
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
-        }
-        public var description: String { rawValue }
 
         /// Status success and the expected output: the only passing verdict.
         public static let passed = Verdict(rawValue: "passed")

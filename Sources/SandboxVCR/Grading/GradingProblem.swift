@@ -21,17 +21,9 @@ public struct GradingProblem: Codable, Hashable, Sendable, Identifiable {
     }
 
     /// What a candidate was written to do. An open set: compare with the static members.
-    public struct Intent: RawRepresentable, Codable, Hashable, Sendable, CustomStringConvertible {
+    public struct Intent: OpenStringValue {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
-        public init(from decoder: any Decoder) throws {
-            self.rawValue = try decoder.singleValueContainer().decode(String.self)
-        }
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
-        }
-        public var description: String { rawValue }
 
         /// Solves the problem: expected reward 1.0. Every other intent expects 0.0.
         public static let correct = Intent(rawValue: "correct")

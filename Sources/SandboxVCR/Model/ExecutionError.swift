@@ -5,17 +5,9 @@
 /// replays as the same error. Messages never include credentials.
 public struct ExecutionError: Error, Hashable, Sendable, Codable, CustomStringConvertible {
     /// The kind of failure. An open set: compare with the static members.
-    public struct Code: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public struct Code: OpenStringValue {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
-        public init(from decoder: any Decoder) throws {
-            self.rawValue = try decoder.singleValueContainer().decode(String.self)
-        }
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
-        }
-        public var description: String { rawValue }
 
         /// Nothing listens at the address (is the server running?).
         public static let connectionRefused = Code(rawValue: "connectionRefused")

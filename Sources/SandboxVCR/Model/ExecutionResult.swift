@@ -62,17 +62,9 @@ public struct ExecutionResult: Hashable, Sendable, Codable {
 }
 
 /// The overall verdict of an execution. An open set: compare with the static members.
-public struct ExecutionStatus: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+public struct ExecutionStatus: OpenStringValue {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
-    public init(from decoder: any Decoder) throws {
-        self.rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
-    public var description: String { rawValue }
 
     /// Every step finished with exit code 0.
     public static let success = ExecutionStatus(rawValue: "Success")
@@ -83,17 +75,9 @@ public struct ExecutionStatus: RawRepresentable, Hashable, Sendable, Codable, Cu
 }
 
 /// How one step (compile or run) ended. An open set: compare with the static members.
-public struct CommandStatus: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+public struct CommandStatus: OpenStringValue {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
-    public init(from decoder: any Decoder) throws {
-        self.rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
-    public var description: String { rawValue }
 
     /// The step ran to its end (whatever its exit code).
     public static let finished = CommandStatus(rawValue: "Finished")
@@ -142,17 +126,9 @@ public struct CommandOutcome: Hashable, Sendable, Codable {
 }
 
 /// Which backend answered. An open set: compare with the static members.
-public struct Backend: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+public struct Backend: OpenStringValue {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
-    public init(from decoder: any Decoder) throws {
-        self.rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
-    public var description: String { rawValue }
 
     public static let sandboxFusion = Backend(rawValue: "sandboxfusion")
     public static let modal = Backend(rawValue: "modal")

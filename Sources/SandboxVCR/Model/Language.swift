@@ -3,23 +3,13 @@
 /// An open set of names (new languages can be added without breaking anyone): use the static members for the
 /// languages SandboxFusion knows, or `Language(rawValue:)` for anything else. Names are exact and case-sensitive,
 /// as on the SandboxFusion wire (`"python"`, `"cpp"`, `"R"`, `"D_ut"`).
-public struct Language: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible,
-    ExpressibleByStringLiteral, Comparable
-{
+public struct Language: OpenStringValue, ExpressibleByStringLiteral, Comparable {
     public let rawValue: String
 
     public init(rawValue: String) { self.rawValue = rawValue }
     public init(_ rawValue: String) { self.rawValue = rawValue }
     public init(stringLiteral value: String) { self.rawValue = value }
-    public init(from decoder: any Decoder) throws {
-        self.rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 
-    public var description: String { rawValue }
     public static func < (lhs: Language, rhs: Language) -> Bool { lhs.rawValue < rhs.rawValue }
 
     public static let python: Language = "python"

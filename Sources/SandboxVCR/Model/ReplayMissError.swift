@@ -6,4 +6,17 @@
 public protocol ReplayMissError: Error {
     /// What was asked, what the cassette holds nearest to it, and how to record the missing answer.
     var diagnostics: String { get }
+    /// Whether this value is a miss. A type whose values are only sometimes misses (``CassetteError``, by
+    /// code) answers `false` for the others; the default is `true`.
+    var isReplayMiss: Bool { get }
+}
+
+extension ReplayMissError {
+    public var isReplayMiss: Bool { true }
+}
+
+/// The error as a replay miss, when it is one (conforms to ``ReplayMissError`` and ``ReplayMissError/isReplayMiss``).
+public func replayMiss(in error: any Error) -> (any ReplayMissError)? {
+    guard let miss = error as? any ReplayMissError, miss.isReplayMiss else { return nil }
+    return miss
 }

@@ -1,7 +1,7 @@
 /// Anything that runs an ``ExecutionRequest``: a live backend, a cassette replay, or a fake.
 ///
 /// Graders depend on this protocol only, so one grader runs on SandboxFusion, on Modal, from a cassette or
-/// against a ``FakeExecutor`` without a code change. Implementations are safe to call from many tasks at once.
+/// against a `FakeExecutor` (from `SandboxVCRTesting`) without a code change. Implementations are safe to call from many tasks at once.
 public protocol SandboxExecutor: Sendable {
     /// Runs one request.
     ///

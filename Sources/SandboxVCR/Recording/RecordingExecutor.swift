@@ -129,6 +129,7 @@ public final class RecordingExecutor: SandboxExecutor {
 
     public func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
         if mode == .live {
+            RecordingOutcome.report(.live)
             return try await requireLive(request).execute(request)
         }
         var key = configuration.matcher.key(for: request, cache: shared.digests)
@@ -143,6 +144,7 @@ public final class RecordingExecutor: SandboxExecutor {
                 return (chained, state.step)
             }
         }
+        RecordingOutcome.report(key: key)
         let ordinal = shared.state.withLock { state in
             let ordinal = state.counters[key, default: 0]
             state.counters[key] = ordinal + 1
@@ -167,6 +169,7 @@ public final class RecordingExecutor: SandboxExecutor {
                 return try replay(recording)
             }
             if ordinal > 0, try await cassette.recording(key: key, ordinal: ordinal, orLast: true) != nil {
+                RecordingOutcome.report(.miss)
                 throw CassetteError(
                     code: .exhausted,
                     message: "request made \(ordinal + 1) times but recorded only \(ordinal) time(s) in cassette "
@@ -180,6 +183,7 @@ public final class RecordingExecutor: SandboxExecutor {
 
     private func replay(_ recording: Cassette.Recording) throws -> ExecutionResult {
         if configuration.stampsReplays ?? (mode != .never) { cassette.markReplayed(recording.id) }
+        RecordingOutcome.report(.hit)
         switch recording.outcome {
         case .result(let result): return result
         case .failure(let error): throw error
@@ -219,6 +223,7 @@ public final class RecordingExecutor: SandboxExecutor {
             outcome: redactor.redact(outcome), recordedAt: Date(), duration: duration)
         try await cassette.recordInBackground(
             [interaction], replacingOlderThan: mode == .all ? shared.startedAt : nil)
+        RecordingOutcome.report(.recorded, liveDuration: elapsed)
         switch outcome {
         case .result(let result): return result
         case .failure(let error): throw error
@@ -234,6 +239,7 @@ public final class RecordingExecutor: SandboxExecutor {
         var message = MissDiagnostics.message(
             request: redacted, mode: mode, path: cassette.path, candidates: candidates, recordingCount: count)
         if noLive { message += "\n(Mode `missing` would record it, but no live executor was given.)" }
+        RecordingOutcome.report(.miss)
         return CassetteError(code: .miss, message: message, path: cassette.path)
     }
 

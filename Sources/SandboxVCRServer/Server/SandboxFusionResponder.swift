@@ -83,17 +83,23 @@ struct SandboxFusionResponder: HTTPResponder {
         }
         let result: Result<ExecutionResult, any Error>
         var elapsed = Duration.zero
+        // A fresh sink per request: a recording executor reports hit / recorded / miss into it for the reporter.
+        let sink = RecordingOutcome.Sink()
         do {
             result = .success(
                 try await server.limiter.withSlot {
                     let start = ContinuousClock.now
                     defer { elapsed = ContinuousClock.now - start }
-                    return try await server.executor.execute(executionRequest)
+                    return try await RecordingOutcome.Sink.$current.withValue(sink) {
+                        try await server.executor.execute(executionRequest)
+                    }
                 })
         } catch {
             result = .failure(error)
         }
-        let outcome = server.reporter.outcome(of: executionRequest, result: result, elapsed: elapsed)
+        let outcome = RecordingOutcome.Sink.$current.withValue(sink) {
+            server.reporter.outcome(of: executionRequest, result: result, elapsed: elapsed)
+        }
         server.statistics.record(outcome.kind)
         let response: Response
         switch result {
@@ -134,13 +140,13 @@ struct SandboxFusionResponder: HTTPResponder {
 
     /// The message for an executor error: a miss's diagnostics, or the error's description.
     static func diagnostics(of error: any Error) -> String {
-        if let miss = error as? any ReplayMissError { return miss.diagnostics }
+        if let miss = replayMiss(in: error) { return miss.diagnostics }
         return String(describing: error)
     }
 
     /// The answer for an executor error (see the table on ``SandboxFusionServer``).
     static func response(for error: any Error) -> Response {
-        if let miss = error as? any ReplayMissError {
+        if let miss = replayMiss(in: error) {
             return runCodeResponse(.init(status: "SandboxError", message: miss.diagnostics))
         }
         if error is CancellationError {

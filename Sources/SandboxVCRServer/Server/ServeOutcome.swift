@@ -62,7 +62,7 @@ public struct DefaultServeOutcomeReporter: ServeOutcomeReporting {
             return result.backend == .fake
                 ? ServeOutcome(kind: .fake) : ServeOutcome(kind: .live, upstreamLatency: elapsed)
         case .failure(let error):
-            if error is any ReplayMissError { return ServeOutcome(kind: .miss) }
+            if replayMiss(in: error) != nil { return ServeOutcome(kind: .miss) }
             if let error = error as? ExecutionError, error.code == .unmatchedRequest {
                 return ServeOutcome(kind: .miss)
             }

@@ -1,0 +1,167 @@
+import Foundation
+import SandboxVCRTestSupport
+import Synchronization
+import Testing
+
+/// Collects a child's output stream on a dedicated thread, and lets tests wait for text in it (no sleeps).
+final class OutputCollector: Sendable {
+    private struct State {
+        var text = ""
+        var isClosed = false
+        var waiters: [(text: String, continuation: CheckedContinuation<Bool, Never>)] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// Reads `handle` until end of file on a new thread.
+    init(reading handle: FileHandle) {
+        let thread = Thread { [self] in
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                append(String(decoding: data, as: UTF8.self))
+            }
+            finish()
+        }
+        thread.start()
+    }
+
+    var text: String { state.withLock { $0.text } }
+
+    /// Returns `true` once the output contains `text`, `false` if the stream ends without it.
+    func wait(for text: String) async -> Bool {
+        await withCheckedContinuation { continuation in
+            let answer: Bool? = state.withLock { state in
+                if state.text.contains(text) { return true }
+                if state.isClosed { return false }
+                state.waiters.append((text, continuation))
+                return nil
+            }
+            if let answer { continuation.resume(returning: answer) }
+        }
+    }
+
+    private func append(_ chunk: String) {
+        let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            state.text += chunk
+            let text = state.text
+            let ready = state.waiters.filter { text.contains($0.text) }.map(\.continuation)
+            state.waiters.removeAll { text.contains($0.text) }
+            return ready
+        }
+        for continuation in ready { continuation.resume(returning: true) }
+    }
+
+    private func finish() {
+        let waiters = state.withLock { state in
+            state.isClosed = true
+            defer { state.waiters = [] }
+            return state.waiters.map(\.continuation)
+        }
+        for continuation in waiters { continuation.resume(returning: false) }
+    }
+}
+
+/// A running `sandbox-vcr serve` child process on a free loopback port.
+final class ServeProcess: Sendable {
+    let process: Process
+    let port: Int
+    /// Standard error: the request log lines and warnings.
+    let log: OutputCollector
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    private init(process: Process, port: Int, log: OutputCollector) {
+        self.process = process
+        self.port = port
+        self.log = log
+    }
+
+    /// Starts `sandbox-vcr serve ARGUMENTS --port 0` and waits for its readiness line.
+    static func start(_ arguments: [String], logLevel: String = "info") async throws -> ServeProcess {
+        let binary = try #require(builtBinary, "build the sandbox-vcr product first")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["serve"] + arguments + ["--port", "0", "--log-level", logLevel]
+        var environment = ProcessInfo.processInfo.environment
+        environment["SANDBOX_VCR_RECORD"] = nil
+        environment["CI"] = nil
+        process.environment = environment
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let stdout = OutputCollector(reading: output.fileHandleForReading)
+        let log = OutputCollector(reading: errors.fileHandleForReading)
+        let prefix = "sandbox-vcr serve: listening on http://127.0.0.1:"
+        guard await stdout.wait(for: "\n"), let line = stdout.text.split(separator: "\n").first,
+            line.hasPrefix(prefix), let port = Int(line.dropFirst(prefix.count))
+        else {
+            if process.isRunning { process.terminate() }
+            _ = await log.wait(for: "\u{0}")  // the whole log, up to the end of the stream
+            throw RawHTTPError(description: "serve \(arguments) did not start: \(stdout.text) \(log.text)")
+        }
+        return ServeProcess(process: process, port: port, log: log)
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit status.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM) async throws -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        return try await waitForExit()
+    }
+
+    /// Waits for the process to exit; returns its exit status.
+    func waitForExit() async throws -> Int32 {
+        let process = process
+        return try await RawHTTP.onThread { () -> Int32 in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    /// Kills the process if it is still running (for `defer`).
+    func terminate() {
+        if process.isRunning { process.terminate() }
+    }
+
+    func postJSON(_ path: String, _ body: String) async throws -> RawHTTPResponse {
+        try await RawHTTP.exchange(port: port, request: RawHTTP.postJSON(path: path, body: body))
+    }
+
+    /// The `GET /stats` counts.
+    func stats() async throws -> [String: Int] {
+        let response = try await RawHTTP.exchange(port: port, request: RawHTTP.request(method: "GET", path: "/stats"))
+        let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+        return object.compactMapValues { $0 as? Int }
+    }
+}
+
+/// Runs `sandbox-vcr ARGUMENTS` to completion; returns its status and standard error.
+func runSandboxVCR(_ arguments: [String]) async throws -> (status: Int32, errors: String) {
+    let binary = try #require(builtBinary, "build the sandbox-vcr product first")
+    let process = Process()
+    process.executableURL = binary
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["SANDBOX_VCR_RECORD"] = nil
+    environment["CI"] = nil
+    process.environment = environment
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    return try await RawHTTP.onThread { () -> (Int32, String) in
+        let data = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A fresh temporary folder, removed by the caller.
+func makeTemporaryFolder(_ name: String) throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID())")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder
+}
