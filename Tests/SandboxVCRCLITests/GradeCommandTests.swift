@@ -57,6 +57,28 @@ import Testing
         #expect(graded.stdoutText.contains("Expectations met: yes"))
         #expect(!graded.stdoutText.contains("execution error"))
         #expect(try Data(contentsOf: Self.cassette) == before, "never mode must not write the committed cassette")
+        for suffix in ["-wal", "-shm", "-journal"] {
+            #expect(!FileManager.default.fileExists(atPath: Self.cassette.path + suffix), "nothing left beside it")
+        }
+    }
+
+    @Test func committedCassetteMatchesTheExchangesInRollbackJournalMode() async throws {
+        let fresh = folder.appendingPathComponent("fresh.sqlite").path
+        let imported = try await SandboxVCRTool.run(["cassette", "import", fresh, Self.exchanges.path])
+        #expect(imported.status == 0, "\(imported.stderrText)")
+        func export(_ path: String) async throws -> String {
+            let output = try await SandboxVCRTool.run(["cassette", "export", path])
+            #expect(output.status == 0, "\(output.stderrText)")
+            return output.stdoutText.replacing(/"recorded_at":[^,]+,/, with: "")
+        }
+        let committed = try await export(Self.cassette.path)
+        #expect(committed.split(separator: "\n").count == 96)
+        #expect(committed == (try await export(fresh)), "run Tools/make-demo-cassette after changing the exchanges")
+        // Byte 18 of a SQLite header is 1 for a rollback journal, 2 for WAL: a read-only open of a WAL file
+        // creates -wal and -shm files beside it.
+        let header = try FileHandle(forReadingFrom: Self.cassette).read(upToCount: 20) ?? Data()
+        #expect(
+            header.count == 20 && header[18] == 1, "Tools/make-demo-cassette leaves the file in journal mode DELETE")
     }
 
     @Test func demoAsJSONRewardsMatchIntents() async throws {
