@@ -42,10 +42,14 @@ extension GradeReport {
         if !errors.isEmpty {
             lines.append("")
             lines.append("Execution errors (no result):")
-            for (problem, candidate, test) in errors {
-                let text = (test.error ?? "").split(separator: "\n", omittingEmptySubsequences: false)
-                    .joined(separator: "\n    ")
-                lines.append("  \(problem)/\(candidate) test \(test.index): \(text)")
+            // The first error in full (a cassette miss carries a long diagnostic); the rest on one line each.
+            for (number, (problem, candidate, test)) in errors.enumerated() {
+                let text = test.error ?? ""
+                let shown =
+                    number == 0
+                    ? text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n    ")
+                    : String(text.prefix { $0 != "\n" })
+                lines.append("  \(problem)/\(candidate) test \(test.index): \(shown)")
             }
         }
         return lines.joined(separator: "\n") + "\n"
