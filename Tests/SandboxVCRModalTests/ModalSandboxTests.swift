@@ -196,4 +196,21 @@ struct ModalSandboxTests {
             #expect(reads.filter { $0.outcome == "UNAVAILABLE" }.count == 2)
         }
     }
+
+    @Test("cancelling a task aborts its running command's calls; the sandbox stays usable")
+    func cancellation() async throws {
+        try await withFakeModalServer { server in
+            let sandbox = try await ModalSandbox.create(configuration: modalConfiguration(for: server))
+            let before = try server.stats().execsStarted
+            let running = Task { try await sandbox.runCommand("sleep 30") }
+            // Wait (condition, not time) until the server started the command.
+            while try server.stats().execsStarted == before { try await Task.sleep(for: .milliseconds(20)) }
+            running.cancel()
+            let error = await #expect(throws: ExecutionError.self) { try await running.value }
+            #expect(error?.code == .cancelled)
+            let after = try await sandbox.runCommand("echo still alive")
+            #expect(after.stdoutText == "still alive\n")
+            try await sandbox.terminate()
+        }
+    }
 }

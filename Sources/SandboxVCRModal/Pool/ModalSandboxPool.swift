@@ -25,7 +25,8 @@ public final class ModalSandboxPool: SandboxExecutor {
     private struct State {
         var alive = 0
         var warm: [ModalSandbox] = []
-        var waiters: [CheckedContinuation<Lease, any Error>] = []
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Lease, any Error>)] = []
+        var nextWaiterID: UInt64 = 0
         var inFlight = 0
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
         var terminating = false
@@ -214,22 +215,38 @@ public final class ModalSandboxPool: SandboxExecutor {
         for waiter in waiters { waiter.resume() }
     }
 
+    private static let cancelledError = ExecutionError(
+        code: .cancelled, message: "the task was cancelled while waiting for a Modal sandbox")
+
     private static let terminatingError = ExecutionError(
         code: .cancelled, message: "the Modal sandbox pool is terminating; make a new pool for more work")
 
     private func acquire() async throws -> ModalSandbox {
-        let lease: Lease = try await withCheckedThrowingContinuation { continuation in
-            let immediate = state.withLock { state -> Result<Lease, any Error>? in
-                if state.terminating { return .failure(Self.terminatingError) }
-                if let sandbox = state.warm.popLast() { return .success(.sandbox(sandbox)) }
-                if state.alive < configuration.poolSize {
-                    state.alive += 1
-                    return .success(.create)
+        let id = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        let lease: Lease = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let immediate = state.withLock { state -> Result<Lease, any Error>? in
+                    if state.terminating { return .failure(Self.terminatingError) }
+                    if Task.isCancelled { return .failure(Self.cancelledError) }
+                    if let sandbox = state.warm.popLast() { return .success(.sandbox(sandbox)) }
+                    if state.alive < configuration.poolSize {
+                        state.alive += 1
+                        return .success(.create)
+                    }
+                    state.waiters.append((id, continuation))
+                    return nil
                 }
-                state.waiters.append(continuation)
-                return nil
+                if let immediate { continuation.resume(with: immediate) }
             }
-            if let immediate { continuation.resume(with: immediate) }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Lease, any Error>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(throwing: Self.cancelledError)
         }
         switch lease {
         case .sandbox(let sandbox):
@@ -276,7 +293,7 @@ public final class ModalSandboxPool: SandboxExecutor {
             state.alive -= 1
             if !state.waiters.isEmpty {
                 state.alive += 1
-                return .wake(state.waiters.removeFirst())
+                return .wake(state.waiters.removeFirst().continuation)
             }
             if refill, !state.terminating, state.alive < configuration.poolSize {
                 state.alive += 1
@@ -310,7 +327,7 @@ public final class ModalSandboxPool: SandboxExecutor {
         }
         let next = state.withLock { state -> Next in
             if state.terminating { return .retire }
-            if !state.waiters.isEmpty { return .wake(state.waiters.removeFirst()) }
+            if !state.waiters.isEmpty { return .wake(state.waiters.removeFirst().continuation) }
             state.warm.append(sandbox)
             return .kept
         }
@@ -329,7 +346,7 @@ public final class ModalSandboxPool: SandboxExecutor {
         let waiters = state.withLock { state -> [CheckedContinuation<Lease, any Error>] in
             state.terminating = true
             defer { state.waiters = [] }
-            return state.waiters
+            return state.waiters.map(\.continuation)
         }
         for waiter in waiters { waiter.resume(throwing: Self.terminatingError) }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
