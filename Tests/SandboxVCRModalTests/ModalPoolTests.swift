@@ -91,6 +91,10 @@ struct ModalPoolTests {
             #expect(slow.run?.status == .timeLimitExceeded)
             #expect(slow.status == .failed)
 
+            let limited = try await pool.execute(
+                ExecutionRequest(code: "ulimit -v", language: .bash, memoryLimitMB: 256))
+            #expect(limited.stdoutText == "262144\n")
+
             let unsupported = await #expect(throws: ExecutionError.self) {
                 try await pool.execute(ExecutionRequest(code: "x", language: .lean))
             }

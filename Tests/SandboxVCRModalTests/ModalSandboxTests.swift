@@ -213,4 +213,28 @@ struct ModalSandboxTests {
             try await sandbox.terminate()
         }
     }
+
+    @Test("images: debian_slim with a pip layer on it, and a registry image; images are built once per client")
+    func images() async throws {
+        try await withFakeModalServer { server in
+            let client = ModalClient(configuration: modalConfiguration(for: server))
+            let pip = try await ModalSandbox.create(
+                client: client, options: .init(image: .debianSlim(pipPackages: ["numpy"]), timeout: 60))
+            let again = try await ModalSandbox.create(
+                client: client, options: .init(image: .debianSlim(pipPackages: ["numpy"]), timeout: 60))
+            let registry = try await ModalSandbox.create(
+                client: client, options: .init(image: .registry("python:3.12-slim"), timeout: 60))
+            for sandbox in [pip, again, registry] { try await sandbox.terminate() }
+            let stats = try server.stats()
+            #expect(stats.calls(to: "ImageGetOrCreate") == 3)
+            #expect(stats.calls(to: "ImageJoinStreaming") >= 3)
+            #expect(stats.calls(to: "AppGetOrCreate") == 1)
+            let layers = stats.images.map(\.dockerfileCommands)
+            #expect(layers.contains(["FROM base", "RUN python -m pip install numpy"]))
+            #expect(layers.contains(["FROM python:3.12-slim"]))
+            let pipLayer = stats.images.first { $0.dockerfileCommands.first == "FROM base" }
+            #expect(pipLayer?.baseImages.isEmpty == false)
+            #expect(stats.sandboxesAlive == 0)
+        }
+    }
 }

@@ -132,8 +132,10 @@ public final class ModalSandboxPool: SandboxExecutor {
                         backend: .modal, hints: hints)
                 }
             }
+            // A memory limit becomes a virtual-memory ulimit of the run's shell.
+            let limited = request.memoryLimitMB.map { "ulimit -v \($0 * 1024) 2>/dev/null; " + runCommand } ?? runCommand
             let result = try await sandbox.runCommand(
-                runCommand, workdir: workdir, timeout: request.runTimeout, maxOutputBytes: cap, stdin: request.stdin)
+                limited, workdir: workdir, timeout: request.runTimeout, maxOutputBytes: cap, stdin: request.stdin)
             let run = Self.outcome(result, step: .run, cap: cap, hints: &hints)
             var fetched: [String: Data] = [:]
             for path in request.fetchFiles.sorted() {
