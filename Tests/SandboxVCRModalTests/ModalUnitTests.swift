@@ -2,6 +2,7 @@ import Foundation
 import ModalProto
 import SandboxVCR
 import SwiftProtobuf
+import Synchronization
 import Testing
 
 @testable import SandboxVCRModal
@@ -175,6 +176,24 @@ struct GRPCFramingTests {
         #expect(messages == [Data("abc".utf8), Data(), Data("xy".utf8)])
         #expect(incomplete == 6)
         #expect(throws: GRPCStatusError.self) { try GRPCFraming.messages(in: Data([1, 0, 0, 0, 0])) }
+    }
+
+    @Test("the incremental decoder delivers whole messages across any split of the body")
+    func incrementalDecoder() {
+        let body = GRPCFraming.frame(Data("first".utf8)) + GRPCFraming.frame(Data()) + GRPCFraming.frame(Data(count: 300))
+        for split in [1, 2, 4, 5, 6, 7, 13, body.count] {
+            let received = Mutex<[Data]>([])
+            let decoder = GRPCFrameDecoder { message in received.withLock { $0.append(message) } }
+            var index = body.startIndex
+            while index < body.endIndex {
+                let end = min(body.endIndex, index + split)
+                decoder.feed(body.subdata(in: index..<end))
+                index = end
+            }
+            #expect(received.withLock { $0 } == [Data("first".utf8), Data(), Data(count: 300)], "split \(split)")
+            #expect(decoder.pendingBytes == 0)
+            #expect(decoder.failure == nil)
+        }
     }
 
     @Test("grpc-message is percent-decoded; grpc-timeout is in milliseconds")

@@ -39,6 +39,27 @@ public final class GRPCChannel: Sendable {
     /// - Throws: ``ExecutionError`` for transport failures; libcurl's HTTP/2 stream error (92) without a status
     ///   comes back as an `UNAVAILABLE` answer, so callers retry it.
     public func attempt(path: String, body: Data, metadata: HTTPHeaders, timeout: Duration) async throws -> Answer {
+        try await attempt(path: path, body: body, metadata: metadata, timeout: timeout, sink: nil)
+    }
+
+    /// One try of a server-streaming call whose messages are handed to `onMessage` as they arrive (never held
+    /// whole), without retries.
+    ///
+    /// - Returns: the final status (`nil`: `OK`).
+    /// - Throws: ``ExecutionError`` as ``attempt(path:body:metadata:timeout:)`` does.
+    public func attemptStreaming(
+        path: String, body: Data, metadata: HTTPHeaders, timeout: Duration,
+        onMessage: @escaping @Sendable (Data) -> Void
+    ) async throws -> GRPCStatusError? {
+        let decoder = GRPCFrameDecoder(onMessage: onMessage)
+        let answer = try await attempt(
+            path: path, body: body, metadata: metadata, timeout: timeout, sink: HTTPBodySink { decoder.feed($0) })
+        return decoder.failure ?? answer.status
+    }
+
+    private func attempt(path: String, body: Data, metadata: HTTPHeaders, timeout: Duration, sink: HTTPBodySink?)
+        async throws -> Answer
+    {
         var headers: HTTPHeaders = [
             "content-type": "application/grpc",
             "te": "trailers",
@@ -47,7 +68,7 @@ public final class GRPCChannel: Sendable {
         for field in metadata { headers.add(name: field.name, value: field.value) }
         let request = HTTPRequest(
             method: "POST", url: baseURL + path, headers: headers, body: GRPCFraming.frame(body),
-            httpVersion: baseURL.hasPrefix("https://") ? .http2 : .http2PriorKnowledge)
+            httpVersion: baseURL.hasPrefix("https://") ? .http2 : .http2PriorKnowledge, bodySink: sink)
         let response: HTTPResponse
         do {
             response = try await http.execute(request, deadline: .now + timeout + .seconds(2))

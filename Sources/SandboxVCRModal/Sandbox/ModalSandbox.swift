@@ -214,15 +214,13 @@ public final class ModalSandbox: Sendable {
         } while offset < data.count
     }
 
-    /// Reads one output stream to its end, keeping `cap` bytes; after a transient error it reconnects at the
-    /// offset already received.
+    /// Reads one output stream to its end as it arrives, keeping `cap` bytes and counting the rest (never holding
+    /// more than the cap and one message); after a transient error it reconnects at the offset already received.
     private func readStream(
         _ descriptor: Modal_TaskCommandRouter_TaskExecStdioFileDescriptor, taskID: String, execID: String, cap: Int,
         timeout: Duration
     ) async throws -> (kept: Data, dropped: Int) {
-        var kept = Data()
-        var dropped = 0
-        var offset: UInt64 = 0
+        let collector = StreamCollector(cap: cap)
         var retries = 0
         var refreshed = false
         let policy = GRPCRetryPolicy.router
@@ -230,26 +228,17 @@ public final class ModalSandbox: Sendable {
             var request = Modal_TaskCommandRouter_TaskExecStdioReadRequest()
             request.taskID = taskID
             request.execID = execID
-            request.offset = offset
+            request.offset = collector.offset
             request.fileDescriptor = descriptor
             let access = self.access.withLock { $0 }
             var failure: any Error
             do {
-                let answer = try await client.routerChannel(url: access.url).attempt(
+                let status = try await client.routerChannel(url: access.url).attemptStreaming(
                     path: ModalRPC.TaskCommandRouter.taskExecStdioRead.path, body: try request.serializedData(),
-                    metadata: ["authorization": "Bearer \(access.jwt)"], timeout: timeout)
-                for message in answer.messages {
-                    let data = try Modal_TaskCommandRouter_TaskExecStdioReadResponse(serializedBytes: message).data
-                    offset += UInt64(data.count)
-                    let room = max(0, cap - kept.count)
-                    if data.count <= room {
-                        kept.append(data)
-                    } else {
-                        kept.append(data.prefix(room))
-                        dropped += data.count - room
-                    }
-                }
-                guard let status = answer.status else { return (kept, dropped) }
+                    metadata: ["authorization": "Bearer \(access.jwt)"], timeout: timeout,
+                    onMessage: { collector.receive($0) })
+                if let undecodable = collector.failure { throw undecodable }
+                guard let status else { return collector.result }
                 if status.code == .unauthenticated, !refreshed {
                     refreshed = true
                     try await refreshAccess()
@@ -267,7 +256,7 @@ public final class ModalSandbox: Sendable {
                 ?? policy.delay(beforeRetry: retries)
             retries += 1
             client.logger.debug(
-                "Modal stdio stream reconnects", metadata: ["offset": "\(offset)", "error": "\(failure)"])
+                "Modal stdio stream reconnects", metadata: ["offset": "\(collector.offset)", "error": "\(failure)"])
             try await GRPCChannel.sleep(wait)
         }
     }
@@ -397,4 +386,41 @@ public final class ModalSandbox: Sendable {
 /// A word quoted for bash (`'…'`).
 func shellQuoted(_ text: String) -> String {
     "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+/// One output stream's bytes as they arrive: the first `cap` kept, the rest counted, the offset for reconnects.
+private final class StreamCollector: Sendable {
+    private struct State {
+        var kept = Data()
+        var dropped = 0
+        var offset: UInt64 = 0
+        var failure: (any Error)?
+    }
+
+    private let cap: Int
+    private let state = Mutex(State())
+
+    init(cap: Int) { self.cap = cap }
+
+    func receive(_ message: Data) {
+        do {
+            let data = try Modal_TaskCommandRouter_TaskExecStdioReadResponse(serializedBytes: message).data
+            state.withLock { state in
+                state.offset += UInt64(data.count)
+                let room = max(0, cap - state.kept.count)
+                if data.count <= room {
+                    state.kept.append(data)
+                } else {
+                    state.kept.append(data.prefix(room))
+                    state.dropped += data.count - room
+                }
+            }
+        } catch {
+            state.withLock { $0.failure = $0.failure ?? error }
+        }
+    }
+
+    var offset: UInt64 { state.withLock { $0.offset } }
+    var failure: (any Error)? { state.withLock { $0.failure } }
+    var result: (kept: Data, dropped: Int) { state.withLock { ($0.kept, $0.dropped) } }
 }
