@@ -156,4 +156,25 @@ struct ModalPoolTests {
         await cassette.close()
         #expect(replayed == recorded)
     }
+
+    @Test("the pool rides out UNAVAILABLE and throttling on every RPC")
+    func poolUnderFaults() async throws {
+        try await withFakeModalServer(.init(faults: [.unavailableOnce, .throttle])) { server in
+            let pool = ModalSandboxPool(configuration: modalConfiguration(for: server, poolSize: 4))
+            let results = try await withThrowingTaskGroup(of: ExecutionResult.self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        try await pool.execute(ExecutionRequest(code: "print(\(index) * 2)", language: .python))
+                    }
+                }
+                return try await group.reduce(into: [ExecutionResult]()) { $0.append($1) }
+            }
+            await pool.terminate()
+            #expect(Set(results.map(\.stdoutText)) == Set((0..<8).map { "\($0 * 2)\n" }))
+            let stats = try server.stats()
+            #expect(stats.faultsInjected > 0)
+            #expect(stats.maxAlive <= 4)
+            #expect(stats.sandboxesAlive == 0)
+        }
+    }
 }

@@ -19,6 +19,11 @@ struct ModalSandboxTests {
             #expect(result.signal == nil)
             #expect(!result.timedOut)
 
+            // A command that stops reading early: the rest of its stdin is dropped, not an error.
+            let early = try await sandbox.runCommand("head -c 10", stdin: Data(count: 3 * 1024 * 1024))
+            #expect(early.stdout == Data(count: 10))
+            #expect(early.exitCode == 0)
+
             let workdir = try await sandbox.runCommand("mkdir -p /workspace/w && cd /workspace/w && pwd")
             #expect(workdir.stdoutText.hasSuffix("/workspace/w\n"))
             let inside = try await sandbox.runCommand("pwd", workdir: "/workspace/w")
