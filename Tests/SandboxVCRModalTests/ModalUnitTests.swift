@@ -70,7 +70,11 @@ struct ModalConfigurationTests {
         #expect(configuration.creationRateLimit == 4)
         #expect(configuration.environment == nil)
         #expect(!configuration.description.contains("as-env-secret"))
-        #expect(!String(reflecting: configuration).isEmpty)
+        #expect(!String(reflecting: configuration).contains("as-env-secret"))
+        var dumped = ""
+        dump(configuration, to: &dumped)
+        #expect(dumped.contains("ak-env"))
+        #expect(!dumped.contains("as-env-secret"))
     }
 
     @Test("the active profile of MODAL_CONFIG_PATH, overridden by env tokens and server URL")

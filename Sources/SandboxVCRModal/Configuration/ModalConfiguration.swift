@@ -10,7 +10,7 @@ import SandboxVCR
 /// let configuration = try ModalConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
 /// let sandbox = try await ModalSandbox.create(configuration: configuration)
 /// ```
-public struct ModalConfiguration: Sendable, CustomStringConvertible {
+public struct ModalConfiguration: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The default API server.
     public static let defaultServerURL = "https://api.modal.com"
 
@@ -46,6 +46,19 @@ public struct ModalConfiguration: Sendable, CustomStringConvertible {
         "ModalConfiguration(server: \(serverURL), token: \(tokenID), secret: <redacted>"
             + (environment.map { ", environment: \($0)" } ?? "") + (profile.map { ", profile: \($0)" } ?? "")
             + ", pool: \(poolSize), creations/s: \(creationRateLimit))"
+    }
+
+    public var debugDescription: String { description }
+
+    /// A mirror without the secret, so `dump` and debuggers never show it.
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "tokenID": tokenID, "tokenSecret": "<redacted>", "serverURL": serverURL,
+                "environment": environment as Any, "profile": profile as Any, "poolSize": poolSize,
+                "creationRateLimit": creationRateLimit,
+            ], displayStyle: .struct)
     }
 
     /// How to provide credentials, for error messages.
