@@ -61,6 +61,33 @@ struct ModalSessionTests {
         await cassette.close()
     }
 
+    @Test("a step that found the sandbox terminated replays as the same sandboxTerminated error")
+    func recordedTermination() async throws {
+        let folder = try temporaryFolder("modal-session-terminated")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("session.sqlite")
+        let recorded = try await withFakeModalServer(
+            .init(faults: [.terminateMidCommand], extraArguments: ["--terminate-after", "0.3"])
+        ) { server in
+            let cassette = try await Cassette.open(at: url)
+            let session = try ModalSession(cassette: cassette, mode: .all, configuration: modalConfiguration(for: server))
+            let first = try await session.runCommand("echo quick")
+            #expect(first.stdoutText == "quick\n")
+            let error = await #expect(throws: ExecutionError.self) { try await session.runCommand("sleep 10") }
+            try await cassette.flush()
+            await cassette.close()
+            return error
+        }
+        #expect(recorded?.code == .sandboxTerminated)
+
+        let cassette = try await Cassette.open(at: url, readOnly: true, create: false)
+        let replay = try ModalSession(cassette: cassette, mode: .never, configuration: nil)
+        #expect(try await replay.runCommand("echo quick").stdoutText == "quick\n")
+        let replayed = await #expect(throws: ExecutionError.self) { try await replay.runCommand("sleep 10") }
+        #expect(replayed == recorded)
+        await cassette.close()
+    }
+
     @Test("a live session needs credentials")
     func needsConfiguration() async throws {
         let folder = try temporaryFolder("modal-session-config")
