@@ -242,4 +242,15 @@ struct ModalSandboxTests {
             #expect(stats.sandboxesAlive == 0)
         }
     }
+
+    @Test("reject-before-read: early UNAVAILABLE answers (libcurl may lose their status, error 92) are retried")
+    func rejectBeforeRead() async throws {
+        try await withFakeModalServer(.init(faults: [.unavailableOnce, .rejectBeforeRead])) { server in
+            let sandbox = try await ModalSandbox.create(configuration: modalConfiguration(for: server))
+            let result = try await sandbox.runCommand("echo survived", stdin: Data("in".utf8))
+            #expect(result.stdoutText == "survived\n")
+            try await sandbox.terminate()
+            #expect(try server.stats().faultsInjected > 0)
+        }
+    }
 }
