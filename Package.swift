@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "SandboxVCR", targets: ["SandboxVCR"]),
         .library(name: "SandboxVCRTesting", targets: ["SandboxVCRTesting"]),
+        .library(name: "SandboxVCRModal", targets: ["SandboxVCRModal"]),
         .executable(name: "sandbox-vcr", targets: ["sandbox-vcr"]),
     ],
     dependencies: [
@@ -59,6 +60,17 @@ let package = Package(
             exclude: ["INCLUDED.txt"],
             swiftSettings: strictSettings
         ),
+        // The Modal backend: gRPC over the libcurl transport, sandboxes, the pool and recorded sessions.
+        .target(
+            name: "SandboxVCRModal",
+            dependencies: [
+                "SandboxVCR",
+                "ModalProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "SandboxVCRTesting",
             dependencies: ["SandboxVCR"],
@@ -87,6 +99,7 @@ let package = Package(
                 "SandboxVCR",
                 "SandboxVCRTesting",
                 "SandboxVCRServer",
+                "SandboxVCRModal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -128,6 +141,18 @@ let package = Package(
             dependencies: [
                 "ModalProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SandboxVCRModalTests",
+            dependencies: [
+                "SandboxVCR",
+                "SandboxVCRModal",
+                "SandboxVCRTestSupport",
+                "ModalProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 import Logging
 import SandboxVCR
+import SandboxVCRModal
 import SandboxVCRTesting
 
 /// The options that choose a live backend, shared by `run`, `grade` and `serve`.
 struct BackendOptions: ParsableArguments {
-    @Option(help: "The live backend: sandboxfusion (default) or fake (with --rules). Default: $SANDBOX_BACKEND.")
+    @Option(help: "The live backend: sandboxfusion (default), modal (MODAL_* credentials) or fake (with --rules). Default: $SANDBOX_BACKEND.")
     var backend: String?
 
     @Option(
@@ -49,10 +50,15 @@ struct BackendOptions: ParsableArguments {
             }
             return try FakeExecutor(rulesFile: URL(fileURLWithPath: rules))
         case "modal":
-            throw ValidationError(
-                "the modal backend is not part of this build yet; use sandboxfusion, fake, or a cassette")
+            let configuration: ModalConfiguration
+            do {
+                configuration = try ModalConfiguration.fromEnvironment(environment)
+            } catch let error as ExecutionError {
+                throw ValidationError("--backend modal: \(error.message)")
+            }
+            return ModalSandboxPool(configuration: configuration, logger: logger)
         case let other:
-            throw ValidationError("unknown backend \"\(other)\"; use sandboxfusion or fake")
+            throw ValidationError("unknown backend \"\(other)\"; use sandboxfusion, modal or fake")
         }
     }
 }
@@ -81,8 +87,11 @@ struct ExecutorStack: Sendable {
     var recording: RecordingExecutor?
     var cassette: Cassette?
 
-    /// Closes the cassette (committing every recording).
+    /// Terminates a Modal pool's sandboxes, and closes the cassette (committing every recording).
     func close() async {
+        if let pool = (executor as? ModalSandboxPool) ?? (recording?.live as? ModalSandboxPool) {
+            await pool.terminate()
+        }
         await cassette?.close()
     }
 

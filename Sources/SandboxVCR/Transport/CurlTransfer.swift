@@ -8,6 +8,8 @@ final class CurlTransfer {
     let easy: UnsafeMutableRawPointer
     let url: String
     let body: Data
+    /// Receives the response body instead of ``responseBody`` when set.
+    let bodySink: HTTPBodySink?
     var readOffset = 0
     var continuation: CheckedContinuation<HTTPResponse, any Error>?
     var headerList: UnsafeMutablePointer<curl_slist>?
@@ -24,6 +26,7 @@ final class CurlTransfer {
         self.easy = easy
         self.url = start.request.url
         self.body = start.request.body
+        self.bodySink = start.request.bodySink
         self.continuation = start.continuation
         let size = Int(ccurl_error_size())
         self.errorBuffer = .allocate(capacity: size)

@@ -218,9 +218,13 @@ final class TransferTable {
                 let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
                 let length = size * count
                 if let data, length > 0 {
-                    transfer.responseBody.append(
-                        UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self),
-                        count: length)
+                    if let sink = transfer.bodySink {
+                        sink.receive(Data(bytes: data, count: length))
+                    } else {
+                        transfer.responseBody.append(
+                            UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self),
+                            count: length)
+                    }
                 }
                 return length
             })

@@ -11,18 +11,22 @@ public struct HTTPRequest: Hashable, Sendable {
     public var body: Data
     /// The HTTP version to ask for, or `nil` for the client's ``HTTPClient/Configuration/httpVersion``.
     public var httpVersion: HTTPVersion?
+    /// Where the response body goes as it arrives, or `nil` to collect it into ``HTTPResponse/body``.
+    public var bodySink: HTTPBodySink?
 
     public init(
         method: String = "GET",
         url: String,
         headers: HTTPHeaders = [:],
         body: Data = Data(),
-        httpVersion: HTTPVersion? = nil
+        httpVersion: HTTPVersion? = nil,
+        bodySink: HTTPBodySink? = nil
     ) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.httpVersion = httpVersion
+        self.bodySink = bodySink
     }
 }

@@ -1,0 +1,219 @@
+public import Foundation
+public import Logging
+public import ModalProto
+public import SandboxVCR
+public import SwiftProtobuf
+
+/// gRPC calls over the package's libcurl ``HTTPClient``: HTTP/2 (TLS with ALPN for `https://`, cleartext with
+/// prior knowledge for `http://`), message framing, metadata, trailers and trailers-only answers, deadlines
+/// (`grpc-timeout` plus the transport deadline), cancellation, and retries with backoff as Modal's SDKs do.
+///
+/// Streaming answers are read whole: a stream's messages arrive when it ends (Modal's streams end by themselves).
+public final class GRPCChannel: Sendable {
+    /// One try's answer: the messages received and how the call ended (`nil`: `OK`).
+    public struct Answer: Sendable {
+        public var messages: [Data]
+        public var status: GRPCStatusError?
+    }
+
+    /// The server's base URL, e.g. `https://api.modal.com` or `http://127.0.0.1:40123`.
+    public let baseURL: String
+    private let http: HTTPClient
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - baseURL: scheme, host and port; `http://` means cleartext HTTP/2 with prior knowledge.
+    ///   - http: the transport (shared by channels).
+    ///   - logger: logs each call's method and outcome at `debug` level (never metadata values).
+    public init(baseURL: String, http: HTTPClient, logger: Logger) {
+        var trimmed = baseURL
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.baseURL = trimmed
+        self.http = http
+        self.logger = logger
+    }
+
+    /// One try of a call, without retries.
+    ///
+    /// - Returns: the messages and the final status (a failed status is returned, not thrown).
+    /// - Throws: ``ExecutionError`` for transport failures; libcurl's HTTP/2 stream error (92) without a status
+    ///   comes back as an `UNAVAILABLE` answer, so callers retry it.
+    public func attempt(path: String, body: Data, metadata: HTTPHeaders, timeout: Duration) async throws -> Answer {
+        try await attempt(path: path, body: body, metadata: metadata, timeout: timeout, sink: nil)
+    }
+
+    /// One try of a server-streaming call whose messages are handed to `onMessage` as they arrive (never held
+    /// whole), without retries.
+    ///
+    /// - Returns: the final status (`nil`: `OK`).
+    /// - Throws: ``ExecutionError`` as ``attempt(path:body:metadata:timeout:)`` does.
+    public func attemptStreaming(
+        path: String, body: Data, metadata: HTTPHeaders, timeout: Duration,
+        onMessage: @escaping @Sendable (Data) -> Void
+    ) async throws -> GRPCStatusError? {
+        let decoder = GRPCFrameDecoder(onMessage: onMessage)
+        let answer = try await attempt(
+            path: path, body: body, metadata: metadata, timeout: timeout, sink: HTTPBodySink { decoder.feed($0) })
+        return decoder.failure ?? answer.status
+    }
+
+    private func attempt(path: String, body: Data, metadata: HTTPHeaders, timeout: Duration, sink: HTTPBodySink?)
+        async throws -> Answer
+    {
+        var headers: HTTPHeaders = [
+            "content-type": "application/grpc",
+            "te": "trailers",
+            "grpc-timeout": GRPCFraming.timeoutHeader(timeout),
+        ]
+        for field in metadata { headers.add(name: field.name, value: field.value) }
+        let request = HTTPRequest(
+            method: "POST", url: baseURL + path, headers: headers, body: GRPCFraming.frame(body),
+            httpVersion: baseURL.hasPrefix("https://") ? .http2 : .http2PriorKnowledge, bodySink: sink)
+        let response: HTTPResponse
+        do {
+            response = try await http.execute(request, deadline: .now + timeout + .seconds(2))
+        } catch let error as ExecutionError where error.code == .transport && error.message.contains("(curl 92)") {
+            logger.debug("gRPC stream error without status", metadata: ["path": "\(path)"])
+            return Answer(
+                messages: [],
+                status: GRPCStatusError(
+                    code: .unavailable, message: "HTTP/2 stream error before the status arrived (curl 92)", path: path))
+        }
+        let (messages, _) = try GRPCFraming.messages(in: response.body)
+        let status = Self.status(of: response, path: path)
+        logger.debug(
+            "gRPC call", metadata: ["path": "\(path)", "status": "\(status?.code.description ?? "OK")"])
+        return Answer(messages: messages, status: status)
+    }
+
+    /// The call's final status from its trailers, or from the headers of a trailers-only answer.
+    static func status(of response: HTTPResponse, path: String) -> GRPCStatusError? {
+        let source: HTTPHeaders
+        if response.trailers.first(name: "grpc-status") != nil {
+            source = response.trailers
+        } else if response.headers.first(name: "grpc-status") != nil {
+            source = response.headers
+        } else {
+            let code: GRPCStatusError.Code =
+                switch response.status {
+                case 200: .unknown
+                case 401: .unauthenticated
+                case 403: .permissionDenied
+                case 404: .unimplemented
+                case 429, 502, 503, 504: .unavailable
+                default: .unknown
+                }
+            return GRPCStatusError(
+                code: code, message: "no grpc-status in the answer (HTTP \(response.status))", path: path)
+        }
+        let rawCode = Int(source.first(name: "grpc-status") ?? "") ?? GRPCStatusError.Code.unknown.rawValue
+        if rawCode == 0 { return nil }
+        let message = GRPCFraming.decodeMessage(source.first(name: "grpc-message") ?? "")
+        var retryAfter: Double?
+        if let details = source.first(name: "grpc-status-details-bin") {
+            retryAfter = Self.retryAfter(fromDetails: details)
+        }
+        return GRPCStatusError(
+            code: GRPCStatusError.Code(rawValue: rawCode), message: message, path: path, retryAfter: retryAfter)
+    }
+
+    /// `retry_after_secs` of an `RPCRetryPolicy` in a base64 `RPCStatus` (padding optional).
+    static func retryAfter(fromDetails value: String) -> Double? {
+        var text = value.trimmingCharacters(in: .whitespaces)
+        while text.count % 4 != 0 { text += "=" }
+        guard let bytes = Data(base64Encoded: text),
+            let status = try? Modal_Client_RPCStatus(serializedBytes: bytes)
+        else { return nil }
+        for detail in status.details where detail.typeURL.hasSuffix("modal.client.RPCRetryPolicy") {
+            if let policy = try? Modal_Client_RPCRetryPolicy(serializedBytes: detail.value) {
+                return Double(policy.retryAfterSecs)
+            }
+        }
+        return nil
+    }
+
+    /// A call with retries: every try carries the same `x-idempotency-key` and its `x-retry-attempt`.
+    ///
+    /// - Parameters:
+    ///   - path: the method's full path.
+    ///   - body: the serialized request.
+    ///   - metadata: the headers of each try (asked again before each, so tokens can be refreshed).
+    ///   - timeout: each try's deadline.
+    ///   - retry: how often and how soon to retry retryable statuses and transport resets.
+    ///   - idempotencyKeys: whether to send `x-idempotency-key` / `x-retry-attempt` (control plane).
+    /// - Returns: the messages of the successful try.
+    /// - Throws: ``GRPCStatusError`` (final status) or ``ExecutionError`` (transport, cancellation).
+    public func call(
+        path: String, body: Data, metadata: @Sendable () async throws -> HTTPHeaders, timeout: Duration,
+        retry: GRPCRetryPolicy, idempotencyKeys: Bool
+    ) async throws -> [Data] {
+        let key = UUID().uuidString.lowercased()
+        var retries = 0
+        var throttles = 0
+        var attempt = 0
+        while true {
+            var headers = try await metadata()
+            if idempotencyKeys {
+                headers.add(name: "x-idempotency-key", value: key)
+                headers.add(name: "x-retry-attempt", value: "\(attempt)")
+            }
+            var failure: any Error
+            do {
+                let answer = try await self.attempt(path: path, body: body, metadata: headers, timeout: timeout)
+                guard let status = answer.status else { return answer.messages }
+                if let retryAfter = status.retryAfter, throttles < retry.maxThrottleRetries {
+                    throttles += 1
+                    attempt += 1
+                    try await Self.sleep(.milliseconds(Int(max(0, retryAfter) * 1000)))
+                    continue
+                }
+                guard status.isRetryable else { throw status }
+                failure = status
+            } catch let error as ExecutionError where [.connectionReset, .timedOut].contains(error.code) {
+                failure = error
+            }
+            guard retries < retry.maxRetries else { throw failure }
+            let wait = retry.delay(beforeRetry: retries)
+            retries += 1
+            attempt += 1
+            logger.debug("gRPC retry", metadata: ["path": "\(path)", "attempt": "\(attempt)", "error": "\(failure)"])
+            try await Self.sleep(wait)
+        }
+    }
+
+    /// A unary call with retries.
+    public func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ method: ModalRPCMethod<Request, Response>, _ request: Request,
+        metadata: @Sendable () async throws -> HTTPHeaders, timeout: Duration = .seconds(60),
+        retry: GRPCRetryPolicy = .controlPlane, idempotencyKeys: Bool = true
+    ) async throws -> Response {
+        let messages = try await call(
+            path: method.path, body: try request.serializedData(), metadata: metadata, timeout: timeout,
+            retry: retry, idempotencyKeys: idempotencyKeys)
+        guard let first = messages.first else {
+            throw GRPCStatusError(code: .internal, message: "the server answered OK without a message", path: method.path)
+        }
+        return try Response(serializedBytes: first)
+    }
+
+    /// A server-streaming call with retries of the whole call; returns every message once the stream ended.
+    public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ method: ModalRPCMethod<Request, Response>, _ request: Request,
+        metadata: @Sendable () async throws -> HTTPHeaders, timeout: Duration = .seconds(60),
+        retry: GRPCRetryPolicy = .controlPlane, idempotencyKeys: Bool = false
+    ) async throws -> [Response] {
+        let messages = try await call(
+            path: method.path, body: try request.serializedData(), metadata: metadata, timeout: timeout,
+            retry: retry, idempotencyKeys: idempotencyKeys)
+        return try messages.map { try Response(serializedBytes: $0) }
+    }
+
+    /// Sleeps; a cancelled task gets ``ExecutionError/Code/cancelled``.
+    static func sleep(_ duration: Duration) async throws {
+        do {
+            try await Task.sleep(for: duration)
+        } catch {
+            throw ExecutionError(code: .cancelled, message: "the task was cancelled while waiting to retry")
+        }
+    }
+}
