@@ -87,19 +87,14 @@ struct ExecutorStack: Sendable {
     var recording: RecordingExecutor?
     var cassette: Cassette?
 
-    /// Terminates a Modal pool's sandboxes, and closes the cassette (committing every recording).
-    func close() async {
-        if let pool = (executor as? ModalSandboxPool) ?? (recording?.live as? ModalSandboxPool) {
-            await pool.terminate()
-        }
-        await cassette?.close()
-    }
-
-    /// Commits every recording, then closes the cassette.
+    /// Terminates a Modal pool's sandboxes, commits every recording, then closes the cassette.
     ///
     /// - Throws: the first error of a recording written in the background (disk full, read-only file); the
     ///   cassette is closed either way.
     func finish() async throws {
+        if let pool = (executor as? ModalSandboxPool) ?? (recording?.live as? ModalSandboxPool) {
+            await pool.terminate()
+        }
         guard let cassette else { return }
         do {
             try await cassette.flush()
