@@ -3,6 +3,7 @@
 let benchmarkSuites: [String: @Sendable () async throws -> [BenchFigure]] = [
     "client": { try await ClientBenchmark.run(options: .current) },
     "cassette": { figures(suite: "cassette", try await CassetteBenchmarks.run(arguments: suiteArguments())) },
+    "record": { figures(suite: "record", try await RecordingBenchmark.run(arguments: suiteArguments())) },
     "serve": { figures(suite: "serve", try await ServeBenchmarks.run(arguments: suiteArguments())) },
 ]
 
