@@ -43,12 +43,14 @@ enum RecordingBenchmark {
         try await missing.flush()
 
         var rates: [String: [Double]] = ["live": [], "all": [], "missing": []]
+        var cpu: [String: [Double]] = ["live": [], "all": [], "missing": []]
         let order = ["live", "all", "missing"]
         for round in 0..<rounds {
             for offset in 0..<order.count {
                 let name = order[(round + offset) % order.count]
                 let tag = "\(name)-\(round)"
                 let seconds: Double
+                let cpuBefore = ProcessUsage.cpuSeconds()
                 switch name {
                 case "live":
                     seconds = try await drive(live, requests: requests, tag: tag)
@@ -60,24 +62,46 @@ enum RecordingBenchmark {
                     seconds = try await drive(recorder, requests: requests, tag: tag) { try await missing.flush() }
                 }
                 rates[name, default: []].append(Double(requests) / seconds)
+                cpu[name, default: []].append((ProcessUsage.cpuSeconds() - cpuBefore) / Double(requests) * 1e6)
             }
             log(
                 "round \(round + 1)/\(rounds): "
-                    + order.map { "\($0) \(Int(rates[$0]!.last!)) req/s" }.joined(separator: ", "))
+                    + order.map { "\($0) \(Int(rates[$0]!.last!)) req/s \(Int(cpu[$0]!.last!)) us cpu/req" }
+                    .joined(separator: ", "))
         }
-        let expected = (rounds * requests) + 2_000
+        let expected = rounds * requests + 2_000
         for (name, cassette) in [("all", all), ("missing", missing)] {
             let count = try await cassette.count()
             precondition(count == expected, "\(name): recorded \(count) of \(expected)")
             await cassette.close()
         }
 
+        // The recorder alone: a live executor that answers at once without I/O, so only recording costs.
+        let alone = try await Cassette.open(at: folder.appendingPathComponent("alone.sqlite"))
+        let instant = InstantExecutor()
+        var aloneCPU: [Double] = []
+        var aloneRates: [Double] = []
+        for round in 0..<3 {
+            let cpuBefore = ProcessUsage.cpuSeconds()
+            let recorder = RecordingExecutor(cassette: alone, mode: .all, live: instant)
+            let seconds = try await drive(recorder, requests: requests, tag: "alone-\(round)") {
+                try await alone.flush()
+            }
+            aloneCPU.append((ProcessUsage.cpuSeconds() - cpuBefore) / Double(requests) * 1e6)
+            aloneRates.append(Double(requests) / seconds)
+        }
+        await alone.close()
+
         var results: [String: Double] = [:]
+        results["record_alone_median_req/s"] = median(aloneRates)
+        results["record_alone_cpu_per_request_us"] = median(aloneCPU)
         let liveMedian = median(rates["live"]!)
-        results["record_live_median_per_s"] = liveMedian
+        results["record_live_median_req/s"] = liveMedian
+        results["record_live_cpu_per_request_us"] = median(cpu["live"]!)
         for name in ["all", "missing"] {
             let recordMedian = median(rates[name]!)
-            results["record_\(name)_median_per_s"] = recordMedian
+            results["record_\(name)_median_req/s"] = recordMedian
+            results["record_\(name)_cpu_per_request_us"] = median(cpu[name]!)
             results["record_\(name)_overhead_pct"] = (1 - recordMedian / liveMedian) * 100
         }
         results["record_rounds_count"] = Double(rounds)
@@ -112,6 +136,16 @@ enum RecordingBenchmark {
         try await finish()
         let elapsed = start.duration(to: clock.now).components
         return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+    }
+
+    /// Answers every request at once with a fixed success (the recorder's own cost, without a live call).
+    struct InstantExecutor: SandboxExecutor {
+        func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
+            ExecutionResult(
+                status: .success,
+                run: CommandOutcome(status: .finished, exitCode: 0, stdout: Data("hello world\n".utf8)),
+                backend: .sandboxFusion)
+        }
     }
 
     static func median(_ values: [Double]) -> Double {

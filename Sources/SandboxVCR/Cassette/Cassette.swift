@@ -202,7 +202,7 @@ public final class Cassette: Sendable {
 
     /// Runs a job on the cassette's thread (a `lookupKey` job reads only that request key's rows).
     func perform<T: Sendable>(
-        write: Bool = false, lookupKey: [UInt8]? = nil, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+        write: Bool = false, lookupKey: SHA256.Digest? = nil, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
         if write && isReadOnly {
             throw CassetteError(
@@ -232,7 +232,7 @@ public final class Cassette: Sendable {
     /// The recording for `(key, ordinal)`; with `orLast`, the highest ordinal below it when there is none.
     func recording(key: SHA256.Digest, ordinal: Int, orLast: Bool) async throws -> Recording? {
         let path = self.path
-        return try await perform(lookupKey: key.bytes) { connection in
+        return try await perform(lookupKey: key) { connection in
             let statement = try connection.statement(
                 orLast
                     ? "SELECT id, outcome_blob, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal <= ? "
@@ -376,7 +376,7 @@ public final class Cassette: Sendable {
         }
         let encoded = interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
         let cutoffTime = cutoff?.timeIntervalSince1970
-        try await worker.submit(keys: encoded.map(\.key)) { connection in
+        try await worker.submit(keys: interactions.map(\.key)) { connection in
             try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)
         }
     }

@@ -18,9 +18,9 @@ final class CassetteWorker: Sendable {
     struct Job: Sendable {
         var isWrite: Bool
         /// For a background write: the request keys it writes (it may be held for a group commit).
-        var writtenKeys: [[UInt8]]?
+        var writtenKeys: [SHA256.Digest]?
         /// For a lookup: the request key it reads (it need not wait for held writes of other keys).
-        var lookupKey: [UInt8]?
+        var lookupKey: SHA256.Digest?
         var body: @Sendable (SQLiteConnection) throws -> any Sendable
         var completion: @Sendable (Result<any Sendable, any Error>) -> Void
     }
@@ -28,10 +28,10 @@ final class CassetteWorker: Sendable {
     /// Background writes held by the thread for the next group commit (thread-confined).
     private struct HeldWrites {
         var jobs: [Job] = []
-        var keys: Set<[UInt8]> = []
+        var keys: Set<SHA256.Digest> = []
         var since: ContinuousClock.Instant?
 
-        mutating func add(_ job: Job, keys written: [[UInt8]]) {
+        mutating func add(_ job: Job, keys written: [SHA256.Digest]) {
             if jobs.isEmpty { since = .now }
             jobs.append(job)
             keys.formUnion(written)
@@ -139,7 +139,7 @@ final class CassetteWorker: Sendable {
     /// - Parameter lookupKey: for a read of one request key's rows only: it may run before held background writes
     ///   of other keys (it sees those of its own key).
     func perform<T: Sendable>(
-        write: Bool = false, lookupKey: [UInt8]? = nil, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+        write: Bool = false, lookupKey: SHA256.Digest? = nil, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = Job(
@@ -169,7 +169,7 @@ final class CassetteWorker: Sendable {
     /// reported by the next ``submit(keys:_:)`` or ``takeBackgroundError()``. Waits when too many writes are queued.
     ///
     /// - Parameter keys: the request keys whose rows `body` writes (or deletes); it must touch no others.
-    func submit(keys: [[UInt8]], _ body: @escaping @Sendable (SQLiteConnection) throws -> Void) async throws {
+    func submit(keys: [SHA256.Digest], _ body: @escaping @Sendable (SQLiteConnection) throws -> Void) async throws {
         if let error = takeBackgroundError() { throw error }
         let job = Job(
             isWrite: true, writtenKeys: keys, lookupKey: nil, body: { try body($0) },
@@ -284,12 +284,17 @@ final class CassetteWorker: Sendable {
 
     /// Blocks until jobs may be queued. Polls briefly first: a caller replaying requests one after another sends
     /// the next job within microseconds, and catching it without sleeping saves a thread wake-up. While background
-    /// writes are held or queued, sleeps at most until their group commit is due.
+    /// writes are held or queued, sleeps at most until their group commit is due, and does not poll: many callers
+    /// are recording then, and polling would take CPU from them.
     private func waitForWork(holding since: ContinuousClock.Instant?) {
-        let deadline = ContinuousClock.now + .microseconds(30)
-        repeat {
-            if state.withLock({ $0.hasWork }) { return }
-        } while ContinuousClock.now < deadline
+        if since == nil {
+            let deadline = ContinuousClock.now + .microseconds(30)
+            repeat {
+                let (hasWork, isRecording) = state.withLock { ($0.hasWork, $0.queuedBackgroundWrites > 0) }
+                if hasWork { return }
+                if isRecording { break }
+            } while ContinuousClock.now < deadline
+        }
         let (mustWait, hasBackgroundWrites) = state.withLock { state -> (Bool, Bool) in
             guard !state.hasWork else { return (false, false) }
             state.isSleeping = true

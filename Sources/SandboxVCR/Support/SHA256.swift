@@ -58,6 +58,14 @@ public struct SHA256: Sendable {
         public var description: String { hex }
 
         public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
+
+        public static func == (lhs: Digest, rhs: Digest) -> Bool { lhs.bytes == rhs.bytes }
+
+        /// Feeds the bytes in one call (the synthesized form feeds them one at a time, which dominated dictionary
+        /// and set operations on keys).
+        public func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     private static let roundConstants: [UInt32] = [
