@@ -347,24 +347,20 @@ final class CassetteWorker: Sendable {
             return failWrites(mapped(error, connection))
         }
         let writeCount = jobs.count { $0.isWrite }
-        var results: [Result<any Sendable, any Error>] = []
-        results.reserveCapacity(jobs.count)
-        for job in jobs {
-            // A lone write needs no savepoint: its failure rolls back the whole transaction below.
-            if !job.isWrite || writeCount == 1 {
-                results.append(read(job, connection))
-                continue
-            }
+        // First every job without savepoints (writes rarely fail). A lone write needs none: its failure rolls back
+        // the whole transaction below.
+        var results = jobs.map { read($0, connection) }
+        if writeCount > 1, jobs.indices.contains(where: { jobs[$0].isWrite && isFailure(results[$0]) }) {
+            // A write failed: undo everything and run the batch again, each write in its own savepoint, so one
+            // failing write does not undo the others. Job bodies only touch the database, so running again is safe.
+            try? connection.execute("ROLLBACK")
             do {
-                try connection.statement("SAVEPOINT job").run()
-                let value = try job.body(connection)
-                try connection.statement("RELEASE job").run()
-                results.append(.success(value))
+                try connection.execute("BEGIN IMMEDIATE")
             } catch {
-                try? connection.statement("ROLLBACK TO job").run()
-                try? connection.statement("RELEASE job").run()
-                results.append(.failure(mapped(error, connection)))
+                restore(touches)
+                return failWrites(mapped(error, connection))
             }
+            results = runWithSavepoints(jobs, connection)
         }
         if writeCount == 1, let index = jobs.firstIndex(where: \.isWrite), case .failure = results[index] {
             try? connection.execute("ROLLBACK")
@@ -391,6 +387,34 @@ final class CassetteWorker: Sendable {
             return
         }
         for (job, result) in zip(jobs, results) { job.completion(result) }
+    }
+
+    private func isFailure(_ result: Result<any Sendable, any Error>) -> Bool {
+        if case .failure = result { return true }
+        return false
+    }
+
+    /// Runs each write of a batch in its own savepoint.
+    private func runWithSavepoints(_ jobs: [Job], _ connection: SQLiteConnection) -> [Result<any Sendable, any Error>] {
+        var results: [Result<any Sendable, any Error>] = []
+        results.reserveCapacity(jobs.count)
+        for job in jobs {
+            guard job.isWrite else {
+                results.append(read(job, connection))
+                continue
+            }
+            do {
+                try connection.statement("SAVEPOINT job").run()
+                let value = try job.body(connection)
+                try connection.statement("RELEASE job").run()
+                results.append(.success(value))
+            } catch {
+                try? connection.statement("ROLLBACK TO job").run()
+                try? connection.statement("RELEASE job").run()
+                results.append(.failure(mapped(error, connection)))
+            }
+        }
+        return results
     }
 
     private func restore(_ touches: [Int64: Double]) {
