@@ -7,13 +7,14 @@ internal import Synchronization
 /// job runs, so no blocking SQLite call ever runs on Swift's cooperative pool.
 ///
 /// Jobs that write are grouped: every write waiting when the thread wakes runs inside one `BEGIN IMMEDIATE`
-/// transaction (each in its own savepoint, so one failing job does not undo the others), then one commit.
+/// transaction, then one commit. The batch runs without savepoints first; when a write fails it is undone and the
+/// batch runs again with each write in its own savepoint, so one failing job does not undo the others.
 ///
 /// Background writes (``submit(keys:_:)``, nobody waits for them) are group-committed: they are held, not yet
-/// run, until ``batchLimit`` of them gather, ``commitDelay`` passes, or any other job needs them (a waited write,
-/// ``Cassette/flush()``, a read, a lookup of a key they write, closing). So a SIGKILL loses at most the background
-/// writes of the last `commitDelay`, all uncommitted; nothing is ever half-written. Lookups by a key no held write
-/// touches (``perform(lookupKey:_:)``) run at once without waiting for the held writes.
+/// run, until ``batchLimit`` of them gather, ``commitDelay`` passes (at most twice that), or another job needs
+/// them (a waited write, ``Cassette/flush()``, a read, a lookup of a key they write, closing). So a SIGKILL loses
+/// at most the background writes of the last `2 × commitDelay`, all uncommitted; nothing is ever half-written.
+/// Lookups by a key no held write touches (``perform(write:lookupKey:_:)``) run at once, before the held writes.
 final class CassetteWorker: Sendable {
     struct Job: Sendable {
         var isWrite: Bool
