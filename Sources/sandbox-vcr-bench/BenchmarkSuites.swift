@@ -7,9 +7,10 @@ let benchmarkSuites: [String: @Sendable () async throws -> [BenchFigure]] = [
     "serve": { figures(suite: "serve", try await ServeBenchmarks.run(arguments: suiteArguments())) },
 ]
 
-/// The options a dictionary-returning suite reads (`--requests N`).
+/// The options a dictionary-returning suite reads (`--requests N`, `--rounds N`).
 private func suiteArguments() -> [String] {
-    BenchOptions.current.requests.map { ["--requests", String($0)] } ?? []
+    (BenchOptions.current.requests.map { ["--requests", String($0)] } ?? [])
+        + (BenchOptions.current.rounds.map { ["--rounds", String($0)] } ?? [])
 }
 
 /// Turns a suite's named numbers into figures; the unit is the name's last `_` part (`replay_10k_median_us`).
