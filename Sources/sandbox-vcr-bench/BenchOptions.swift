@@ -7,9 +7,11 @@ struct BenchOptions: Sendable {
     var wantsHelp = false
     /// Requests per measured run (`--requests N`); each suite picks its own default when `nil`.
     var requests: Int?
+    /// Alternating rounds per measurement (`--rounds N`, the `record` suite); the suite's default when `nil`.
+    var rounds: Int?
 
     static let usage = """
-        usage: sandbox-vcr-bench [suite ...] [--json] [--requests N]
+        usage: sandbox-vcr-bench [suite ...] [--json] [--requests N] [--rounds N]
         suites: \(benchmarkSuites.keys.sorted().joined(separator: ", ")) (all when none is named)
         """
 
@@ -28,6 +30,12 @@ struct BenchOptions: Sendable {
                     exit(64)
                 }
                 requests = number
+            case "--rounds":
+                guard let text = iterator.next(), let number = Int(text), number > 0 else {
+                    FileHandle.standardError.write(Data("--rounds needs a positive integer\n".utf8))
+                    exit(64)
+                }
+                rounds = number
             default: suites.append(argument)
             }
         }

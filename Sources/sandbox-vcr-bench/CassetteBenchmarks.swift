@@ -1,13 +1,11 @@
-import Dispatch
 import Foundation
 import SandboxVCR
-import Synchronization
 
 /// Cassette benchmarks: replay latency at 10k and 100k interactions, open time and memory, size against JSON
-/// Lines, and recording overhead at concurrency 64.
+/// Lines, and recording overhead at concurrency 64 (``RecordingBenchmark``).
 ///
-/// Arguments: `--small N` (default 10000), `--large N` (default 100000), `--samples N` (default 2000),
-/// `--live-cost-us N` (server CPU per simulated live call, default 50), `--requests N` (default 20000).
+/// Arguments: `--small N` (default 10000), `--large N` (default 100000), `--samples N` (default 2000), and
+/// ``RecordingBenchmark``'s `--requests N` and `--rounds N`.
 enum CassetteBenchmarks {
     static func run(arguments: [String]) async throws -> [String: Double] {
         func option(_ name: String, _ fallback: Int) -> Int {
@@ -19,8 +17,6 @@ enum CassetteBenchmarks {
         let small = option("--small", 10_000)
         let large = option("--large", 100_000)
         let samples = option("--samples", 2000)
-        let liveCost = option("--live-cost-us", 50)
-        let requests = option("--requests", 20_000)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cassette-bench-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -77,19 +73,8 @@ enum CassetteBenchmarks {
         }
         results["replay_100k_vs_10k"] = results["replay_100k_median_us"]! / results["replay_10k_median_us"]!
 
-        // Recording overhead at concurrency 64.
-        let live = LoopbackStandIn(microseconds: liveCost)
-        let liveRate = try await throughput(executor: live, requests: requests, tag: "live")
-        let cassette = try await Cassette.open(at: folder.appendingPathComponent("record.sqlite"))
-        let recorder = RecordingExecutor(cassette: cassette, mode: .missing, live: live)
-        let recordRate = try await throughput(executor: recorder, requests: requests, tag: "rec")
-        let count = try await cassette.count()
-        precondition(count == requests, "recorded \(count) of \(requests)")
-        await cassette.close()
-        results["record_live_per_s"] = liveRate
-        results["record_recording_per_s"] = recordRate
-        results["record_overhead_pct"] = (1 - recordRate / liveRate) * 100
-        results["record_live_cost_us"] = Double(liveCost)
+        // Recording overhead at concurrency 64: the real client against a loopback server (RecordingBenchmark).
+        results.merge(try await RecordingBenchmark.run(arguments: arguments)) { _, new in new }
         return results
     }
 
@@ -191,47 +176,6 @@ enum CassetteBenchmarks {
             return digits / 1024
         }
         return 0
-    }
-
-    /// A stand-in for a loopback server that answers instantly: one server thread that spends a fixed amount of
-    /// CPU per request (parsing, answering) and then resumes the caller, so the caller's threads stay free as
-    /// with a real HTTP client.
-    final class LoopbackStandIn: SandboxExecutor {
-        private let microseconds: Int
-        private let queue = Mutex<[(ExecutionRequest, CheckedContinuation<ExecutionResult, Never>)]>([])
-        private let wakeUp = DispatchSemaphore(value: 0)
-
-        init(microseconds: Int) {
-            self.microseconds = microseconds
-            let thread = Thread { [self] in serve() }
-            thread.start()
-        }
-
-        private func serve() {
-            while true {
-                wakeUp.wait()
-                let jobs = queue.withLock { queue in
-                    defer { queue.removeAll(keepingCapacity: true) }
-                    return queue
-                }
-                for (request, continuation) in jobs {
-                    let end = ContinuousClock.now + .microseconds(microseconds)
-                    while ContinuousClock.now < end {}
-                    continuation.resume(
-                        returning: ExecutionResult(
-                            status: .success,
-                            run: CommandOutcome(status: .finished, exitCode: 0, stdout: request.stdin),
-                            backend: .fake))
-                }
-            }
-        }
-
-        func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
-            await withCheckedContinuation { continuation in
-                queue.withLock { $0.append((request, continuation)) }
-                wakeUp.signal()
-            }
-        }
     }
 
     /// A small deterministic generator.

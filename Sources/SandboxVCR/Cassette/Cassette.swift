@@ -200,10 +200,10 @@ public final class Cassette: Sendable {
     /// ``flush()`` first to learn about failed background writes.
     public func close() async { await worker.stopAndWait() }
 
-    /// Runs a job on the cassette's thread.
-    func perform<T: Sendable>(write: Bool = false, _ body: @escaping @Sendable (SQLiteConnection) throws -> T)
-        async throws -> T
-    {
+    /// Runs a job on the cassette's thread (a `lookupKey` job reads only that request key's rows).
+    func perform<T: Sendable>(
+        write: Bool = false, lookupKey: SHA256.Digest? = nil, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
         if write && isReadOnly {
             throw CassetteError(
                 code: .readOnly,
@@ -211,7 +211,7 @@ public final class Cassette: Sendable {
                     + "it writable to record, or replay with record mode `never`",
                 path: path)
         }
-        return try await worker.perform(write: write, body)
+        return try await worker.perform(write: write, lookupKey: lookupKey, body)
     }
 
     // MARK: Reading
@@ -232,7 +232,7 @@ public final class Cassette: Sendable {
     /// The recording for `(key, ordinal)`; with `orLast`, the highest ordinal below it when there is none.
     func recording(key: SHA256.Digest, ordinal: Int, orLast: Bool) async throws -> Recording? {
         let path = self.path
-        return try await perform { connection in
+        return try await perform(lookupKey: key) { connection in
             let statement = try connection.statement(
                 orLast
                     ? "SELECT id, outcome_blob, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal <= ? "
@@ -376,7 +376,7 @@ public final class Cassette: Sendable {
         }
         let encoded = interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
         let cutoffTime = cutoff?.timeIntervalSince1970
-        try await worker.submit { connection in
+        try await worker.submit(keys: interactions.map(\.key)) { connection in
             try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)
         }
     }

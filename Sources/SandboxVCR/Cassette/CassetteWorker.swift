@@ -7,12 +7,50 @@ internal import Synchronization
 /// job runs, so no blocking SQLite call ever runs on Swift's cooperative pool.
 ///
 /// Jobs that write are grouped: every write waiting when the thread wakes runs inside one `BEGIN IMMEDIATE`
-/// transaction (each in its own savepoint, so one failing job does not undo the others), then one commit.
+/// transaction, then one commit. The batch runs without savepoints first; when a write fails it is undone and the
+/// batch runs again with each write in its own savepoint, so one failing job does not undo the others.
+///
+/// Background writes (``submit(keys:_:)``, nobody waits for them) are group-committed: they are held, not yet
+/// run, until ``batchLimit`` of them gather, ``commitDelay`` passes (at most twice that), or another job needs
+/// them (a waited write, ``Cassette/flush()``, a read, a lookup of a key they write, closing). So a SIGKILL loses
+/// at most the background writes of the last `2 × commitDelay`, all uncommitted; nothing is ever half-written.
+/// Lookups by a key no held write touches (``perform(write:lookupKey:_:)``) run at once, before the held writes.
 final class CassetteWorker: Sendable {
     struct Job: Sendable {
         var isWrite: Bool
+        /// For a background write: the request keys it writes (it may be held for a group commit).
+        var writtenKeys: [SHA256.Digest]?
+        /// For a lookup: the request key it reads (it need not wait for held writes of other keys).
+        var lookupKey: SHA256.Digest?
         var body: @Sendable (SQLiteConnection) throws -> any Sendable
         var completion: @Sendable (Result<any Sendable, any Error>) -> Void
+    }
+
+    /// Background writes held by the thread for the next group commit (thread-confined).
+    private struct HeldWrites {
+        var jobs: [Job] = []
+        var keys: Set<SHA256.Digest> = []
+        var since: ContinuousClock.Instant?
+
+        mutating func add(_ job: Job, keys written: [SHA256.Digest]) {
+            if jobs.isEmpty { since = .now }
+            jobs.append(job)
+            keys.formUnion(written)
+        }
+
+        mutating func take() -> [Job] {
+            defer {
+                jobs.removeAll(keepingCapacity: true)
+                keys.removeAll(keepingCapacity: true)
+                since = nil
+            }
+            return jobs
+        }
+
+        var isDue: Bool {
+            guard let since else { return false }
+            return jobs.count >= CassetteWorker.batchLimit || ContinuousClock.now >= since + CassetteWorker.commitDelay
+        }
     }
 
     private struct State {
@@ -26,18 +64,34 @@ final class CassetteWorker: Sendable {
         var backgroundError: (any Error)?
         /// The thread is (about to be) blocked on `wakeUp`; whoever gives it work signals once.
         var isSleeping = false
+        /// A queued job someone waits for (anything but a background write).
+        var hasUrgentJob = false
+        /// Background writes queued since the thread last took the queue.
+        var queuedBackgroundWrites = 0
+
+        /// The sleeping thread has no timer running (it holds no background writes).
+        var sleepsUntimed = false
 
         /// Whether the caller must signal `wakeUp` (the thread sleeps); at most one caller gets `true`.
         mutating func takeSleeper() -> Bool {
-            defer { isSleeping = false }
+            defer {
+                isSleeping = false
+                sleepsUntimed = false
+            }
             return isSleeping
         }
 
-        var hasWork: Bool { !jobs.isEmpty || isStopping || touches.count >= 1024 }
+        var hasWork: Bool {
+            hasUrgentJob || isStopping || touches.count >= 1024 || queuedBackgroundWrites >= batchLimit
+        }
     }
 
     /// At most this many background writes wait at once; beyond it callers wait for their write.
     static let backgroundLimit = 4096
+    /// A group commit of background writes happens once this many are held...
+    static let batchLimit = 512
+    /// ...or once the oldest has been held this long.
+    static let commitDelay = Duration.milliseconds(20)
 
     let path: String
     private let state = Mutex(State())
@@ -82,12 +136,15 @@ final class CassetteWorker: Sendable {
     }
 
     /// Runs `body` on the SQLite thread and returns its value.
+    ///
+    /// - Parameter lookupKey: for a read of one request key's rows only: it may run before held background writes
+    ///   of other keys (it sees those of its own key).
     func perform<T: Sendable>(
-        write: Bool = false, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+        write: Bool = false, lookupKey: SHA256.Digest? = nil, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = Job(
-                isWrite: write, body: { try body($0) },
+                isWrite: write, writtenKeys: nil, lookupKey: write ? nil : lookupKey, body: { try body($0) },
                 completion: { result in
                     switch result {
                     case .success(let value): continuation.resume(returning: value as! T)
@@ -97,6 +154,7 @@ final class CassetteWorker: Sendable {
             let (accepted, mustSignal) = state.withLock { state -> (Bool, Bool) in
                 guard !state.isStopping else { return (false, false) }
                 state.jobs.append(job)
+                state.hasUrgentJob = true
                 return (true, state.takeSleeper())
             }
             if mustSignal { wakeUp.signal() }
@@ -109,11 +167,13 @@ final class CassetteWorker: Sendable {
     }
 
     /// Queues a write without waiting for it to commit (jobs run in order, so later reads see it). A failure is
-    /// reported by the next ``submit(_:)`` or ``takeBackgroundError()``. Waits when too many writes are queued.
-    func submit(_ body: @escaping @Sendable (SQLiteConnection) throws -> Void) async throws {
+    /// reported by the next ``submit(keys:_:)`` or ``takeBackgroundError()``. Waits when too many writes are queued.
+    ///
+    /// - Parameter keys: the request keys whose rows `body` writes (or deletes); it must touch no others.
+    func submit(keys: [SHA256.Digest], _ body: @escaping @Sendable (SQLiteConnection) throws -> Void) async throws {
         if let error = takeBackgroundError() { throw error }
         let job = Job(
-            isWrite: true, body: { try body($0) },
+            isWrite: true, writtenKeys: keys, lookupKey: nil, body: { try body($0) },
             completion: { [self] result in
                 state.withLock { state in
                     state.pendingBackgroundWrites -= 1
@@ -124,7 +184,10 @@ final class CassetteWorker: Sendable {
             guard !state.isStopping, state.pendingBackgroundWrites < Self.backgroundLimit else { return (false, false) }
             state.pendingBackgroundWrites += 1
             state.jobs.append(job)
-            return (true, state.takeSleeper())
+            state.queuedBackgroundWrites += 1
+            // A thread with a timer running picks the write up on time; wake it for a full batch, or to start one.
+            let mustWake = state.queuedBackgroundWrites >= Self.batchLimit || state.sleepsUntimed
+            return (true, mustWake && state.takeSleeper())
         }
         if mustSignal { wakeUp.signal() }
         if !accepted { try await perform(write: true, body) }
@@ -169,23 +232,43 @@ final class CassetteWorker: Sendable {
     }
 
     private func loop(_ connection: SQLiteConnection) {
+        var held = HeldWrites()
         while true {
-            waitForWork()
-            let (jobs, touches, isStopping) = state.withLock { state in
+            waitForWork(holding: held.since)
+            let (jobs, isStopping, touchesDue) = state.withLock { state in
                 let jobs = state.jobs
                 state.jobs.removeAll(keepingCapacity: true)
-                var touches: [Int64: Double] = [:]
-                let hasWrites = jobs.contains(where: \.isWrite)
-                if hasWrites || state.isStopping || state.touches.count >= 1024 {
-                    touches = state.touches
-                    state.touches.removeAll()
-                }
-                return (jobs, touches, state.isStopping)
+                state.hasUrgentJob = false
+                state.queuedBackgroundWrites = 0
+                return (jobs, state.isStopping, state.touches.count >= 1024)
             }
-            if jobs.contains(where: \.isWrite) || (!touches.isEmpty && !connection.isReadOnly) {
-                runTransaction(jobs, touches: touches, connection)
-            } else {
-                for job in jobs { job.completion(read(job, connection)) }
+            // In queue order: background writes are held; a lookup of a key no held write touches runs now; from
+            // the first other job on, everything runs in order after the held writes.
+            var batch: [Job] = []
+            for job in jobs {
+                if batch.isEmpty, let keys = job.writtenKeys, !connection.isReadOnly {
+                    held.add(job, keys: keys)
+                } else if batch.isEmpty, let key = job.lookupKey, !held.keys.contains(key) {
+                    job.completion(read(job, connection))
+                } else {
+                    batch.append(job)
+                }
+            }
+            if !batch.isEmpty || isStopping || touchesDue || held.isDue {
+                let due = held.take() + batch
+                let hasWrites = due.contains(where: \.isWrite)
+                var touches: [Int64: Double] = [:]
+                if hasWrites || isStopping || touchesDue {
+                    touches = state.withLock { state in
+                        defer { state.touches.removeAll() }
+                        return state.touches
+                    }
+                }
+                if hasWrites || (!touches.isEmpty && !connection.isReadOnly) {
+                    runTransaction(due, touches: touches, connection)
+                } else {
+                    for job in due { job.completion(read(job, connection)) }
+                }
             }
             if isStopping {
                 let remaining = state.withLock { state in
@@ -201,18 +284,37 @@ final class CassetteWorker: Sendable {
     }
 
     /// Blocks until jobs may be queued. Polls briefly first: a caller replaying requests one after another sends
-    /// the next job within microseconds, and catching it without sleeping saves a thread wake-up.
-    private func waitForWork() {
-        let deadline = ContinuousClock.now + .microseconds(30)
-        repeat {
-            if state.withLock({ $0.hasWork }) { return }
-        } while ContinuousClock.now < deadline
-        let mustWait = state.withLock { state -> Bool in
-            guard !state.hasWork else { return false }
-            state.isSleeping = true
-            return true
+    /// the next job within microseconds, and catching it without sleeping saves a thread wake-up. While background
+    /// writes are held or queued, sleeps at most until their group commit is due, and does not poll: many callers
+    /// are recording then, and polling would take CPU from them.
+    private func waitForWork(holding since: ContinuousClock.Instant?) {
+        if since == nil {
+            let deadline = ContinuousClock.now + .microseconds(30)
+            repeat {
+                let (hasWork, isRecording) = state.withLock { ($0.hasWork, $0.queuedBackgroundWrites > 0) }
+                if hasWork { return }
+                if isRecording { break }
+            } while ContinuousClock.now < deadline
         }
-        if mustWait { wakeUp.wait() }
+        let (mustWait, hasBackgroundWrites) = state.withLock { state -> (Bool, Bool) in
+            guard !state.hasWork else { return (false, false) }
+            state.isSleeping = true
+            state.sleepsUntimed = since == nil && state.queuedBackgroundWrites == 0
+            return (true, state.queuedBackgroundWrites > 0)
+        }
+        guard mustWait else { return }
+        guard since != nil || hasBackgroundWrites else { return wakeUp.wait() }
+        let due = (since ?? .now) + Self.commitDelay
+        let remaining = ContinuousClock.now.duration(to: due).components
+        let nanoseconds = max(0, remaining.seconds * 1_000_000_000 + remaining.attoseconds / 1_000_000_000)
+        if wakeUp.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .timedOut {
+            // Nobody signalled; stop others from signalling a thread that is awake (a late signal only causes one
+            // spurious wake-up).
+            state.withLock { state in
+                state.isSleeping = false
+                state.sleepsUntimed = false
+            }
+        }
     }
 
     private func read(_ job: Job, _ connection: SQLiteConnection) -> Result<any Sendable, any Error> {
@@ -246,24 +348,20 @@ final class CassetteWorker: Sendable {
             return failWrites(mapped(error, connection))
         }
         let writeCount = jobs.count { $0.isWrite }
-        var results: [Result<any Sendable, any Error>] = []
-        results.reserveCapacity(jobs.count)
-        for job in jobs {
-            // A lone write needs no savepoint: its failure rolls back the whole transaction below.
-            if !job.isWrite || writeCount == 1 {
-                results.append(read(job, connection))
-                continue
-            }
+        // First every job without savepoints (writes rarely fail). A lone write needs none: its failure rolls back
+        // the whole transaction below.
+        var results = jobs.map { read($0, connection) }
+        if writeCount > 1, jobs.indices.contains(where: { jobs[$0].isWrite && isFailure(results[$0]) }) {
+            // A write failed: undo everything and run the batch again, each write in its own savepoint, so one
+            // failing write does not undo the others. Job bodies only touch the database, so running again is safe.
+            try? connection.execute("ROLLBACK")
             do {
-                try connection.statement("SAVEPOINT job").run()
-                let value = try job.body(connection)
-                try connection.statement("RELEASE job").run()
-                results.append(.success(value))
+                try connection.execute("BEGIN IMMEDIATE")
             } catch {
-                try? connection.statement("ROLLBACK TO job").run()
-                try? connection.statement("RELEASE job").run()
-                results.append(.failure(mapped(error, connection)))
+                restore(touches)
+                return failWrites(mapped(error, connection))
             }
+            results = runWithSavepoints(jobs, connection)
         }
         if writeCount == 1, let index = jobs.firstIndex(where: \.isWrite), case .failure = results[index] {
             try? connection.execute("ROLLBACK")
@@ -290,6 +388,34 @@ final class CassetteWorker: Sendable {
             return
         }
         for (job, result) in zip(jobs, results) { job.completion(result) }
+    }
+
+    private func isFailure(_ result: Result<any Sendable, any Error>) -> Bool {
+        if case .failure = result { return true }
+        return false
+    }
+
+    /// Runs each write of a batch in its own savepoint.
+    private func runWithSavepoints(_ jobs: [Job], _ connection: SQLiteConnection) -> [Result<any Sendable, any Error>] {
+        var results: [Result<any Sendable, any Error>] = []
+        results.reserveCapacity(jobs.count)
+        for job in jobs {
+            guard job.isWrite else {
+                results.append(read(job, connection))
+                continue
+            }
+            do {
+                try connection.statement("SAVEPOINT job").run()
+                let value = try job.body(connection)
+                try connection.statement("RELEASE job").run()
+                results.append(.success(value))
+            } catch {
+                try? connection.statement("ROLLBACK TO job").run()
+                try? connection.statement("RELEASE job").run()
+                results.append(.failure(mapped(error, connection)))
+            }
+        }
+        return results
     }
 
     private func restore(_ touches: [Int64: Double]) {

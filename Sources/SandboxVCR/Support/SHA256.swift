@@ -58,6 +58,14 @@ public struct SHA256: Sendable {
         public var description: String { hex }
 
         public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
+
+        public static func == (lhs: Digest, rhs: Digest) -> Bool { lhs.bytes == rhs.bytes }
+
+        /// Feeds the bytes in one call (the synthesized form feeds them one at a time, which dominated dictionary
+        /// and set operations on keys).
+        public func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     private static let roundConstants: [UInt32] = [
@@ -134,27 +142,37 @@ public struct SHA256: Sendable {
     /// Finishes and returns the digest.
     public mutating func finalize() -> Digest {
         let bitLength = length &* 8
-        var tail = buffer
-        tail.append(0x80)
-        while tail.count % 64 != 56 { tail.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) {
-            tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
-        }
-        tail.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                compress(raw.baseAddress! + offset)
-                offset += 64
-            }
-        }
+        let pending = buffer
         buffer.removeAll()
-        var out = [UInt8]()
-        out.reserveCapacity(32)
-        for word in [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7] {
-            out.append(UInt8(truncatingIfNeeded: word >> 24))
-            out.append(UInt8(truncatingIfNeeded: word >> 16))
-            out.append(UInt8(truncatingIfNeeded: word >> 8))
-            out.append(UInt8(truncatingIfNeeded: word))
+        // The padded tail is one block, or two when fewer than 9 bytes are left in the first; no heap copies.
+        let blocks = pending.count < 56 ? 1 : 2
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { tail in
+            let end = blocks * 64
+            tail.initialize(repeating: 0)
+            for (index, byte) in pending.enumerated() { tail[index] = byte }
+            tail[pending.count] = 0x80
+            for index in 0..<8 { tail[end - 1 - index] = UInt8(truncatingIfNeeded: bitLength >> UInt64(8 * index)) }
+            let base = UnsafeRawPointer(tail.baseAddress!)
+            for block in 0..<blocks { compress(base + block * 64) }
+        }
+        let words = state
+        let out = [UInt8](unsafeUninitializedCapacity: 32) { bytes, count in
+            let output = bytes
+            func store(_ word: UInt32, at index: Int) {
+                output[4 * index] = UInt8(truncatingIfNeeded: word >> 24)
+                output[4 * index + 1] = UInt8(truncatingIfNeeded: word >> 16)
+                output[4 * index + 2] = UInt8(truncatingIfNeeded: word >> 8)
+                output[4 * index + 3] = UInt8(truncatingIfNeeded: word)
+            }
+            store(words.0, at: 0)
+            store(words.1, at: 1)
+            store(words.2, at: 2)
+            store(words.3, at: 3)
+            store(words.4, at: 4)
+            store(words.5, at: 5)
+            store(words.6, at: 6)
+            store(words.7, at: 7)
+            count = 32
         }
         return Digest(unchecked: out)
     }
