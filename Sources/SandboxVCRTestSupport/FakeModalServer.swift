@@ -169,11 +169,15 @@ public final class FakeModalServer: Sendable {
     ///   - options: faults, credentials and extra arguments.
     ///   - filePath: a source file of this package, to find its root (the default is the caller's file).
     /// - Throws: ``Failure`` when the venv is missing or the server exits before listening (with its stderr).
-    public static func start(_ options: Options = Options(), filePath: String = #filePath) async throws -> FakeModalServer {
+    public static func start(_ options: Options = Options(), filePath: String = #filePath) async throws
+        -> FakeModalServer
+    {
         let root = packageRoot(from: filePath)
         let python = root.appendingPathComponent("Tools/.venv/bin/python")
         guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            throw Failure(description: "\(python.path) is missing: run Tools/setup to install the fake Modal server's Python packages")
+            throw Failure(
+                description:
+                    "\(python.path) is missing: run Tools/setup to install the fake Modal server's Python packages")
         }
         let folder = FileManager.default.temporaryDirectory
             .appendingPathComponent("fake-modal-\(UUID().uuidString)")
@@ -215,7 +219,8 @@ public final class FakeModalServer: Sendable {
             let stderr = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
             _ = await exit.wait()
             try? FileManager.default.removeItem(at: folder)
-            throw Failure(description: "the fake Modal server did not start: \(stderr.isEmpty ? line ?? "no output" : stderr)")
+            throw Failure(
+                description: "the fake Modal server did not start: \(stderr.isEmpty ? line ?? "no output" : stderr)")
         }
         let url = String(line.dropFirst(prefix.count))
         return FakeModalServer(url: url, options: options, folder: folder, process: process, input: input, exit: exit)

@@ -7,7 +7,10 @@ import SandboxVCRTesting
 
 /// The options that choose a live backend, shared by `run`, `grade` and `serve`.
 struct BackendOptions: ParsableArguments {
-    @Option(help: "The live backend: sandboxfusion (default), modal (MODAL_* credentials) or fake (with --rules). Default: $SANDBOX_BACKEND.")
+    @Option(
+        help:
+            "The live backend: sandboxfusion (default), modal (MODAL_* credentials) or fake (with --rules). Default: $SANDBOX_BACKEND."
+    )
     var backend: String?
 
     @Option(

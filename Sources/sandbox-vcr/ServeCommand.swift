@@ -22,10 +22,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The cassette to replay from (and record into).")
     var cassette: String?
 
-    @Option(help: "Record mode with --cassette: never, missing, all or live. Default: $SANDBOX_VCR_RECORD, else missing (never with $CI) with --upstream or --fake, never without.")
+    @Option(
+        help:
+            "Record mode with --cassette: never, missing, all or live. Default: $SANDBOX_VCR_RECORD, else missing (never with $CI) with --upstream or --fake, never without."
+    )
     var record: String?
 
-    @Option(help: "An upstream SandboxFusion URL to forward to (repeat for several): records into --cassette, or a plain proxy without one.")
+    @Option(
+        help:
+            "An upstream SandboxFusion URL to forward to (repeat for several): records into --cassette, or a plain proxy without one."
+    )
     var upstream: [String] = []
 
     @Option(help: "Answer from fake-executor rules in this JSON file (with --cassette: record what they answer).")

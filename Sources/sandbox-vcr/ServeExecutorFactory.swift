@@ -54,7 +54,8 @@ func makeServeBackend(
     }
     if !options.upstreams.isEmpty, options.fake != nil {
         throw ValidationError(
-            "--upstream and --fake both give the live answers; use one (the fake for edge cases, the upstream to record)")
+            "--upstream and --fake both give the live answers; use one (the fake for edge cases, the upstream to record)"
+        )
     }
     let explicitMode: RecordMode?
     if let record = options.record {
@@ -129,7 +130,8 @@ private func makeServeLiveExecutor(
     do {
         configuration = try SandboxFusionConfiguration.fromEnvironment(upstreamEnvironment)
     } catch let error as ExecutionError {
-        throw ValidationError("bad --upstream: \(error.message.replacingOccurrences(of: "SANDBOX_URL", with: "--upstream"))")
+        throw ValidationError(
+            "bad --upstream: \(error.message.replacingOccurrences(of: "SANDBOX_URL", with: "--upstream"))")
     }
     // The server already limits executor calls; let the client carry as many (unless the environment says less).
     if environment["SANDBOX_MAX_CONCURRENCY"] == nil { configuration.maxConcurrency = max(1, options.maxConcurrency) }

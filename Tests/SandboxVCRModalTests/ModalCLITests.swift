@@ -25,7 +25,8 @@ struct ModalCLITests {
                 "SANDBOX_BACKEND": nil, "SANDBOX_VCR_RECORD": nil,
             ]
             let flag = try await CommandRunner.run(
-                tool, ["run", "--backend", "modal", "--language", "python", "-c", "print(input() * 2)", "--stdin", "ab"],
+                tool,
+                ["run", "--backend", "modal", "--language", "python", "-c", "print(input() * 2)", "--stdin", "ab"],
                 environment: environment)
             #expect(flag.status == 0, "\(flag.stderrText)")
             #expect(flag.stdoutText.contains("abab"))

@@ -67,7 +67,8 @@ struct ModalPoolTests {
 
             let cpp = try await pool.execute(
                 ExecutionRequest(
-                    code: "#include <cstdio>\nint main(){int a,b;scanf(\"%d %d\",&a,&b);printf(\"%d\\n\",a*b);return 4;}",
+                    code:
+                        "#include <cstdio>\nint main(){int a,b;scanf(\"%d %d\",&a,&b);printf(\"%d\\n\",a*b);return 4;}",
                     language: .cpp, stdin: "6 7\n"))
             #expect(cpp.compile?.exitCode == 0)
             #expect(cpp.stdoutText == "42\n")

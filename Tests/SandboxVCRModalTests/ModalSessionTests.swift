@@ -70,7 +70,8 @@ struct ModalSessionTests {
             .init(faults: [.terminateMidCommand], extraArguments: ["--terminate-after", "0.3"])
         ) { server in
             let cassette = try await Cassette.open(at: url)
-            let session = try ModalSession(cassette: cassette, mode: .all, configuration: modalConfiguration(for: server))
+            let session = try ModalSession(
+                cassette: cassette, mode: .all, configuration: modalConfiguration(for: server))
             let first = try await session.runCommand("echo quick")
             #expect(first.stdoutText == "quick\n")
             let error = await #expect(throws: ExecutionError.self) { try await session.runCommand("sleep 10") }

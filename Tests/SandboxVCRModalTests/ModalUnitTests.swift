@@ -184,7 +184,8 @@ struct GRPCFramingTests {
 
     @Test("the incremental decoder delivers whole messages across any split of the body")
     func incrementalDecoder() {
-        let body = GRPCFraming.frame(Data("first".utf8)) + GRPCFraming.frame(Data()) + GRPCFraming.frame(Data(count: 300))
+        let body =
+            GRPCFraming.frame(Data("first".utf8)) + GRPCFraming.frame(Data()) + GRPCFraming.frame(Data(count: 300))
         for split in [1, 2, 4, 5, 6, 7, 13, body.count] {
             let received = Mutex<[Data]>([])
             let decoder = GRPCFrameDecoder { message in received.withLock { $0.append(message) } }
@@ -220,7 +221,8 @@ struct GRPCFramingTests {
         status.details = [detail]
         let details = try status.serializedData().base64EncodedString().replacingOccurrences(of: "=", with: "")
         let throttled = HTTPResponse(
-            status: 200, headers: ["grpc-status": "8", "grpc-message": "slow%20down", "grpc-status-details-bin": details],
+            status: 200,
+            headers: ["grpc-status": "8", "grpc-message": "slow%20down", "grpc-status-details-bin": details],
             httpVersion: .http2PriorKnowledge)
         let error = try #require(GRPCChannel.status(of: throttled, path: "/modal.client.ModalClient/AppGetOrCreate"))
         #expect(error.code == .resourceExhausted)
@@ -240,7 +242,8 @@ struct GRPCFramingTests {
         let unauthenticated = GRPCStatusError(code: .unauthenticated, message: "bad token").executionError()
         #expect(unauthenticated.code == .configuration)
         #expect(unauthenticated.message.contains("MODAL_TOKEN_ID"))
-        #expect(GRPCStatusError(code: .notFound, message: "").executionError(sandboxCall: true).code == .sandboxTerminated)
+        #expect(
+            GRPCStatusError(code: .notFound, message: "").executionError(sandboxCall: true).code == .sandboxTerminated)
         #expect(GRPCStatusError(code: .notFound, message: "").executionError().code == .sandboxError)
         #expect(GRPCStatusError(code: .deadlineExceeded, message: "").executionError().code == .timedOut)
     }
@@ -248,9 +251,10 @@ struct GRPCFramingTests {
     @Test("backoff doubles up to the cap")
     func backoff() {
         let policy = GRPCRetryPolicy.controlPlane
-        #expect((0..<5).map { policy.delay(beforeRetry: $0) } == [
-            .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1),
-        ])
+        #expect(
+            (0..<5).map { policy.delay(beforeRetry: $0) } == [
+                .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1),
+            ])
         #expect(GRPCRetryPolicy.router.maxRetries == 10)
         #expect(GRPCRetryPolicy.router.delay(beforeRetry: 0) == .milliseconds(10))
     }
@@ -262,7 +266,9 @@ struct GRPCFramingTests {
         #expect(base.first == "FROM python:3.11.12-slim-bookworm")
         #expect(base.count == 6)
         #expect(image.pipCommands == ["FROM base", "RUN python -m pip install numpy pandas==2.2"])
-        #expect(ModalImage.registry("python:3.12-slim").baseCommands(builderVersion: "2025.06") == ["FROM python:3.12-slim"])
+        #expect(
+            ModalImage.registry("python:3.12-slim").baseCommands(builderVersion: "2025.06") == ["FROM python:3.12-slim"]
+        )
     }
 
     @Test("the JWT's exp claim is read")

@@ -41,7 +41,8 @@ struct OfficialPythonClientTests {
         let folder = try makeTemporaryFolder("serve-python")
         defer { try? FileManager.default.removeItem(at: folder) }
         let cassette = try await importGradingDemoCassette(into: folder)
-        let serve = try await ServeProcess.start(["--cassette", cassette.path, "--record", "never"], logLevel: "warning")
+        let serve = try await ServeProcess.start(
+            ["--cassette", cassette.path, "--record", "never"], logLevel: "warning")
         defer { serve.terminate() }
 
         let process = Process()

@@ -52,12 +52,14 @@ func decodeRunCodeAnswer(_ response: RawHTTPResponse) throws -> ExecutionResult 
 func comparable(_ result: ExecutionResult) -> String {
     func step(_ outcome: CommandOutcome?) -> String {
         guard let outcome else { return "-" }
-        return "\(outcome.status)/\(outcome.exitCode.map(String.init) ?? "nil")/\(outcome.stdoutText)/\(outcome.stderrText)"
+        return
+            "\(outcome.status)/\(outcome.exitCode.map(String.init) ?? "nil")/\(outcome.stdoutText)/\(outcome.stderrText)"
     }
     return "\(result.status) | \(result.message) | compile \(step(result.compile)) | run \(step(result.run))"
 }
 
-@Suite("sandbox-vcr serve over a cassette, as a built binary", .enabled(if: builtBinary != nil, "build sandbox-vcr first"))
+@Suite(
+    "sandbox-vcr serve over a cassette, as a built binary", .enabled(if: builtBinary != nil, "build sandbox-vcr first"))
 struct ServeCassetteEndToEndTests {
     @Test func replaysTheGradingDemoCassetteOverRawHTTP() async throws {
         let folder = try makeTemporaryFolder("serve-replay")
@@ -90,7 +92,8 @@ struct ServeCassetteEndToEndTests {
         let cassette = try await importGradingDemoCassette(into: folder)
         let exchanges = try gradingDemoExchanges()
 
-        let serve = try await ServeProcess.start(["--cassette", cassette.path, "--record", "never"], logLevel: "warning")
+        let serve = try await ServeProcess.start(
+            ["--cassette", cassette.path, "--record", "never"], logLevel: "warning")
         defer { serve.terminate() }
         let client = SandboxFusionExecutor(
             configuration: try SandboxFusionConfiguration.fromEnvironment(["SANDBOX_URL": "\(serve.baseURL)/run_code"]))
@@ -303,7 +306,9 @@ struct ServeCassetteEndToEndTests {
         #expect(noSource.status != 0)
         #expect(noSource.errors.contains("--cassette"), "\(noSource.errors)")
 
-        let allWithoutLive = try await runSandboxVCR(["serve", "--cassette", cassette, "--record", "all", "--port", "0"])
+        let allWithoutLive = try await runSandboxVCR([
+            "serve", "--cassette", cassette, "--record", "all", "--port", "0",
+        ])
         #expect(allWithoutLive.status != 0)
         #expect(allWithoutLive.errors.contains("--upstream"), "\(allWithoutLive.errors)")
 
@@ -319,7 +324,9 @@ struct ServeCassetteEndToEndTests {
         #expect(recordWithoutCassette.status != 0)
         #expect(recordWithoutCassette.errors.contains("--cassette"), "\(recordWithoutCassette.errors)")
 
-        let missingCassette = try await runSandboxVCR(["serve", "--cassette", cassette, "--record", "never", "--port", "0"])
+        let missingCassette = try await runSandboxVCR([
+            "serve", "--cassette", cassette, "--record", "never", "--port", "0",
+        ])
         #expect(missingCassette.status != 0)
         #expect(missingCassette.errors.contains(cassette), "\(missingCassette.errors)")
         #expect(!FileManager.default.fileExists(atPath: cassette))

@@ -5,7 +5,8 @@ import Testing
 /// The Swift launcher of Tools/fake_modal_server.py starts it, reads its counters and stops it.
 @Suite struct FakeModalServerTests {
     @Test func startsOnLoopbackAndStopsCleanly() async throws {
-        let server = try await FakeModalServer.start(.init(faults: [.unavailableOnce], tokenID: "ak-x", tokenSecret: "as-y"))
+        let server = try await FakeModalServer.start(
+            .init(faults: [.unavailableOnce], tokenID: "ak-x", tokenSecret: "as-y"))
         #expect(server.url.hasPrefix("http://127.0.0.1:"))
         #expect(Int(server.url.split(separator: ":").last ?? "") ?? 0 > 0)
         #expect(server.tokenID == "ak-x")

@@ -95,14 +95,16 @@ public struct ModalConfiguration: Sendable, CustomStringConvertible, CustomDebug
             do {
                 text = try String(contentsOfFile: path, encoding: .utf8)
             } catch {
-                throw ExecutionError(code: .configuration, message: "cannot read the Modal profile file \(path): \(error)")
+                throw ExecutionError(
+                    code: .configuration, message: "cannot read the Modal profile file \(path): \(error)")
             }
             let sections: [String: [String: ModalTOML.Value]]
             do {
                 sections = try ModalTOML.parse(text)
             } catch {
                 throw ExecutionError(
-                    code: .configuration, message: "the Modal profile file \(path) is not valid TOML (\(error)); fix it "
+                    code: .configuration,
+                    message: "the Modal profile file \(path) is not valid TOML (\(error)); fix it "
                         + "or point MODAL_CONFIG_PATH at another file")
             }
             let names = sections.keys.filter { !$0.isEmpty }.sorted()
@@ -137,13 +139,15 @@ public struct ModalConfiguration: Sendable, CustomStringConvertible, CustomDebug
             let missing = tokenID == nil ? "MODAL_TOKEN_ID" : "MODAL_TOKEN_SECRET"
             throw ExecutionError(
                 code: .configuration,
-                message: "no Modal credentials (\(missing) is not set\(profileName.map { " and profile \"\($0)\" has none" } ?? "")); "
+                message:
+                    "no Modal credentials (\(missing) is not set\(profileName.map { " and profile \"\($0)\" has none" } ?? "")); "
                     + credentialsHelp)
         }
         let poolSize: Int
         if let text = value("MODAL_POOL_SIZE") {
             guard let size = Int(text), size > 0 else {
-                throw ExecutionError(code: .configuration, message: "MODAL_POOL_SIZE must be a positive integer, not \"\(text)\"")
+                throw ExecutionError(
+                    code: .configuration, message: "MODAL_POOL_SIZE must be a positive integer, not \"\(text)\"")
             }
             poolSize = size
         } else {
@@ -153,7 +157,8 @@ public struct ModalConfiguration: Sendable, CustomStringConvertible, CustomDebug
         if let text = value("MODAL_CREATION_RATE_LIMIT") {
             guard let parsed = Double(text), parsed > 0 else {
                 throw ExecutionError(
-                    code: .configuration, message: "MODAL_CREATION_RATE_LIMIT must be a positive number, not \"\(text)\"")
+                    code: .configuration,
+                    message: "MODAL_CREATION_RATE_LIMIT must be a positive number, not \"\(text)\"")
             }
             rate = parsed
         } else {
@@ -162,7 +167,8 @@ public struct ModalConfiguration: Sendable, CustomStringConvertible, CustomDebug
         let serverURL = value("MODAL_SERVER_URL") ?? profileValue("server_url") ?? defaultServerURL
         guard serverURL.hasPrefix("https://") || serverURL.hasPrefix("http://") else {
             throw ExecutionError(
-                code: .configuration, message: "the Modal server URL \"\(serverURL)\" must start with https:// or http://")
+                code: .configuration,
+                message: "the Modal server URL \"\(serverURL)\" must start with https:// or http://")
         }
         return ModalConfiguration(
             tokenID: tokenID, tokenSecret: tokenSecret, serverURL: serverURL,

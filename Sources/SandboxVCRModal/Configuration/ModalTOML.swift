@@ -82,11 +82,15 @@ public enum ModalTOML {
         if raw == "true" { return .bool(true) }
         if raw == "false" { return .bool(false) }
         if raw.hasPrefix("'") {
-            guard raw.count >= 2, raw.hasSuffix("'") else { throw ParseError(line: line, reason: "unterminated string") }
+            guard raw.count >= 2, raw.hasSuffix("'") else {
+                throw ParseError(line: line, reason: "unterminated string")
+            }
             return .string(String(raw.dropFirst().dropLast()))
         }
         if raw.hasPrefix("\"") {
-            guard raw.count >= 2, raw.hasSuffix("\"") else { throw ParseError(line: line, reason: "unterminated string") }
+            guard raw.count >= 2, raw.hasSuffix("\"") else {
+                throw ParseError(line: line, reason: "unterminated string")
+            }
             var result = ""
             var escaped = false
             for character in raw.dropFirst().dropLast() {

@@ -191,7 +191,8 @@ public final class GRPCChannel: Sendable {
             path: method.path, body: try request.serializedData(), metadata: metadata, timeout: timeout,
             retry: retry, idempotencyKeys: idempotencyKeys)
         guard let first = messages.first else {
-            throw GRPCStatusError(code: .internal, message: "the server answered OK without a message", path: method.path)
+            throw GRPCStatusError(
+                code: .internal, message: "the server answered OK without a message", path: method.path)
         }
         return try Response(serializedBytes: first)
     }

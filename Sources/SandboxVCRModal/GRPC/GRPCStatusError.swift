@@ -80,7 +80,8 @@ public struct GRPCStatusError: Error, Hashable, Sendable, CustomStringConvertibl
                 message: "the Modal sandbox is gone (\(self)); it was terminated, timed out or died; create a new one",
                 url: url)
         case .deadlineExceeded:
-            return ExecutionError(code: .timedOut, message: "\(self); raise the timeout if Modal is just slow", url: url)
+            return ExecutionError(
+                code: .timedOut, message: "\(self); raise the timeout if Modal is just slow", url: url)
         case .unavailable:
             return ExecutionError(
                 code: .connectionReset, message: "\(self); Modal is unavailable, try again later", url: url)

@@ -133,7 +133,8 @@ public final class ModalSandboxPool: SandboxExecutor {
                 }
             }
             // A memory limit becomes a virtual-memory ulimit of the run's shell.
-            let limited = request.memoryLimitMB.map { "ulimit -v \($0 * 1024) 2>/dev/null; " + runCommand } ?? runCommand
+            let limited =
+                request.memoryLimitMB.map { "ulimit -v \($0 * 1024) 2>/dev/null; " + runCommand } ?? runCommand
             let result = try await sandbox.runCommand(
                 limited, workdir: workdir, timeout: request.runTimeout, maxOutputBytes: cap, stdin: request.stdin)
             let run = Self.outcome(result, step: .run, cap: cap, hints: &hints)
@@ -152,8 +153,12 @@ public final class ModalSandboxPool: SandboxExecutor {
     static func outcome(
         _ result: ModalCommandResult, step: ResultHint.Step, cap: Int, hints: inout Set<ResultHint>
     ) -> CommandOutcome {
-        if result.stdoutDroppedBytes > 0 { hints.insert(.outputPossiblyTruncated(step: step, stream: .stdout, limit: cap)) }
-        if result.stderrDroppedBytes > 0 { hints.insert(.outputPossiblyTruncated(step: step, stream: .stderr, limit: cap)) }
+        if result.stdoutDroppedBytes > 0 {
+            hints.insert(.outputPossiblyTruncated(step: step, stream: .stdout, limit: cap))
+        }
+        if result.stderrDroppedBytes > 0 {
+            hints.insert(.outputPossiblyTruncated(step: step, stream: .stderr, limit: cap))
+        }
         if let signal = result.signal, !result.timedOut { hints.insert(.killedBySignal(step: step, signal: signal)) }
         return CommandOutcome(
             status: result.timedOut ? .timeLimitExceeded : .finished, exitCode: result.exitCode,

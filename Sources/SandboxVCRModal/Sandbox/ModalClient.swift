@@ -29,7 +29,8 @@ public final class ModalClient: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.http = HTTPClient(
-            configuration: .init(httpVersion: .http2PriorKnowledge, userAgent: "sandbox-vcr/\(SandboxVCRVersion.current)"),
+            configuration: .init(
+                httpVersion: .http2PriorKnowledge, userAgent: "sandbox-vcr/\(SandboxVCRVersion.current)"),
             logger: logger)
         self.control = GRPCChannel(baseURL: configuration.serverURL, http: http, logger: logger)
     }
@@ -116,7 +117,8 @@ public final class ModalClient: Sendable {
         var request = Modal_Client_EnvironmentGetOrCreateRequest()
         request.deploymentName = configuration.environment ?? ""
         let response = try await unary(ModalRPC.ModalClient.environmentGetOrCreate, request)
-        let version = response.metadata.settings.imageBuilderVersion.isEmpty
+        let version =
+            response.metadata.settings.imageBuilderVersion.isEmpty
             ? "2025.06" : response.metadata.settings.imageBuilderVersion
         state.withLock { $0.builderVersion = version }
         return version

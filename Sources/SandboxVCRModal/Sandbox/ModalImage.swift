@@ -39,7 +39,8 @@ public struct ModalImage: Hashable, Sendable {
             if builderVersion >= "2026" {
                 from = "FROM python:\(python)-slim-trixie"
             } else {
-                let full = ["3.11": "3.11.12", "3.12": "3.12.10", "3.10": "3.10.17", "3.13": "3.13.3"][python] ?? python
+                let full =
+                    ["3.11": "3.11.12", "3.12": "3.12.10", "3.10": "3.10.17", "3.13": "3.13.3"][python] ?? python
                 from = "FROM python:\(full)-slim-bookworm"
             }
             return [

@@ -252,7 +252,8 @@ public final class ModalSandbox: Sendable {
             guard retries < policy.maxRetries else {
                 throw (failure as? GRPCStatusError).map(mapRouterError) ?? failure
             }
-            let wait = (failure as? GRPCStatusError)?.retryAfter.map { Duration.milliseconds(Int($0 * 1000)) }
+            let wait =
+                (failure as? GRPCStatusError)?.retryAfter.map { Duration.milliseconds(Int($0 * 1000)) }
                 ?? policy.delay(beforeRetry: retries)
             retries += 1
             client.logger.debug(
@@ -273,7 +274,8 @@ public final class ModalSandbox: Sendable {
             case nil: continue
             }
         }
-        throw ExecutionError(code: .timedOut, message: "the command in Modal sandbox \(sandboxID) never reported its exit")
+        throw ExecutionError(
+            code: .timedOut, message: "the command in Modal sandbox \(sandboxID) never reported its exit")
     }
 
     /// A router call with retries; UNAUTHENTICATED refreshes the router JWT once, NOT_FOUND means the sandbox is gone.
@@ -357,7 +359,8 @@ public final class ModalSandbox: Sendable {
     /// The shell command that writes standard input to `path`.
     static func writeCommand(path: String, executable: Bool) -> String {
         let quoted = shellQuoted(path)
-        return "mkdir -p -- \"$(dirname -- \(quoted))\" && cat > \(quoted)" + (executable ? " && chmod +x -- \(quoted)" : "")
+        return "mkdir -p -- \"$(dirname -- \(quoted))\" && cat > \(quoted)"
+            + (executable ? " && chmod +x -- \(quoted)" : "")
     }
 
     /// Runs `true`: proves the sandbox is alive.

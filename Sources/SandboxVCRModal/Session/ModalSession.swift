@@ -99,7 +99,8 @@ public final class ModalSession: Sendable {
         let result = try await runCommand(command, timeout: 300, maxOutputBytes: maxBytes ?? Int.max)
         guard result.exitCode == 0 else {
             throw ExecutionError(
-                code: .sandboxError, message: "cannot read \(path) in the Modal session (exit \(result.exitStatus)): "
+                code: .sandboxError,
+                message: "cannot read \(path) in the Modal session (exit \(result.exitStatus)): "
                     + result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return result.stdout
@@ -111,7 +112,8 @@ public final class ModalSession: Sendable {
             ModalSandbox.writeCommand(path: path, executable: executable), timeout: 300, stdin: content)
         guard result.exitCode == 0 else {
             throw ExecutionError(
-                code: .sandboxError, message: "cannot write \(path) in the Modal session (exit \(result.exitStatus)): "
+                code: .sandboxError,
+                message: "cannot write \(path) in the Modal session (exit \(result.exitStatus)): "
                     + result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))
         }
     }

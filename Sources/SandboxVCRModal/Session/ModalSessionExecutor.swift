@@ -49,7 +49,8 @@ final class ModalSessionExecutor: SandboxExecutor {
         let run = ModalSandboxPool.outcome(result, step: .run, cap: cap, hints: &hints)
         var message = ""
         if result.isTruncated {
-            message = "output cut: stdout dropped \(result.stdoutDroppedBytes) bytes, stderr dropped "
+            message =
+                "output cut: stdout dropped \(result.stdoutDroppedBytes) bytes, stderr dropped "
                 + "\(result.stderrDroppedBytes) bytes"
         }
         return ExecutionResult(

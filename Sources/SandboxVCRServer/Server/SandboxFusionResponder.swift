@@ -106,7 +106,8 @@ struct SandboxFusionResponder: HTTPResponder {
         case .success(let executionResult):
             response = Self.json(
                 status: 200,
-                OrderedJSONValue(SandboxFusionWire.response(from: executionResult), fileOrder: wireBody.fetch_files ?? []))
+                OrderedJSONValue(
+                    SandboxFusionWire.response(from: executionResult), fileOrder: wireBody.fetch_files ?? []))
         case .failure(let error):
             response = Self.response(for: error)
             if outcome.kind == .miss {

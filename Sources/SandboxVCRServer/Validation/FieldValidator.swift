@@ -5,7 +5,8 @@ struct FieldValidator {
     var issues: [ValidationIssue] = []
 
     private mutating func fail(
-        _ type: String, _ message: String, at location: [OrderedJSONValue], input: OrderedJSONValue, context: OrderedJSONValue? = nil
+        _ type: String, _ message: String, at location: [OrderedJSONValue], input: OrderedJSONValue,
+        context: OrderedJSONValue? = nil
     ) {
         issues.append(ValidationIssue(type: type, location: location, message: message, input: input, context: context))
     }

@@ -65,7 +65,9 @@ enum SandboxFusionRequestValidator {
     {
         let object = try modelMembers(try bodyValue(bytes, contentType: contentType))
         var validator = FieldValidator()
-        func field(_ name: String) -> (OrderedJSONValue?, [OrderedJSONValue]) { (object[name], ["body", .string(name)]) }
+        func field(_ name: String) -> (OrderedJSONValue?, [OrderedJSONValue]) {
+            (object[name], ["body", .string(name)])
+        }
 
         var compileTimeout: Double?
         var runTimeout: Double?
@@ -114,7 +116,9 @@ enum SandboxFusionRequestValidator {
     static func runJupyterBody(_ bytes: [UInt8], contentType: String?) throws(Rejection) -> OrderedJSONValue {
         let object = try modelMembers(try bodyValue(bytes, contentType: contentType))
         var validator = FieldValidator()
-        func field(_ name: String) -> (OrderedJSONValue?, [OrderedJSONValue]) { (object[name], ["body", .string(name)]) }
+        func field(_ name: String) -> (OrderedJSONValue?, [OrderedJSONValue]) {
+            (object[name], ["body", .string(name)])
+        }
         switch field("cells") {
         case (let value?, let location): _ = validator.stringList(value, at: location)
         case (nil, let location): validator.issues.append(.missing(at: location, input: object))
