@@ -92,6 +92,10 @@ final class CassetteWorker: Sendable {
     static let batchLimit = 512
     /// ...or once the oldest has been held this long.
     static let commitDelay = Duration.milliseconds(20)
+    /// How long the idle thread polls for the next job before it sleeps. A replay loop computes the next key
+    /// (tens of microseconds for requests with large files) and a futex wake-up costs as much again, so the
+    /// window covers a typical gap between replays; it is bounded and spent only right after a job.
+    static let replayPollWindow = Duration.microseconds(250)
 
     let path: String
     private let state = Mutex(State())
@@ -289,7 +293,7 @@ final class CassetteWorker: Sendable {
     /// are recording then, and polling would take CPU from them.
     private func waitForWork(holding since: ContinuousClock.Instant?) {
         if since == nil {
-            let deadline = ContinuousClock.now + .microseconds(30)
+            let deadline = ContinuousClock.now + Self.replayPollWindow
             repeat {
                 let (hasWork, isRecording) = state.withLock { ($0.hasWork, $0.queuedBackgroundWrites > 0) }
                 if hasWork { return }
