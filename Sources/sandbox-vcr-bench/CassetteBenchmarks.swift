@@ -54,6 +54,15 @@ enum CassetteBenchmarks {
             timings.sort()
             results["replay_\(label)_median_us"] = timings[timings.count / 2]
             results["replay_\(label)_p90_us"] = timings[timings.count * 9 / 10]
+            // The part of a replay spent computing the request's key (normalise, encode, hash), no I/O.
+            var keyTimings: [Double] = []
+            for request in prepared {
+                let start = ContinuousClock.now
+                _ = RequestMatcher.exact.key(for: request)
+                keyTimings.append(microseconds(ContinuousClock.now - start))
+            }
+            keyTimings.sort()
+            results["replay_\(label)_key_median_us"] = keyTimings[keyTimings.count / 2]
             results["open_\(label)_ms"] = microseconds(openTime) / 1000
             results["open_\(label)_rss_delta_mb"] = rssAfter - rssBefore
             results["rss_\(label)_mb"] = rssAfter
