@@ -172,7 +172,7 @@ public final class FakeModalServer: Sendable {
     public static func start(_ options: Options = Options(), filePath: String = #filePath) async throws
         -> FakeModalServer
     {
-        let root = packageRoot(from: filePath)
+        let root = CommandRunner.packageRoot(from: filePath)
         let python = root.appendingPathComponent("Tools/.venv/bin/python")
         guard FileManager.default.isExecutableFile(atPath: python.path) else {
             throw Failure(
@@ -241,18 +241,6 @@ public final class FakeModalServer: Sendable {
         let status = await exit.wait()
         try? FileManager.default.removeItem(at: folder)
         return status
-    }
-
-    /// The package's root folder: the nearest folder above `filePath` holding `Package.swift`.
-    private static func packageRoot(from filePath: String) -> URL {
-        var url = URL(fileURLWithPath: filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-                return url
-            }
-            url.deleteLastPathComponent()
-        }
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     }
 
     /// Reads one line on a thread of its own (a blocking read never runs on the cooperative pool).

@@ -84,12 +84,7 @@ public struct SandboxFusionSamples: Sendable {
 
     /// The folder holding `Package.swift` above `filePath`.
     public static func repositoryRoot(filePath: String = #filePath) -> URL {
-        var url = URL(fileURLWithPath: filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-            url.deleteLastPathComponent()
-        }
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        CommandRunner.packageRoot(from: filePath)
     }
 
     /// The sample with this name (e.g. `18-large-stdout-300KB-silent-truncation`) or name prefix (`18`).

@@ -1,5 +1,6 @@
 import Foundation
 import SandboxVCR
+import SandboxVCRTestSupport
 import Testing
 
 /// Runs the built `sandbox-vcr cassette …` end to end.
@@ -10,13 +11,7 @@ import Testing
         return url
     }()
 
-    static var root: URL {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-            url.deleteLastPathComponent()
-        }
-        return url
-    }
+    static var root: URL { CommandRunner.packageRoot() }
 
     static func tool() -> URL? {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()

@@ -23,12 +23,7 @@ func temporaryFolder(_ name: String) throws -> URL {
 
 /// The package root, from this file's path.
 func packageRoot(filePath: String = #filePath) -> URL {
-    var url = URL(fileURLWithPath: filePath).deletingLastPathComponent()
-    while url.path != "/" {
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        url.deleteLastPathComponent()
-    }
-    return url
+    CommandRunner.packageRoot(from: filePath)
 }
 
 /// Every log line (message and metadata) a logger wrote, for checking that no secret leaks.

@@ -1,5 +1,6 @@
 import Foundation
 import SandboxVCR
+import SandboxVCRTestSupport
 import Synchronization
 
 /// A counting closure executor standing in for a live backend in cassette tests.
@@ -51,11 +52,7 @@ final class TemporaryFolder: Sendable {
 
 /// The package root, found from this file.
 func packageRoot(_ filePath: String = #filePath) -> URL {
-    var url = URL(fileURLWithPath: filePath).deletingLastPathComponent()
-    while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-        url.deleteLastPathComponent()
-    }
-    return url
+    CommandRunner.packageRoot(from: filePath)
 }
 
 func request(_ code: String = "print(1)", stdin: String = "", files: [String: Data] = [:], timeout: Double = 10)

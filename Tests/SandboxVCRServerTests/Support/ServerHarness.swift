@@ -8,13 +8,7 @@ import Testing
 @testable import SandboxVCRServer
 
 /// The repository root (the folder holding Package.swift), found from this file's path.
-let repositoryRoot: URL = {
-    var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-        url = url.deletingLastPathComponent()
-    }
-    return url
-}()
+let repositoryRoot: URL = CommandRunner.packageRoot()
 
 /// A server running in this process on a free loopback port, for one test.
 struct RunningServer: Sendable {
