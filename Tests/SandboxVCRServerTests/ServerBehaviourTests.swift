@@ -193,7 +193,7 @@ struct ServerBehaviourTests {
                 // Every request has arrived and waits for a slot before the first two are released.
                 while server.server.statistics.snapshot.requests < 6 { await Task.yield() }
                 #expect(gate.inside == 2)
-                #expect(server.server.limiter.inUse == 2)
+                #expect(server.server.limiter.activeCount == 2)
                 for entered in 3...6 {
                     gate.release(1)
                     await gate.waitUntilEntered(entered)

@@ -1,25 +1,26 @@
 import Synchronization
 
-/// Lets at most `limit` operations run at once; the others wait their turn in FIFO order.
+/// Lets at most `limit` operations run at once; the others wait their turn in FIFO order. Used by the HTTP
+/// client (requests in flight) and by `sandbox-vcr serve` (executor calls at once).
 ///
 /// A waiter whose task is cancelled leaves the queue and throws ``ExecutionError/Code/cancelled``.
-final class ConcurrencyLimiter: Sendable {
+package final class ConcurrencyLimiter: Sendable {
     typealias Waiter = CheckedContinuation<Void, any Error>
 
     private let state: Mutex<StateMachine<Waiter>>
     private let nextID = Atomic<UInt64>(0)
 
-    init(limit: Int) {
+    package init(limit: Int) {
         state = Mutex(StateMachine(limit: limit))
     }
 
     /// How many operations hold a permit now.
-    var activeCount: Int { state.withLock { $0.activeCount } }
+    package var activeCount: Int { state.withLock { $0.activeCount } }
     /// How many operations wait for a permit now.
-    var waitingCount: Int { state.withLock { $0.waitingCount } }
+    package var waitingCount: Int { state.withLock { $0.waitingCount } }
 
     /// Runs `body` once a permit is free, and frees it afterwards.
-    func withPermit<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    package func withPermit<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         try await acquire()
         defer { release() }
         return try await body()

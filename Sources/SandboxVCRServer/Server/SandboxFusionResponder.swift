@@ -87,7 +87,7 @@ struct SandboxFusionResponder: HTTPResponder {
         let sink = RecordingOutcome.Sink()
         do {
             result = .success(
-                try await server.limiter.withSlot {
+                try await server.limiter.withPermit {
                     let start = ContinuousClock.now
                     defer { elapsed = ContinuousClock.now - start }
                     return try await RecordingOutcome.Sink.$current.withValue(sink) {
@@ -207,7 +207,7 @@ struct SandboxFusionResponder: HTTPResponder {
             return Answer(response: Self.json(status: 200, answer), outcome: ServeOutcome(kind: .error))
         }
         do {
-            let answer = try await server.limiter.withSlot { try await handler(object) }
+            let answer = try await server.limiter.withPermit { try await handler(object) }
             server.statistics.record(.live)
             return Answer(response: Self.json(status: 200, answer), outcome: ServeOutcome(kind: .live))
         } catch {
