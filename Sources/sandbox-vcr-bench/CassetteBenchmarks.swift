@@ -1,8 +1,8 @@
 import Foundation
 import SandboxVCR
 
-/// Cassette benchmarks: replay latency at 10k and 100k interactions, open time and memory, size against JSON
-/// Lines, and recording overhead at concurrency 64 (``RecordingBenchmark``).
+/// Cassette benchmarks: replay latency at 10k and 100k interactions (and throughput with 64 tasks), open time and
+/// memory, size against JSON Lines, and recording overhead at concurrency 64 (``RecordingBenchmark``).
 ///
 /// Arguments: `--small N` (default 10000), `--large N` (default 100000), `--samples N` (default 2000), and
 /// ``RecordingBenchmark``'s `--requests N` and `--rounds N`.
@@ -53,6 +53,10 @@ enum CassetteBenchmarks {
             }
             timings.sort()
             results["replay_\(label)_median_us"] = timings[timings.count / 2]
+            // Throughput with 64 tasks replaying at once (mode `never`; repeats replay the last recording).
+            let parallel = RecordingExecutor(cassette: cassette, mode: .never)
+            results["replay_\(label)_c64_req/s"] = try await throughput(
+                executor: parallel, requests: prepared, count: 20 * samples)
             results["replay_\(label)_p90_us"] = timings[timings.count * 9 / 10]
             // The part of a replay spent computing the request's key (normalise, encode, hash), no I/O.
             var keyTimings: [Double] = []
@@ -147,22 +151,25 @@ enum CassetteBenchmarks {
         await cassette.close()
     }
 
-    static func throughput(executor: some SandboxExecutor, requests: Int, tag: String) async throws -> Double {
+    /// Replays `count` requests (cycling through `requests`) from 64 tasks at once; returns requests per second.
+    static func throughput(executor: some SandboxExecutor, requests: [ExecutionRequest], count: Int) async throws
+        -> Double
+    {
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<64 {
                 group.addTask {
                     var index = worker
-                    while index < requests {
-                        _ = try await executor.execute(
-                            ExecutionRequest(code: "print(\(index))", language: .python, stdin: "\(tag)-\(index)"))
+                    while index < count {
+                        let result = try await executor.execute(requests[index % requests.count])
+                        precondition(result.stdout.count == 1024)
                         index += 64
                     }
                 }
             }
             try await group.waitForAll()
         }
-        return Double(requests) / (microseconds(ContinuousClock.now - start) / 1_000_000)
+        return Double(count) / (microseconds(ContinuousClock.now - start) / 1_000_000)
     }
 
     static func microseconds(_ duration: Duration) -> Double {

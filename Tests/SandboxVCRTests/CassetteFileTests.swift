@@ -34,6 +34,54 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: url.path + "-wal"))
     }
 
+    /// `Fixtures/cassettes/schema-v1-demo.sqlite` is the demo cassette as schema 1 wrote it (records in `blobs`).
+    @Test func schemaOneCassetteIsMigratedWithEveryInteractionKept() async throws {
+        let legacy = packageRoot().appendingPathComponent("Fixtures/cassettes/schema-v1-demo.sqlite")
+        let url = folder.file("legacy.sqlite")
+        try FileManager.default.copyItem(at: legacy, to: url)
+        func query(_ sql: String) -> String {
+            var db: OpaquePointer?
+            defer { sqlite3_close(db) }
+            guard sqlite3_open_v2(url.path, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { return "open failed" }
+            var statement: OpaquePointer?
+            defer { sqlite3_finalize(statement) }
+            guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, sqlite3_step(statement) == SQLITE_ROW,
+                let text = sqlite3_column_text(statement, 0)
+            else { return "no row" }
+            return String(cString: text)
+        }
+        #expect(query("SELECT value FROM meta WHERE key = 'schema_version'") == "1")
+        let blobsBefore = Int(query("SELECT count(*) FROM blobs")) ?? 0
+
+        let cassette = try await Cassette.open(at: url)
+        #expect(try await cassette.verify().isOK)
+        let migrated = try await cassette.interactions(limit: 1000)
+        await cassette.close()
+        #expect(query("SELECT value FROM meta WHERE key = 'schema_version'") == String(Cassette.schemaVersion))
+        #expect(query("SELECT count(*) FROM pragma_table_info('interactions') WHERE name = 'request_blob'") == "0")
+        // The 96 request and outcome record blobs moved into the rows; the parts they reference stayed.
+        let blobsAfter = Int(query("SELECT count(*) FROM blobs")) ?? 0
+        #expect(blobsAfter > 0 && blobsAfter < blobsBefore)
+
+        // The same exchanges imported by this version give the same interactions.
+        let fresh = try await Cassette.open(at: folder.file("fresh.sqlite"))
+        _ = try await fresh.importExchanges(
+            from: [packageRoot().appendingPathComponent("Fixtures/grading-demo/exchanges.jsonl")])
+        let expected = try await fresh.interactions(limit: 1000)
+        #expect(migrated.count == 96)
+        #expect(migrated.map(\.key) == expected.map(\.key))
+        #expect(migrated.map(\.request) == expected.map(\.request))
+        #expect(migrated.map(\.outcome) == expected.map(\.outcome))
+        #expect(migrated.map(\.outcomeHash) == expected.map(\.outcomeHash))
+
+        // And it replays.
+        let reopened = try await Cassette.open(at: url)
+        let replay = RecordingExecutor(cassette: reopened, mode: .never)
+        let first = try #require(expected.first)
+        let replayed = try await replay.execute(first.request)
+        #expect(Cassette.Outcome.result(replayed) == first.outcome)
+    }
+
     @Test func plainTextFileIsNotACassette() async throws {
         let url = folder.file("notes.sqlite")
         try Data("hello, this is text\n".utf8).write(to: url)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import SandboxVCR
@@ -49,5 +50,38 @@ import Testing
         let reopened = try await Cassette.open(at: folder.file("b.sqlite"))
         #expect(try await reopened.count() == 3, "closing commits held writes")
         await reopened.close()
+    }
+
+    /// Lookups arriving back to back share one read transaction; a commit by another connection must still become
+    /// visible to them (the shared snapshot is renewed at least every `ReadSnapshot.maxAge`, 5 ms).
+    @Test func aStreamOfLookupsSeesAnotherConnectionsCommit() async throws {
+        let url = folder.file("shared.sqlite")
+        // The reader's thread polls for the next job for up to a minute instead of 250 µs, so it never goes idle
+        // between lookups (going idle also ends the snapshot): only the snapshot's age can let it see the commit.
+        let reader = try await Cassette.open(at: url, readOnly: false, create: true, pollWindow: .seconds(60))
+        let writer = try await Cassette.open(at: url)
+        let present = interaction("present")
+        try await writer.record([present])
+        let late = interaction("late")
+        let missesSeen = Atomic(0)
+
+        let stream = Task { () -> Bool in
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                _ = try await reader.recording(key: present.key, ordinal: 0, orLast: false)
+                if try await reader.recording(key: late.key, ordinal: 0, orLast: false) != nil { return true }
+                missesSeen.add(1, ordering: .relaxed)
+            }
+            return false
+        }
+        // Write only once the stream runs (its snapshot predates the write).
+        while missesSeen.load(ordering: .relaxed) < 100 { await Task.yield() }
+        try await writer.record([late])
+        let missesBeforeWrite = missesSeen.load(ordering: .relaxed)
+        let found = try await stream.value
+        #expect(found, "the lookup stream never saw the other connection's commit")
+        #expect(missesBeforeWrite >= 100)
+        await reader.close()
+        await writer.close()
     }
 }

@@ -72,7 +72,7 @@ struct ByteWriter {
         bytes.append(contentsOf: data)
     }
 
-    mutating func digest(_ digest: SHA256.Digest) { bytes.append(contentsOf: digest.bytes) }
+    mutating func digest(_ digest: SHA256.Digest) { digest.withUnsafeBytes { bytes.append(contentsOf: $0) } }
 }
 
 /// Reads what ``ByteWriter`` wrote; any inconsistency is a `CodingFailure`.

@@ -26,12 +26,15 @@ extension Cassette {
 
     /// Counts, sizes, dedupe ratio, backends, ages and never-replayed interactions.
     public func statistics() async throws -> Statistics {
-        let path = self.path
         var stats = try await perform { connection -> Statistics in
             var stats = Statistics()
             stats.interactions = Int(try connection.scalarInt("SELECT count(*) FROM interactions") ?? 0)
             stats.blobCount = Int(try connection.scalarInt("SELECT count(*) FROM blobs") ?? 0)
-            stats.storedBytes = try connection.scalarInt("SELECT coalesce(sum(length(bytes)), 0) FROM blobs") ?? 0
+            // Stored: every blob once, plus the records in the rows.
+            stats.storedBytes =
+                (try connection.scalarInt("SELECT coalesce(sum(length(bytes)), 0) FROM blobs") ?? 0)
+                + (try connection.scalarInt(
+                    "SELECT coalesce(sum(length(request) + length(outcome)), 0) FROM interactions") ?? 0)
             stats.neverReplayed = Int(
                 try connection.scalarInt("SELECT count(*) FROM interactions WHERE last_replayed_at IS NULL") ?? 0)
             let ages = try connection.statement("SELECT min(recorded_at), max(recorded_at) FROM interactions")
@@ -48,30 +51,18 @@ extension Cassette {
             let all = try connection.statement("SELECT hash, size FROM blobs")
             while try all.step() { sizes[all.bytes(0)] = all.int(1) }
             all.reset()
-            var recordSizes: [[UInt8]: Int64] = [:]
-            func logical(_ record: [UInt8], isRequest: Bool) throws -> Int64 {
-                if let known = recordSizes[record] { return known }
-                let bytes = Array(try CassetteSchema.loadBlob(record, connection, path: path))
-                var total = Int64(bytes.count)
+            let rows = try connection.statement("SELECT request, outcome FROM interactions")
+            while try rows.step() {
+                var total = Int64(rows.bytes(0).count + rows.bytes(1).count)
                 let loader: (SHA256.Digest) throws -> Data = { digest in
                     total += sizes[digest.bytes] ?? 0
                     return Data()
                 }
-                if isRequest {
-                    _ = try? RecordCoding.decodeRequest(bytes, load: loader)
-                } else {
-                    _ = try? RecordCoding.decodeOutcome(bytes, load: loader)
-                }
-                recordSizes[record] = total
-                return total
+                _ = try? RecordCoding.decodeRequest(rows.bytes(0), load: loader)
+                _ = try? RecordCoding.decodeOutcome(rows.bytes(1), load: loader)
+                stats.logicalBytes += total
             }
-            let rows = try connection.statement("SELECT request_blob, outcome_blob FROM interactions")
-            var pairs: [([UInt8], [UInt8])] = []
-            while try rows.step() { pairs.append((rows.bytes(0), rows.bytes(1))) }
             rows.reset()
-            for (request, outcome) in pairs {
-                stats.logicalBytes += try logical(request, isRequest: true) + logical(outcome, isRequest: false)
-            }
             return stats
         }
         for suffix in ["", "-wal"] {

@@ -155,7 +155,7 @@ extension Cassette {
     func nextOrdinal(for key: SHA256.Digest) async throws -> Int {
         try await perform { connection in
             let statement = try connection.statement("SELECT max(ordinal) FROM interactions WHERE key = ?")
-            statement.bind(1, bytes: key.bytes)
+            statement.bind(1, digest: key)
             defer { statement.reset() }
             guard try statement.step(), !statement.isNull(0) else { return 0 }
             return Int(statement.int(0)) + 1

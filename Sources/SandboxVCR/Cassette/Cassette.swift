@@ -78,7 +78,7 @@ public final class Cassette: Sendable {
     }
 
     /// The current schema version. Older cassettes are migrated forward when opened writable.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     /// `PRAGMA application_id` of every cassette: "SVCR".
     public static let applicationID: Int32 = 0x5356_4352
 
@@ -108,6 +108,12 @@ public final class Cassette: Sendable {
     ///   - create: create the file (and its folder) when missing; otherwise a missing file is an `io` error.
     /// - Throws: ``CassetteError`` (`notACassette`, `corrupted`, `newerSchema`, `readOnly`, `io`).
     public static func open(at url: URL, readOnly: Bool = false, create: Bool = true) async throws -> Cassette {
+        try await open(at: url, readOnly: readOnly, create: create, pollWindow: CassetteWorker.replayPollWindow)
+    }
+
+    /// ``open(at:readOnly:create:)`` with the SQLite thread's idle poll window set (tests use a long one to keep
+    /// the thread from going idle).
+    static func open(at url: URL, readOnly: Bool, create: Bool, pollWindow: Duration) async throws -> Cassette {
         let path = url.path
         let manager = FileManager.default
         var readOnly = readOnly
@@ -144,7 +150,7 @@ public final class Cassette: Sendable {
         let isReadOnly = readOnly
         let useImmutable = immutable
         let worker = try await CassetteWorker.start(
-            path: path, name: "sandbox-vcr cassette",
+            path: path, name: "sandbox-vcr cassette", pollWindow: pollWindow,
             open: {
                 do {
                     if useImmutable {
@@ -235,18 +241,18 @@ public final class Cassette: Sendable {
         return try await perform(lookupKey: key) { connection in
             let statement = try connection.statement(
                 orLast
-                    ? "SELECT id, outcome_blob, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal <= ? "
+                    ? "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal <= ? "
                         + "ORDER BY ordinal DESC LIMIT 1"
-                    : "SELECT id, outcome_blob, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal = ?")
-            statement.bind(1, bytes: key.bytes)
+                    : "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal = ?")
+            statement.bind(1, digest: key)
             statement.bind(2, Int64(ordinal))
             guard try statement.step() else { return nil }
             let id = statement.int(0)
-            let outcomeHash = statement.bytes(1)
+            let record = statement.bytes(1)
             let recordedAt = statement.double(2)
             let found = Int(statement.int(3))
             statement.reset()
-            let outcome = try CassetteSchema.loadOutcome(outcomeHash, connection, path: path)
+            let outcome = try CassetteSchema.decodeOutcome(record, id: id, connection, path: path)
             return Recording(id: id, ordinal: found, outcome: outcome, recordedAt: recordedAt)
         }
     }
@@ -297,7 +303,7 @@ public final class Cassette: Sendable {
         return try await perform { connection in
             let statement = try connection.statement(
                 "SELECT \(CassetteSchema.interactionColumns) FROM interactions WHERE key = ? ORDER BY ordinal")
-            statement.bind(1, bytes: key.bytes)
+            statement.bind(1, digest: key)
             var rows: [CassetteSchema.Row] = []
             while try statement.step() { rows.append(CassetteSchema.Row(statement)) }
             statement.reset()

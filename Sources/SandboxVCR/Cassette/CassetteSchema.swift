@@ -7,16 +7,14 @@ internal import Foundation
 /// meta(key TEXT PRIMARY KEY, value TEXT)                 -- schema_version, created_at, created_by
 /// blobs(hash BLOB PRIMARY KEY, size INTEGER, compression INTEGER, bytes BLOB) -- SHA-256 -> bytes, each once;
 ///                                          compression 0 raw, 1 zlib; hash and size of the uncompressed bytes
-/// interactions(id, key, ordinal, session, step, backend, backend_version, request_blob, outcome_blob,
+/// interactions(id, key, ordinal, session, step, backend, backend_version, request, outcome,
 ///              recorded_at, duration, last_replayed_at, program, code_hash)  -- UNIQUE(key, ordinal)
 /// ```
+///
+/// `request` and `outcome` hold the records themselves; parts of 256 bytes or more inside them are references
+/// to `blobs`. (Schema 1 stored the records as blobs too, in `request_blob` and `outcome_blob`.)
 enum CassetteSchema {
-    static let create = """
-        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE blobs(
-            hash BLOB PRIMARY KEY, size INTEGER NOT NULL, compression INTEGER NOT NULL DEFAULT 0,
-            bytes BLOB NOT NULL
-        );
+    static let createInteractions = """
         CREATE TABLE interactions(
             id INTEGER PRIMARY KEY,
             key BLOB NOT NULL,
@@ -25,8 +23,8 @@ enum CassetteSchema {
             step INTEGER,
             backend TEXT NOT NULL,
             backend_version TEXT,
-            request_blob BLOB NOT NULL,
-            outcome_blob BLOB NOT NULL,
+            request BLOB NOT NULL,
+            outcome BLOB NOT NULL,
             recorded_at REAL NOT NULL,
             duration REAL,
             last_replayed_at REAL,
@@ -37,8 +35,67 @@ enum CassetteSchema {
         CREATE INDEX interactions_program ON interactions(program, code_hash);
         """
 
-    /// Forward migrations: entry `n` upgrades schema version `n + 1` to `n + 2`. Empty while at version 1.
-    static let migrations: [String] = []
+    static let create = """
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE blobs(
+            hash BLOB PRIMARY KEY, size INTEGER NOT NULL, compression INTEGER NOT NULL DEFAULT 0,
+            bytes BLOB NOT NULL
+        );
+        """ + createInteractions
+
+    /// Forward migrations: entry `n` upgrades schema version `n + 1` to `n + 2`. Each runs inside the migration's
+    /// transaction.
+    static let migrations: [@Sendable (SQLiteConnection, String) throws -> Void] = [migrateRecordsInline]
+
+    /// Schema 1 to 2: the request and outcome records move from `blobs` into the interaction's row (a recording
+    /// then writes one row instead of three, and a replay reads one row fewer). Ids, keys and every other column
+    /// are kept; the record blobs no interaction needs any more are deleted.
+    static func migrateRecordsInline(_ connection: SQLiteConnection, path: String) throws {
+        try connection.execute("ALTER TABLE interactions RENAME TO interactions_v1")
+        try connection.execute("DROP INDEX interactions_key_ordinal")
+        try connection.execute("DROP INDEX interactions_program")
+        try connection.execute(createInteractions)
+        let rows = try connection.statement(
+            "SELECT id, key, ordinal, session, step, backend, backend_version, request_blob, outcome_blob, "
+                + "recorded_at, duration, last_replayed_at, program, code_hash FROM interactions_v1 ORDER BY id")
+        let insert = try connection.statement(
+            "INSERT INTO interactions(id, key, ordinal, session, step, backend, backend_version, request, outcome, "
+                + "recorded_at, duration, last_replayed_at, program, code_hash) "
+                + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        // Read everything first: the blobs statement must not run while `rows` is mid-scan of the same table set.
+        var copied: [(values: [SQLiteValue], request: [UInt8], outcome: [UInt8])] = []
+        while try rows.step() {
+            var values: [SQLiteValue] = []
+            for column in Int32(0)..<14 { values.append(rows.value(column)) }
+            copied.append((values, rows.bytes(7), rows.bytes(8)))
+        }
+        rows.reset()
+        var records: Set<[UInt8]> = []
+        for row in copied {
+            records.insert(row.request)
+            records.insert(row.outcome)
+            let request = Array(try loadBlob(row.request, connection, path: path))
+            let outcome = Array(try loadBlob(row.outcome, connection, path: path))
+            insert.reset()
+            for (index, value) in row.values.enumerated() {
+                switch index {
+                case 7: insert.bind(8, bytes: request)
+                case 8: insert.bind(9, bytes: outcome)
+                default: insert.bind(Int32(index + 1), value)
+                }
+            }
+            try insert.run()
+        }
+        try connection.execute("DROP TABLE interactions_v1")
+        // The record blobs are now unused, unless a record is also a part of another record (never in practice).
+        let referenced = try referencedParts(connection)
+        let delete = try connection.statement("DELETE FROM blobs WHERE hash = ?")
+        for record in records where !referenced.contains(record) {
+            delete.reset()
+            delete.bind(1, bytes: record)
+            try delete.run()
+        }
+    }
 
     /// Prepares a freshly opened connection, retrying while other processes hold locks.
     ///
@@ -63,6 +120,7 @@ enum CassetteSchema {
     private static func prepareOnce(_ connection: SQLiteConnection, path: String) throws {
         try connection.execute("PRAGMA busy_timeout = 10000")
         try connection.execute("PRAGMA cache_size = -8000")
+        try connection.execute("PRAGMA mmap_size = 268435456")
         if !connection.isReadOnly {
             _ = try connection.scalarText("PRAGMA journal_mode = WAL")
             try connection.execute("PRAGMA synchronous = NORMAL")
@@ -126,18 +184,18 @@ enum CassetteSchema {
                         : "the cassette has no schema version; restore it from version control or re-record it",
                     path: path)
             }
-            try migrate(connection, from: version)
+            try migrate(connection, from: version, path: path)
         }
     }
 
-    static func migrate(_ connection: SQLiteConnection, from version: Int) throws {
+    static func migrate(_ connection: SQLiteConnection, from version: Int, path: String) throws {
         try connection.execute("BEGIN IMMEDIATE")
         do {
             var current =
                 Int(try connection.scalarText("SELECT value FROM meta WHERE key = 'schema_version'") ?? "")
                 ?? version
             while current < Cassette.schemaVersion {
-                try connection.execute(migrations[current - 1])
+                try migrations[current - 1](connection, path)
                 current += 1
             }
             try connection.execute("UPDATE meta SET value = '\(current)' WHERE key = 'schema_version'")
@@ -151,7 +209,7 @@ enum CassetteSchema {
     // MARK: Rows
 
     static let interactionColumns =
-        "id, key, ordinal, session, step, backend, backend_version, request_blob, outcome_blob, recorded_at, "
+        "id, key, ordinal, session, step, backend, backend_version, request, outcome, recorded_at, "
         + "duration, last_replayed_at"
 
     struct Row {
@@ -162,8 +220,8 @@ enum CassetteSchema {
         var step: Int?
         var backend: String
         var backendVersion: String?
-        var requestHash: [UInt8]
-        var outcomeHash: [UInt8]
+        var request: [UInt8]
+        var outcome: [UInt8]
         var recordedAt: Double
         var duration: Double?
         var lastReplayedAt: Double?
@@ -176,8 +234,8 @@ enum CassetteSchema {
             step = statement.isNull(4) ? nil : Int(statement.int(4))
             backend = statement.text(5) ?? ""
             backendVersion = statement.text(6)
-            requestHash = statement.bytes(7)
-            outcomeHash = statement.bytes(8)
+            request = statement.bytes(7)
+            outcome = statement.bytes(8)
             recordedAt = statement.double(9)
             duration = statement.optionalDouble(10)
             lastReplayedAt = statement.optionalDouble(11)
@@ -206,21 +264,25 @@ enum CassetteSchema {
         return data
     }
 
-    static func loadOutcome(_ hash: [UInt8], _ connection: SQLiteConnection, path: String) throws -> Cassette.Outcome {
-        let record = try loadBlob(hash, connection, path: path)
+    /// Decodes an outcome record, loading the parts it references.
+    static func decodeOutcome(_ record: [UInt8], id: Int64, _ connection: SQLiteConnection, path: String) throws
+        -> Cassette.Outcome
+    {
         do {
-            return try RecordCoding.decodeOutcome(Array(record)) { try loadBlob($0.bytes, connection, path: path) }
+            return try RecordCoding.decodeOutcome(record) { try loadBlob($0.bytes, connection, path: path) }
         } catch is ByteReader.CodingFailure {
-            throw corrupted(path, "outcome record \(SHA256.Digest(unchecked: hash).hex) cannot be decoded")
+            throw corrupted(path, "the outcome record of interaction \(id) cannot be decoded")
         }
     }
 
-    static func loadRequest(_ hash: [UInt8], _ connection: SQLiteConnection, path: String) throws -> ExecutionRequest {
-        let record = try loadBlob(hash, connection, path: path)
+    /// Decodes a request record, loading the parts it references.
+    static func decodeRequest(_ record: [UInt8], id: Int64, _ connection: SQLiteConnection, path: String) throws
+        -> ExecutionRequest
+    {
         do {
-            return try RecordCoding.decodeRequest(Array(record)) { try loadBlob($0.bytes, connection, path: path) }
+            return try RecordCoding.decodeRequest(record) { try loadBlob($0.bytes, connection, path: path) }
         } catch is ByteReader.CodingFailure {
-            throw corrupted(path, "request record \(SHA256.Digest(unchecked: hash).hex) cannot be decoded")
+            throw corrupted(path, "the request record of interaction \(id) cannot be decoded")
         }
     }
 
@@ -230,11 +292,11 @@ enum CassetteSchema {
         Cassette.Interaction(
             id: row.id, key: SHA256.Digest(unchecked: row.key), ordinal: row.ordinal, session: row.session,
             step: row.step, backend: row.backend, backendVersion: row.backendVersion,
-            request: try loadRequest(row.requestHash, connection, path: path),
-            outcome: try loadOutcome(row.outcomeHash, connection, path: path),
+            request: try decodeRequest(row.request, id: row.id, connection, path: path),
+            outcome: try decodeOutcome(row.outcome, id: row.id, connection, path: path),
             recordedAt: Date(timeIntervalSince1970: row.recordedAt), duration: row.duration,
             lastReplayedAt: row.lastReplayedAt.map { Date(timeIntervalSince1970: $0) },
-            outcomeHash: SHA256.Digest(unchecked: row.outcomeHash))
+            outcomeHash: SHA256.hash(row.outcome))
     }
 
     // MARK: Writing
@@ -247,8 +309,9 @@ enum CassetteSchema {
         var step: Int?
         var backend: String
         var backendVersion: String?
-        var requestHash: SHA256.Digest
-        var outcomeHash: SHA256.Digest
+        var request: [UInt8]
+        var outcome: [UInt8]
+        /// The parts the records reference, by hash.
         var blobs: [SHA256.Digest: Data]
         var recordedAt: Double
         var duration: Double?
@@ -258,12 +321,8 @@ enum CassetteSchema {
 
         init(_ interaction: Cassette.NewInteraction, cache: PartDigestCache? = nil) {
             var sink = BlobSink(cache: cache)
-            let request = RecordCoding.encode(interaction.request, sink: &sink)
-            let outcome = RecordCoding.encode(interaction.outcome, sink: &sink)
-            requestHash = SHA256.hash(request)
-            outcomeHash = SHA256.hash(outcome)
-            sink.blobs[requestHash] = Data(request)
-            sink.blobs[outcomeHash] = Data(outcome)
+            request = RecordCoding.encode(interaction.request, sink: &sink)
+            outcome = RecordCoding.encode(interaction.outcome, sink: &sink)
             blobs = sink.blobs
             key = interaction.key.bytes
             ordinal = interaction.ordinal
@@ -275,7 +334,12 @@ enum CassetteSchema {
             duration = interaction.duration
             lastReplayedAt = interaction.lastReplayedAt?.timeIntervalSince1970
             program = programKind(interaction.request)
-            codeHash = interaction.request.code.map { SHA256.hash(Data($0.utf8)).bytes }
+            let blobs = sink.blobs
+            codeHash = interaction.request.code.map { code in
+                let bytes = Data(code.utf8)
+                // Code of 256 bytes or more is a blob already: reuse its address instead of hashing it again.
+                return (blobs.first { $0.value == bytes }?.key ?? SHA256.hash(bytes)).bytes
+            }
         }
     }
 
@@ -304,14 +368,14 @@ enum CassetteSchema {
             "INSERT OR IGNORE INTO blobs(hash, size, compression, bytes) VALUES (?, ?, ?, ?)")
         let insert = try connection.statement(
             "INSERT OR REPLACE INTO interactions(key, ordinal, session, step, backend, backend_version, "
-                + "request_blob, outcome_blob, recorded_at, duration, last_replayed_at, program, code_hash) "
+                + "request, outcome, recorded_at, duration, last_replayed_at, program, code_hash) "
                 + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         for interaction in interactions {
             for (hash, bytes) in interaction.blobs {
                 if bytes.count < BlobCompression.minimumSize {
                     // Small blobs are stored raw: no need to look before inserting.
                     blob.reset()
-                    blob.bind(1, bytes: hash.bytes)
+                    blob.bind(1, digest: hash)
                     blob.bind(2, Int64(bytes.count))
                     blob.bind(3, BlobCompression.raw)
                     blob.bind(4, data: bytes)
@@ -319,13 +383,13 @@ enum CassetteSchema {
                     continue
                 }
                 exists.reset()
-                exists.bind(1, bytes: hash.bytes)
+                exists.bind(1, digest: hash)
                 let isStored = try exists.step()
                 exists.reset()
                 if isStored { continue }
                 let packed = BlobCompression.pack(bytes)
                 blob.reset()
-                blob.bind(1, bytes: hash.bytes)
+                blob.bind(1, digest: hash)
                 blob.bind(2, Int64(bytes.count))
                 blob.bind(3, packed.compression)
                 blob.bind(4, data: packed.bytes)
@@ -338,8 +402,8 @@ enum CassetteSchema {
             insert.bind(4, interaction.step.map(Int64.init))
             insert.bind(5, interaction.backend)
             insert.bind(6, interaction.backendVersion)
-            insert.bind(7, bytes: interaction.requestHash.bytes)
-            insert.bind(8, bytes: interaction.outcomeHash.bytes)
+            insert.bind(7, bytes: interaction.request)
+            insert.bind(8, bytes: interaction.outcome)
             insert.bind(9, interaction.recordedAt)
             insert.bind(10, interaction.duration)
             insert.bind(11, interaction.lastReplayedAt)
@@ -351,39 +415,31 @@ enum CassetteSchema {
 
     static func delete(key: SHA256.Digest, _ connection: SQLiteConnection) throws {
         let statement = try connection.statement("DELETE FROM interactions WHERE key = ?")
-        statement.bind(1, bytes: key.bytes)
+        statement.bind(1, digest: key)
         try statement.run()
     }
 
-    /// Deletes blobs no interaction (or record) references any more.
-    static func collectGarbage(_ connection: SQLiteConnection, path: String) throws -> Int {
+    /// The hashes of every part the stored records reference.
+    static func referencedParts(_ connection: SQLiteConnection) throws -> Set<[UInt8]> {
         var referenced = Set<[UInt8]>()
-        let rows = try connection.statement("SELECT request_blob, outcome_blob FROM interactions")
-        var requests = Set<[UInt8]>()
-        var outcomes = Set<[UInt8]>()
+        let rows = try connection.statement("SELECT request, outcome FROM interactions")
+        // Decode with a loader that notes references instead of loading them.
+        let loader: (SHA256.Digest) throws -> Data = { digest in
+            referenced.insert(digest.bytes)
+            return Data()
+        }
         while try rows.step() {
-            requests.insert(rows.bytes(0))
-            outcomes.insert(rows.bytes(1))
+            // A record that cannot be decoded references nothing it can be asked for; `verify` reports it.
+            _ = try? RecordCoding.decodeRequest(rows.bytes(0), load: loader)
+            _ = try? RecordCoding.decodeOutcome(rows.bytes(1), load: loader)
         }
         rows.reset()
-        for (records, isRequest) in [(requests, true), (outcomes, false)] {
-            for record in records {
-                referenced.insert(record)
-                let bytes = Array(try loadBlob(record, connection, path: path))
-                // Decode with a loader that notes references instead of loading them.
-                var seen: [[UInt8]] = []
-                let loader: (SHA256.Digest) throws -> Data = { digest in
-                    seen.append(digest.bytes)
-                    return Data()
-                }
-                if isRequest {
-                    _ = try RecordCoding.decodeRequest(bytes, load: loader)
-                } else {
-                    _ = try RecordCoding.decodeOutcome(bytes, load: loader)
-                }
-                referenced.formUnion(seen)
-            }
-        }
+        return referenced
+    }
+
+    /// Deletes blobs no interaction references any more.
+    static func collectGarbage(_ connection: SQLiteConnection, path: String) throws -> Int {
+        let referenced = try referencedParts(connection)
         let all = try connection.statement("SELECT hash FROM blobs")
         var unreferenced: [[UInt8]] = []
         while try all.step() {

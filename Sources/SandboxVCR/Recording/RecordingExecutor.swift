@@ -221,8 +221,10 @@ public final class RecordingExecutor: SandboxExecutor {
             key: key, ordinal: ordinal, session: chain?.id, step: step,
             backendVersion: configuration.backendVersion, request: redactor.redact(request),
             outcome: redactor.redact(outcome), recordedAt: Date(), duration: duration)
+        // Mode `all` replaces earlier runs' recordings of the key when it records the key's first repetition; the
+        // later repetitions of this run then find none left to delete.
         try await cassette.recordInBackground(
-            [interaction], replacingOlderThan: mode == .all ? shared.startedAt : nil)
+            [interaction], replacingOlderThan: mode == .all && ordinal == 0 ? shared.startedAt : nil)
         RecordingOutcome.report(.recorded, liveDuration: elapsed)
         switch outcome {
         case .result(let result): return result

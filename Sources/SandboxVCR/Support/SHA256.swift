@@ -8,17 +8,46 @@ public import Foundation
 /// let digest = hasher.finalize()   // ba7816bf...
 /// ```
 public struct SHA256: Sendable {
-    /// A 32-byte digest.
+    /// A 32-byte digest, stored inline (no heap allocation; hashing and comparing are a few word operations).
     public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
+        /// The digest as four big-endian 64-bit words.
+        private let words: (UInt64, UInt64, UInt64, UInt64)
+
         /// The 32 bytes of the digest.
-        public let bytes: [UInt8]
+        public var bytes: [UInt8] {
+            [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
+                withUnsafeBytes {
+                    buffer.baseAddress!.initialize(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: 32)
+                }
+                count = 32
+            }
+        }
+
+        /// Calls `body` with the 32 bytes, without copying them to the heap.
+        public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+            var bigEndian = (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian, words.3.bigEndian)
+            return try Swift.withUnsafeBytes(of: &bigEndian) { try body($0) }
+        }
 
         public init?(bytes: [UInt8]) {
             guard bytes.count == 32 else { return nil }
-            self.bytes = bytes
+            self.init(unchecked: bytes)
         }
 
-        init(unchecked bytes: [UInt8]) { self.bytes = bytes }
+        /// From bytes read back from a cassette; a wrong length (a damaged file) is padded or cut to 32 bytes.
+        init(unchecked bytes: [UInt8]) {
+            func word(_ index: Int) -> UInt64 {
+                var value: UInt64 = 0
+                for offset in 0..<8 {
+                    let position = index * 8 + offset
+                    value = value << 8 | UInt64(position < bytes.count ? bytes[position] : 0)
+                }
+                return value
+            }
+            words = (word(0), word(1), word(2), word(3))
+        }
+
+        init(words: (UInt64, UInt64, UInt64, UInt64)) { self.words = words }
 
         /// Parses 64 hexadecimal digits.
         public init?(hex: String) {
@@ -31,7 +60,7 @@ public struct SHA256: Sendable {
                 }
                 bytes[index] = high << 4 | low
             }
-            self.bytes = bytes
+            self.init(unchecked: bytes)
         }
 
         private static func nibble(_ character: UInt8) -> UInt8? {
@@ -48,23 +77,35 @@ public struct SHA256: Sendable {
             let digits = Array("0123456789abcdef".utf8)
             var out = [UInt8]()
             out.reserveCapacity(64)
-            for byte in bytes {
-                out.append(digits[Int(byte >> 4)])
-                out.append(digits[Int(byte & 0x0f)])
+            withUnsafeBytes { bytes in
+                for byte in bytes {
+                    out.append(digits[Int(byte >> 4)])
+                    out.append(digits[Int(byte & 0x0f)])
+                }
             }
             return String(decoding: out, as: UTF8.self)
         }
 
         public var description: String { hex }
 
-        public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
+        /// Byte-wise order (big-endian words compare like their bytes).
+        public static func < (lhs: Digest, rhs: Digest) -> Bool {
+            if lhs.words.0 != rhs.words.0 { return lhs.words.0 < rhs.words.0 }
+            if lhs.words.1 != rhs.words.1 { return lhs.words.1 < rhs.words.1 }
+            if lhs.words.2 != rhs.words.2 { return lhs.words.2 < rhs.words.2 }
+            return lhs.words.3 < rhs.words.3
+        }
 
-        public static func == (lhs: Digest, rhs: Digest) -> Bool { lhs.bytes == rhs.bytes }
+        public static func == (lhs: Digest, rhs: Digest) -> Bool {
+            lhs.words.0 == rhs.words.0 && lhs.words.1 == rhs.words.1 && lhs.words.2 == rhs.words.2
+                && lhs.words.3 == rhs.words.3
+        }
 
-        /// Feeds the bytes in one call (the synthesized form feeds them one at a time, which dominated dictionary
-        /// and set operations on keys).
         public func hash(into hasher: inout Hasher) {
-            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+            hasher.combine(words.0)
+            hasher.combine(words.1)
+            hasher.combine(words.2)
+            hasher.combine(words.3)
         }
     }
 
@@ -156,25 +197,11 @@ public struct SHA256: Sendable {
             for block in 0..<blocks { compress(base + block * 64) }
         }
         let words = state
-        let out = [UInt8](unsafeUninitializedCapacity: 32) { bytes, count in
-            let output = bytes
-            func store(_ word: UInt32, at index: Int) {
-                output[4 * index] = UInt8(truncatingIfNeeded: word >> 24)
-                output[4 * index + 1] = UInt8(truncatingIfNeeded: word >> 16)
-                output[4 * index + 2] = UInt8(truncatingIfNeeded: word >> 8)
-                output[4 * index + 3] = UInt8(truncatingIfNeeded: word)
-            }
-            store(words.0, at: 0)
-            store(words.1, at: 1)
-            store(words.2, at: 2)
-            store(words.3, at: 3)
-            store(words.4, at: 4)
-            store(words.5, at: 5)
-            store(words.6, at: 6)
-            store(words.7, at: 7)
-            count = 32
-        }
-        return Digest(unchecked: out)
+        return Digest(
+            words: (
+                UInt64(words.0) << 32 | UInt64(words.1), UInt64(words.2) << 32 | UInt64(words.3),
+                UInt64(words.4) << 32 | UInt64(words.5), UInt64(words.6) << 32 | UInt64(words.7)
+            ))
     }
 
     @inline(__always)
