@@ -64,8 +64,10 @@ import Testing
         try await writer.record([present])
         let late = interaction("late")
         let missesSeen = Atomic(0)
+        let streamEnded = Atomic(false)
 
         let stream = Task { () -> Bool in
+            defer { streamEnded.store(true, ordering: .releasing) }
             let deadline = ContinuousClock.now + .seconds(10)
             while ContinuousClock.now < deadline {
                 _ = try await reader.recording(key: present.key, ordinal: 0, orLast: false)
@@ -75,7 +77,9 @@ import Testing
             return false
         }
         // Write only once the stream runs (its snapshot predates the write).
-        while missesSeen.load(ordering: .relaxed) < 100 { await Task.yield() }
+        while missesSeen.load(ordering: .relaxed) < 100, !streamEnded.load(ordering: .acquiring) {
+            await Task.yield()
+        }
         try await writer.record([late])
         let missesBeforeWrite = missesSeen.load(ordering: .relaxed)
         let found = try await stream.value
