@@ -333,14 +333,14 @@ public final class Cassette: Sendable {
 
     /// Up to `limit` stored requests most like one with this program kind (same language or command),
     /// preferring identical code; for miss diagnostics.
-    func candidates(programKind: String, codeHash: SHA256.Digest?, limit: Int) async throws -> [Interaction] {
+    func candidates(programKind: String, codeHash: Int64?, limit: Int) async throws -> [Interaction] {
         let path = self.path
         return try await perform { connection in
             let statement = try connection.statement(
                 "SELECT \(CassetteSchema.interactionColumns) FROM interactions WHERE program = ?1 "
                     + "ORDER BY (code_hash IS ?2) DESC, id DESC LIMIT ?3")
             statement.bind(1, programKind)
-            statement.bind(2, bytes: codeHash?.bytes)
+            statement.bind(2, codeHash)
             statement.bind(3, Int64(limit))
             var rows: [CassetteSchema.Row] = []
             while try statement.step() { rows.append(CassetteSchema.Row(statement)) }

@@ -29,7 +29,7 @@ enum CassetteSchema {
             duration REAL,
             last_replayed_at REAL,
             program TEXT NOT NULL,
-            code_hash BLOB
+            code_hash INTEGER
         );
         CREATE UNIQUE INDEX interactions_key_ordinal ON interactions(key, ordinal);
         CREATE INDEX interactions_program ON interactions(program, code_hash);
@@ -76,11 +76,14 @@ enum CassetteSchema {
             records.insert(row.outcome)
             let request = Array(try loadBlob(row.request, connection, path: path))
             let outcome = Array(try loadBlob(row.outcome, connection, path: path))
+            // Schema 1's code hash was a SHA-256; schema 2's is `codeHash(_:)` of the code.
+            let code = try decodeRequest(request, id: 0, connection, path: path).code
             insert.reset()
             for (index, value) in row.values.enumerated() {
                 switch index {
                 case 7: insert.bind(8, bytes: request)
                 case 8: insert.bind(9, bytes: outcome)
+                case 13: insert.bind(14, code.map(codeHash))
                 default: insert.bind(Int32(index + 1), value)
                 }
             }
@@ -317,7 +320,7 @@ enum CassetteSchema {
         var duration: Double?
         var lastReplayedAt: Double?
         var program: String
-        var codeHash: [UInt8]?
+        var codeHash: Int64?
 
         init(_ interaction: Cassette.NewInteraction, cache: PartDigestCache? = nil) {
             var sink = BlobSink(cache: cache)
@@ -334,13 +337,19 @@ enum CassetteSchema {
             duration = interaction.duration
             lastReplayedAt = interaction.lastReplayedAt?.timeIntervalSince1970
             program = programKind(interaction.request)
-            let blobs = sink.blobs
-            codeHash = interaction.request.code.map { code in
-                let bytes = Data(code.utf8)
-                // Code of 256 bytes or more is a blob already: reuse its address instead of hashing it again.
-                return (blobs.first { $0.value == bytes }?.key ?? SHA256.hash(bytes)).bytes
-            }
+            codeHash = interaction.request.code.map(CassetteSchema.codeHash)
         }
+    }
+
+    /// The `code_hash` column: FNV-1a (64 bits) of the code's UTF-8, to put recordings of the same code first in
+    /// miss diagnostics. Not a content address: equal hashes are only a hint.
+    static func codeHash(_ code: String) -> Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in code.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return Int64(bitPattern: hash)
     }
 
     /// `python`, `cpp`, ... for source requests; `command:<argv0>` for commands.
@@ -408,7 +417,7 @@ enum CassetteSchema {
             insert.bind(10, interaction.duration)
             insert.bind(11, interaction.lastReplayedAt)
             insert.bind(12, interaction.program)
-            insert.bind(13, bytes: interaction.codeHash)
+            insert.bind(13, interaction.codeHash)
             try insert.run()
         }
     }

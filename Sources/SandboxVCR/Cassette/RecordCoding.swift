@@ -69,7 +69,15 @@ extension ByteWriter {
         }
     }
 
-    mutating func part(_ text: String, sink: inout BlobSink) { part(Data(text.utf8), sink: &sink) }
+    mutating func part(_ text: String, sink: inout BlobSink) {
+        // Short text is written straight from its UTF-8 (the same bytes `part(Data)` writes, without a copy).
+        if text.utf8.count < BlobSink.inlineLimit {
+            byte(0)
+            string(text)
+        } else {
+            part(Data(text.utf8), sink: &sink)
+        }
+    }
 }
 
 extension ByteReader {

@@ -234,7 +234,7 @@ public final class RecordingExecutor: SandboxExecutor {
 
     private func missError(_ request: ExecutionRequest, noLive: Bool = false) async throws -> CassetteError {
         let redacted = configuration.redactor.redact(request)
-        let codeHash = redacted.code.map { SHA256.hash(Data($0.utf8)) }
+        let codeHash = redacted.code.map(CassetteSchema.codeHash)
         let candidates = try await cassette.candidates(
             programKind: CassetteSchema.programKind(redacted), codeHash: codeHash, limit: 20)
         let count = try await cassette.count()
