@@ -88,4 +88,59 @@ import Testing
         await reader.close()
         await writer.close()
     }
+
+    /// In a cassette opened empty, mode `missing` records new requests without asking the SQLite thread whether
+    /// they were recorded (``KnownKeys``), and still replays what it recorded.
+    @Test func missingModeRecordsNewRequestsOfAFreshCassetteWithoutLookups() async throws {
+        let cassette = try await Cassette.open(at: folder.file("fresh.sqlite"))
+        #expect(cassette.knownKeys.isComplete)
+        let live = SandboxExecutorStub()
+        let recorder = RecordingExecutor(cassette: cassette, mode: .missing, live: live)
+        for index in 0..<50 { _ = try await recorder.execute(request(stdin: "\(index)")) }
+        #expect(live.callCount == 50)
+        #expect(cassette.lookupCount.load(ordering: .relaxed) < 50, "most new requests skipped the lookup")
+        let replay = RecordingExecutor(cassette: cassette, mode: .missing, live: live)
+        for index in 0..<50 { #expect(try await replay.execute(request(stdin: "\(index)")).stdoutText == "\(index)") }
+        #expect(live.callCount == 50, "every request of the second executor was a hit")
+        #expect(try await cassette.count() == 50)
+        await cassette.close()
+    }
+
+    /// Another connection's commit turns the shortcut off: its recording is replayed, not recorded again.
+    @Test func anotherConnectionsCommitTurnsTheShortcutOff() async throws {
+        let url = folder.file("two.sqlite")
+        let first = try await Cassette.open(at: url)
+        let second = try await Cassette.open(at: url)
+        #expect(first.knownKeys.isComplete && second.knownKeys.isComplete)
+        let secondLive = SandboxExecutorStub()
+        _ = try await RecordingExecutor(cassette: second, mode: .missing, live: secondLive)
+            .execute(request(stdin: "shared"))
+        try await second.flush()
+        // A check of `data_version` is trusted for `KnownKeys.freshness`; once that passed, the first cassette asks
+        // its SQLite thread, which sees the other connection's commit.
+        while first.knownKeys.isUsable { await Task.yield() }
+        let firstLive = SandboxExecutorStub()
+        let result = try await RecordingExecutor(cassette: first, mode: .missing, live: firstLive)
+            .execute(request(stdin: "shared"))
+        #expect(result.stdoutText == "shared")
+        #expect(firstLive.callCount == 0, "the other connection's recording was replayed")
+        #expect(!first.knownKeys.isComplete, "the filter is off for good")
+        #expect(try await first.count() == 1)
+        await first.close()
+        await second.close()
+    }
+
+    /// A cassette that already holds recordings when opened never uses the shortcut.
+    @Test func aCassetteWithRecordingsLooksEveryRequestUp() async throws {
+        let url = folder.file("full.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        try await cassette.record([interaction("1")])
+        await cassette.close()
+        let reopened = try await Cassette.open(at: url)
+        #expect(!reopened.knownKeys.isComplete)
+        let live = SandboxExecutorStub()
+        _ = try await RecordingExecutor(cassette: reopened, mode: .missing, live: live).execute(request(stdin: "2"))
+        #expect(reopened.lookupCount.load(ordering: .relaxed) == 1)
+        await reopened.close()
+    }
 }

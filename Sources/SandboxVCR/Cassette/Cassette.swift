@@ -1,5 +1,6 @@
 internal import CSQLite
 public import Foundation
+internal import Synchronization
 
 /// A SQLite file of recorded executions: requests, and the results (or errors) they produced.
 ///
@@ -89,11 +90,16 @@ public final class Cassette: Sendable {
     let worker: CassetteWorker
     /// Remembers digests of large parts written recently (a shared harness file is hashed once).
     let digests = PartDigestCache()
+    /// The keys this cassette holds, while this connection knows them all (see ``KnownKeys``).
+    let knownKeys: KnownKeys
+    /// Lookups sent to the SQLite thread (``recording(key:ordinal:orLast:)`` calls), for tests.
+    let lookupCount = Atomic(0)
 
-    private init(url: URL, isReadOnly: Bool, worker: CassetteWorker) {
+    private init(url: URL, isReadOnly: Bool, worker: CassetteWorker, knownKeys: KnownKeys) {
         self.url = url
         self.isReadOnly = isReadOnly
         self.worker = worker
+        self.knownKeys = knownKeys
     }
 
     deinit { worker.stop() }
@@ -149,8 +155,9 @@ public final class Cassette: Sendable {
         }
         let isReadOnly = readOnly
         let useImmutable = immutable
+        let knownKeys = KnownKeys()
         let worker = try await CassetteWorker.start(
-            path: path, name: "sandbox-vcr cassette", pollWindow: pollWindow,
+            path: path, name: "sandbox-vcr cassette", pollWindow: pollWindow, knownKeys: knownKeys,
             open: {
                 do {
                     if useImmutable {
@@ -164,11 +171,18 @@ public final class Cassette: Sendable {
             setUp: { connection in
                 do {
                     try CassetteSchema.prepare(connection, path: path)
+                    if !connection.isReadOnly {
+                        // The version first: a commit by another connection after it turns the filter off.
+                        let version = try connection.scalarInt("PRAGMA data_version") ?? 0
+                        if try connection.scalarInt("SELECT EXISTS (SELECT 1 FROM interactions)") == 0 {
+                            knownKeys.startEmpty(dataVersion: version)
+                        }
+                    }
                 } catch let error as SQLiteError {
                     throw CassetteError.from(error, path: path)
                 }
             })
-        return Cassette(url: url, isReadOnly: isReadOnly, worker: worker)
+        return Cassette(url: url, isReadOnly: isReadOnly, worker: worker, knownKeys: knownKeys)
     }
 
     private static func immutableURI(_ path: String) -> String {
@@ -237,6 +251,7 @@ public final class Cassette: Sendable {
 
     /// The recording for `(key, ordinal)`; with `orLast`, the highest ordinal below it when there is none.
     func recording(key: SHA256.Digest, ordinal: Int, orLast: Bool) async throws -> Recording? {
+        lookupCount.add(1, ordering: .relaxed)
         let path = self.path
         return try await perform(lookupKey: key) { connection in
             let statement = try connection.statement(
@@ -364,6 +379,7 @@ public final class Cassette: Sendable {
     ///   mode `all` passes the executor's start, so recordings from earlier runs go, this run's stay).
     public func record(_ interactions: [NewInteraction], replacingOlderThan cutoff: Date? = nil) async throws {
         guard !interactions.isEmpty else { return }
+        if !isReadOnly { for interaction in interactions { knownKeys.insert(interaction.key) } }
         let encoded = interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
         let cutoffTime = cutoff?.timeIntervalSince1970
         try await perform(write: true) { connection in
@@ -380,6 +396,7 @@ public final class Cassette: Sendable {
                     + "it writable to record, or replay with record mode `never`",
                 path: path)
         }
+        for interaction in interactions { knownKeys.insert(interaction.key) }
         let encoded = interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
         let cutoffTime = cutoff?.timeIntervalSince1970
         try await worker.submit(keys: interactions.map(\.key)) { connection in

@@ -106,13 +106,15 @@ final class CassetteWorker: Sendable {
 
         var isExpired: Bool { since.map { ContinuousClock.now - $0 > Self.maxAge } ?? false }
 
-        mutating func begin(_ connection: SQLiteConnection) {
-            guard since == nil, !connection.isInsideTransaction else { return }
+        /// Begins a snapshot unless one is open; `true` when it began one.
+        mutating func begin(_ connection: SQLiteConnection) -> Bool {
+            guard since == nil, !connection.isInsideTransaction else { return false }
             do {
                 try connection.execute("BEGIN")
                 since = .now
+                return true
             } catch {
-                // Lookups then run in their own transactions, as without a snapshot.
+                return false  // Lookups then run in their own transactions, as without a snapshot.
             }
         }
 
@@ -177,22 +179,25 @@ final class CassetteWorker: Sendable {
     let path: String
     /// How long the idle thread polls before it sleeps (``replayPollWindow`` unless a test sets another).
     let pollWindow: Duration
+    /// The cassette's key filter, told the `data_version` at the start of each transaction.
+    private let knownKeys: KnownKeys?
     private let state = Mutex(State())
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
-    private init(path: String, pollWindow: Duration) {
+    private init(path: String, pollWindow: Duration, knownKeys: KnownKeys?) {
         self.path = path
         self.pollWindow = pollWindow
+        self.knownKeys = knownKeys
     }
 
     /// Starts the thread, opens the connection on it and runs `setUp` there before any job.
     static func start(
-        path: String, name: String, pollWindow: Duration = replayPollWindow,
+        path: String, name: String, pollWindow: Duration = replayPollWindow, knownKeys: KnownKeys? = nil,
         open: @escaping @Sendable () throws -> SQLiteConnection,
         setUp: @escaping @Sendable (SQLiteConnection) throws -> Void
     ) async throws -> CassetteWorker {
-        let worker = CassetteWorker(path: path, pollWindow: pollWindow)
+        let worker = CassetteWorker(path: path, pollWindow: pollWindow, knownKeys: knownKeys)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let thread = Thread {
                 worker.main(open: open, setUp: setUp, started: { continuation.resume(with: $0) })
@@ -338,7 +343,7 @@ final class CassetteWorker: Sendable {
                 if batch.isEmpty, let keys = job.writtenKeys, !connection.isReadOnly {
                     held.add(job, keys: keys)
                 } else if batch.isEmpty, let key = job.lookupKey, !held.keys.contains(key) {
-                    snapshot.begin(connection)
+                    if snapshot.begin(connection) { checkDataVersion(connection) }
                     job.completion(read(job, connection))
                 } else {
                     batch.append(job)
@@ -418,6 +423,14 @@ final class CassetteWorker: Sendable {
         }
     }
 
+    /// Tells the key filter whether another connection committed (``KnownKeys``). Called first thing in a
+    /// transaction: the statement starts the transaction's read, so it sees the latest commit.
+    private func checkDataVersion(_ connection: SQLiteConnection) {
+        guard let knownKeys, knownKeys.isComplete else { return }
+        guard let version = try? connection.scalarInt("PRAGMA data_version") else { return }
+        knownKeys.checked(dataVersion: version)
+    }
+
     private func read(_ job: Job, _ connection: SQLiteConnection) -> Result<any Sendable, any Error> {
         Result { try job.body(connection) }.mapError { mapped($0, connection) }
     }
@@ -448,6 +461,7 @@ final class CassetteWorker: Sendable {
         } catch {
             return failWrites(mapped(error, connection))
         }
+        checkDataVersion(connection)
         let writeCount = jobs.count { $0.isWrite }
         // First every job without savepoints (writes rarely fail). A lone write needs none: its failure rolls back
         // the whole transaction below.

@@ -155,6 +155,10 @@ public final class RecordingExecutor: SandboxExecutor {
         case .all:
             return try await recordLive(request, key: key, ordinal: ordinal, step: step)
         case .missing:
+            // A key the cassette certainly lacks (see KnownKeys) is recorded without asking the SQLite thread.
+            if cassette.knownKeys.certainlyLacks(key) {
+                return try await recordLive(request, key: key, ordinal: ordinal, step: step)
+            }
             if let recording = try await cassette.recording(key: key, ordinal: ordinal, orLast: false) {
                 let age = Date().timeIntervalSince1970 - recording.recordedAt
                 if let maxAge = configuration.maxAge, age > maxAge {
