@@ -72,7 +72,7 @@ extension Cassette {
         return stats
     }
 
-    /// What ``verify()`` found.
+    /// What ``Cassette/verify(progress:)`` found.
     public struct VerifyReport: Sendable, Hashable {
         /// `PRAGMA integrity_check` lines (`["ok"]` when fine).
         public var integrity: [String] = []
@@ -179,7 +179,7 @@ extension Cassette {
     /// deletes blobs nothing references and compacts the file.
     ///
     /// - Parameters:
-    ///   - unusedSince: delete interactions whose last replay (or recording, if never replayed) is older.
+    ///   - date: delete interactions whose last replay (or recording, if never replayed) is older.
     ///   - neverReplayed: delete interactions that were never replayed.
     /// - Returns: the number of interactions deleted.
     @discardableResult

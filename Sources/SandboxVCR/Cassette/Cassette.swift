@@ -375,8 +375,10 @@ public final class Cassette: Sendable {
 
     /// Writes interactions in one transaction, replacing any with the same `(key, ordinal)`.
     ///
-    /// - Parameter replacingOlderThan: also delete recordings of the same keys made before this date (record
-    ///   mode `all` passes the executor's start, so recordings from earlier runs go, this run's stay).
+    /// - Parameters:
+    ///   - interactions: the interactions to write (their keys from ``RequestMatcher/key(for:)``).
+    ///   - cutoff: also delete recordings of the same keys made before this date (record mode `all` passes the
+    ///     executor's start, so recordings from earlier runs go, this run's stay).
     public func record(_ interactions: [NewInteraction], replacingOlderThan cutoff: Date? = nil) async throws {
         guard !interactions.isEmpty else { return }
         if !isReadOnly { for interaction in interactions { knownKeys.insert(interaction.key) } }

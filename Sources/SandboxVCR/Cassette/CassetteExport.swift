@@ -306,6 +306,9 @@ extension Cassette {
     /// Imports JSON Lines written by ``exportJSONLines(progress:to:)``; keys and ordinals are kept, so an
     /// existing `(key, ordinal)` is replaced.
     ///
+    /// - Parameters:
+    ///   - data: the JSON Lines.
+    ///   - progress: called with (lines done, lines in all) as the import goes.
     /// - Returns: the number of interactions imported.
     @discardableResult
     public func importJSONLines(_ data: Data, progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> Int {

@@ -109,7 +109,9 @@ extension GradingProblem {
 
     /// Decodes problems from JSON Lines.
     ///
-    /// - Parameter source: The file name to put in errors, if any.
+    /// - Parameters:
+    ///   - data: The JSON Lines, one problem per line.
+    ///   - source: The file name to put in errors, if any.
     /// - Throws: ``GradingError`` with code ``GradingError/Code/invalidProblem`` and the 1-based line number.
     public static func decodeJSONLines(_ data: Data, source: String? = nil) throws(GradingError) -> [GradingProblem] {
         var problems: [GradingProblem] = []

@@ -3,7 +3,7 @@ public import Foundation
 /// When a ``RecordingExecutor`` calls the live executor and records, named like swift-snapshot-testing's modes.
 ///
 /// Resolved, in order, from: an explicit argument, the task-local ``current`` (set by the `.cassette` test
-/// trait or ``withRecordMode(_:operation:)``), the `SANDBOX_VCR_RECORD` environment variable, then the default
+/// trait or ``withRecordMode(_:operation:isolation:)``), the `SANDBOX_VCR_RECORD` environment variable, then the default
 /// `missing` (or `never` when the `CI` environment variable is set).
 public struct RecordMode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: String
@@ -30,7 +30,7 @@ public struct RecordMode: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// Every mode, in order of strictness.
     public static let allModes: [RecordMode] = [.never, .missing, .all, .live]
 
-    /// The mode set by the innermost `.cassette` trait or ``withRecordMode(_:operation:)``.
+    /// The mode set by the innermost `.cassette` trait or ``withRecordMode(_:operation:isolation:)``.
     @TaskLocal public static var current: RecordMode?
 
     /// The environment variable naming the mode.
