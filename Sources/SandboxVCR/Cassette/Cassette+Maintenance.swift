@@ -53,13 +53,15 @@ extension Cassette {
             all.reset()
             let rows = try connection.statement("SELECT request, outcome FROM interactions")
             while try rows.step() {
-                var total = Int64(rows.bytes(0).count + rows.bytes(1).count)
+                let request = rows.bytes(0)
+                let outcome = rows.bytes(1)
+                var total = Int64(request.count + outcome.count)
                 let loader: (SHA256.Digest) throws -> Data = { digest in
                     total += sizes[digest.bytes] ?? 0
                     return Data()
                 }
-                _ = try? RecordCoding.decodeRequest(rows.bytes(0), load: loader)
-                _ = try? RecordCoding.decodeOutcome(rows.bytes(1), load: loader)
+                _ = try? RecordCoding.decodeRequest(request, load: loader)
+                _ = try? RecordCoding.decodeOutcome(outcome, load: loader)
                 stats.logicalBytes += total
             }
             rows.reset()

@@ -381,8 +381,7 @@ public final class Cassette: Sendable {
     ///     executor's start, so recordings from earlier runs go, this run's stay).
     public func record(_ interactions: [NewInteraction], replacingOlderThan cutoff: Date? = nil) async throws {
         guard !interactions.isEmpty else { return }
-        if !isReadOnly { for interaction in interactions { knownKeys.insert(interaction.key) } }
-        let encoded = interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
+        let encoded = encodedForWriting(interactions)
         let cutoffTime = cutoff?.timeIntervalSince1970
         try await perform(write: true) { connection in
             try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)
@@ -398,12 +397,18 @@ public final class Cassette: Sendable {
                     + "it writable to record, or replay with record mode `never`",
                 path: path)
         }
-        for interaction in interactions { knownKeys.insert(interaction.key) }
-        let encoded = interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
+        let encoded = encodedForWriting(interactions)
         let cutoffTime = cutoff?.timeIntervalSince1970
         try await worker.submit(keys: interactions.map(\.key)) { connection in
             try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)
         }
+    }
+
+    /// Notes the keys about to be written (before the write is queued, so no lookup can miss them) and encodes
+    /// the interactions off the SQLite thread.
+    private func encodedForWriting(_ interactions: [NewInteraction]) -> [CassetteSchema.EncodedInteraction] {
+        if !isReadOnly { for interaction in interactions { knownKeys.insert(interaction.key) } }
+        return interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
     }
 
     /// Waits until every recording made so far is committed to the file.

@@ -55,40 +55,33 @@ enum CassetteSchema {
         try connection.execute("DROP INDEX interactions_key_ordinal")
         try connection.execute("DROP INDEX interactions_program")
         try connection.execute(createInteractions)
-        let rows = try connection.statement(
-            "SELECT id, key, ordinal, session, step, backend, backend_version, request_blob, outcome_blob, "
-                + "recorded_at, duration, last_replayed_at, program, code_hash FROM interactions_v1 ORDER BY id")
-        let insert = try connection.statement(
+        // Every column as it was; `request` and `outcome` hold the record hashes until the loop below.
+        try connection.execute(
             "INSERT INTO interactions(id, key, ordinal, session, step, backend, backend_version, request, outcome, "
                 + "recorded_at, duration, last_replayed_at, program, code_hash) "
-                + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        // Read everything first: the blobs statement must not run while `rows` is mid-scan of the same table set.
-        var copied: [(values: [SQLiteValue], request: [UInt8], outcome: [UInt8])] = []
+                + "SELECT id, key, ordinal, session, step, backend, backend_version, request_blob, outcome_blob, "
+                + "recorded_at, duration, last_replayed_at, program, NULL FROM interactions_v1")
+        let rows = try connection.statement("SELECT id, request_blob, outcome_blob FROM interactions_v1")
+        let update = try connection.statement(
+            "UPDATE interactions SET request = ?, outcome = ?, code_hash = ? WHERE id = ?")
+        var records: Set<[UInt8]> = []
         while try rows.step() {
-            var values: [SQLiteValue] = []
-            for column in Int32(0)..<14 { values.append(rows.value(column)) }
-            copied.append((values, rows.bytes(7), rows.bytes(8)))
+            let id = rows.int(0)
+            let requestHash = rows.bytes(1)
+            let outcomeHash = rows.bytes(2)
+            records.insert(requestHash)
+            records.insert(outcomeHash)
+            let request = Array(try loadBlob(requestHash, connection, path: path))
+            // Schema 1's code hash was a SHA-256; schema 2's is `codeHash(_:)` of the code.
+            let code = try decodeRequest(request, id: id, connection, path: path).code
+            update.reset()
+            update.bind(1, bytes: request)
+            update.bind(2, bytes: Array(try loadBlob(outcomeHash, connection, path: path)))
+            update.bind(3, code.map(codeHash))
+            update.bind(4, id)
+            try update.run()
         }
         rows.reset()
-        var records: Set<[UInt8]> = []
-        for row in copied {
-            records.insert(row.request)
-            records.insert(row.outcome)
-            let request = Array(try loadBlob(row.request, connection, path: path))
-            let outcome = Array(try loadBlob(row.outcome, connection, path: path))
-            // Schema 1's code hash was a SHA-256; schema 2's is `codeHash(_:)` of the code.
-            let code = try decodeRequest(request, id: 0, connection, path: path).code
-            insert.reset()
-            for (index, value) in row.values.enumerated() {
-                switch index {
-                case 7: insert.bind(8, bytes: request)
-                case 8: insert.bind(9, bytes: outcome)
-                case 13: insert.bind(14, code.map(codeHash))
-                default: insert.bind(Int32(index + 1), value)
-                }
-            }
-            try insert.run()
-        }
         try connection.execute("DROP TABLE interactions_v1")
         // The record blobs are now unused, unless a record is also a part of another record (never in practice).
         let referenced = try referencedParts(connection)

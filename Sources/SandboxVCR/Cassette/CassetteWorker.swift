@@ -120,7 +120,6 @@ final class CassetteWorker: Sendable {
 
         mutating func end(_ connection: SQLiteConnection) {
             guard since != nil else { return }
-
             since = nil
             if connection.isInsideTransaction { try? connection.execute("COMMIT") }
         }

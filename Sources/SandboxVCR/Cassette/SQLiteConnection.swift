@@ -84,15 +84,6 @@ final class SQLiteConnection {
     var isInsideTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 }
 
-/// A column value of any storage class (for copying rows between tables).
-enum SQLiteValue {
-    case null
-    case integer(Int64)
-    case real(Double)
-    case text(String)
-    case blob([UInt8])
-}
-
 /// A prepared statement owned by its connection's cache. https://www.sqlite.org/c3ref/stmt.html
 final class SQLiteStatement {
     private let raw: OpaquePointer
@@ -154,16 +145,6 @@ final class SQLiteStatement {
         }
     }
 
-    func bind(_ index: Int32, _ value: SQLiteValue) {
-        switch value {
-        case .null: sqlite3_bind_null(raw, index)
-        case .integer(let value): bind(index, value)
-        case .real(let value): bind(index, value)
-        case .text(let value): bind(index, value)
-        case .blob(let value): bind(index, bytes: value)
-        }
-    }
-
     /// Steps once: `true` when a row is available, `false` when done.
     func step() throws(SQLiteError) -> Bool {
         let rc = sqlite3_step(raw)
@@ -182,16 +163,6 @@ final class SQLiteStatement {
     func int(_ column: Int32) -> Int64 { sqlite3_column_int64(raw, column) }
     func double(_ column: Int32) -> Double { sqlite3_column_double(raw, column) }
     func optionalDouble(_ column: Int32) -> Double? { isNull(column) ? nil : double(column) }
-
-    func value(_ column: Int32) -> SQLiteValue {
-        switch sqlite3_column_type(raw, column) {
-        case SQLITE_INTEGER: .integer(int(column))
-        case SQLITE_FLOAT: .real(double(column))
-        case SQLITE_TEXT: .text(text(column) ?? "")
-        case SQLITE_BLOB: .blob(bytes(column))
-        default: .null
-        }
-    }
 
     func text(_ column: Int32) -> String? {
         guard let pointer = sqlite3_column_text(raw, column) else { return nil }
