@@ -26,17 +26,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
             name: "CCurl",
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
-        ),
-        .systemLibrary(
-            name: "CSQLite",
-            pkgConfig: "sqlite3",
-            providers: [.apt(["libsqlite3-dev"])]
         ),
         .systemLibrary(
             name: "CZlib",
@@ -47,8 +43,8 @@ let package = Package(
             name: "SandboxVCR",
             dependencies: [
                 "CCurl",
-                "CSQLite",
                 "CZlib",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -117,7 +113,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SandboxVCRTests",
-            dependencies: ["SandboxVCR", "SandboxVCRTesting", "SandboxVCRTestSupport"],
+            dependencies: [
+                "SandboxVCR", "SandboxVCRTesting", "SandboxVCRTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

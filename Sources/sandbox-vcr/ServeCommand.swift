@@ -107,7 +107,7 @@ struct ServeCommand: AsyncParsableCommand {
             options: executorOptions, environment: ProcessInfo.processInfo.environment, logger: logger)
         logger.info("answering from \(backend.summary)")
         let server = SandboxFusionServer(
-            executor: backend.executor, configuration: configuration, reporter: backend.reporter, logger: logger)
+            executor: backend.executor, configuration: configuration, logger: logger)
         let readyFile = readyFile
         try await server.run(
             handlesSignals: true,

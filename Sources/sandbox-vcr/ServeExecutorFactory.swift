@@ -20,7 +20,6 @@ struct ServeExecutorOptions: Sendable {
 /// What the server answers from: the executor, how to describe outcomes, and what to do at shutdown.
 struct ServeBackend: Sendable {
     var executor: any SandboxExecutor
-    var reporter: (any ServeOutcomeReporting)?
     /// Called after the last request was answered (flush and close a cassette here).
     var shutdown: @Sendable () async throws -> Void
     /// One line for the log: what the server answers from.
@@ -50,7 +49,7 @@ func makeServeBackend(
         guard options.cassette == nil, options.upstreams.isEmpty, options.fake == nil, options.record == nil else {
             throw ValidationError("--echo answers by itself; drop --cassette, --record, --upstream and --fake")
         }
-        return ServeBackend(executor: EchoExecutor(), reporter: nil, shutdown: {}, summary: "echo")
+        return ServeBackend(executor: EchoExecutor(), shutdown: {}, summary: "echo")
     }
     if !options.upstreams.isEmpty, options.fake != nil {
         throw ValidationError(
@@ -76,7 +75,7 @@ func makeServeBackend(
                     + "--fake RULES.json (fake rules); see `sandbox-vcr serve --help`")
         }
         let summary = options.fake.map { "fake rules \($0)" } ?? "upstream \(options.upstreams.joined(separator: ", "))"
-        return ServeBackend(executor: live.executor, reporter: nil, shutdown: {}, summary: summary)
+        return ServeBackend(executor: live.executor, shutdown: {}, summary: summary)
     }
 
     let hasLive = !options.upstreams.isEmpty || options.fake != nil
@@ -100,7 +99,7 @@ func makeServeBackend(
     var summary = "cassette \(cassettePath) (record mode \(mode))"
     if let live { summary += ", live: \(live.summary)" } else if hasLive { summary += ", live executor unused" }
     return ServeBackend(
-        executor: recording, reporter: RecordingServeOutcomeReporter(),
+        executor: recording,
         shutdown: {
             // Commit every recording before the process exits; close even when a write failed.
             do {

@@ -45,23 +45,17 @@ struct CapturingLogHandler: LogHandler {
 
 @Suite("One structured log line per request")
 struct RequestLogTests {
-    struct KeyReporter: ServeOutcomeReporting {
-        func outcome(of request: ExecutionRequest, result: Result<ExecutionResult, any Error>, elapsed: Duration)
-            -> ServeOutcome
-        {
-            switch result {
-            case .success: ServeOutcome(kind: .recorded, keyPrefix: "0123abcd", upstreamLatency: .milliseconds(12))
-            case .failure: ServeOutcome(kind: .miss, keyPrefix: "ffff0000")
-            }
-        }
-    }
+    /// The key `0123abcd…` as a digest.
+    static let key = SHA256.Digest(hex: "0123abcd" + String(repeating: "0", count: 56))
 
     @Test func requestLinesCarryMethodPathStatusOutcomeKeyAndLatency() async throws {
         let store = CapturingLogHandlerStore()
         var configuration = ServeConfiguration()
         configuration.port = 0
         let server = SandboxFusionServer(
-            executor: EchoExecutor(), configuration: configuration, reporter: KeyReporter(), logger: store.makeLogger())
+            executor: OutcomeExecutor(
+                inner: EchoExecutor(), source: .recorded, key: Self.key, liveDuration: .milliseconds(12)),
+            configuration: configuration, logger: store.makeLogger())
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }
         var iterator = ready.makeAsyncIterator()
@@ -80,7 +74,7 @@ struct RequestLogTests {
         #expect(runCode.metadata["path"] == "/run_code")
         #expect(runCode.metadata["status"] == "200")
         #expect(runCode.metadata["outcome"] == "recorded")
-        #expect(runCode.metadata["key"] == "0123abcd")
+        #expect(runCode.metadata["key"] == "0123abcd0000")
         #expect(runCode.metadata["upstream_ms"] == "12.0")
         #expect(lines.last?.metadata["path"] == "/v1/ping")
         #expect(lines.last?.metadata["outcome"] == nil)
@@ -91,8 +85,8 @@ struct RequestLogTests {
         var configuration = ServeConfiguration()
         configuration.port = 0
         let server = SandboxFusionServer(
-            executor: FailingExecutor(error: TestReplayMiss(diagnostics: "nothing recorded for key ffff0000")),
-            configuration: configuration, reporter: KeyReporter(), logger: store.makeLogger())
+            executor: FailingExecutor(error: testReplayMiss(diagnostics: "nothing recorded for key ffff0000")),
+            configuration: configuration, logger: store.makeLogger())
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }
         var iterator = ready.makeAsyncIterator()

@@ -27,7 +27,7 @@ struct ServerBehaviourTests {
         let diagnostics =
             "no recorded answer for python code (8 bytes); nearest: stdin differs; record with --record missing"
         let (response, stats) = try await withServer(
-            executor: FailingExecutor(error: TestReplayMiss(diagnostics: diagnostics))
+            executor: FailingExecutor(error: testReplayMiss(diagnostics: diagnostics))
         ) {
             server in (try await server.postJSON("/run_code", hello), server.server.statistics.snapshot)
         }
@@ -91,13 +91,9 @@ struct ServerBehaviourTests {
                 + #""by_endpoint":{"GET /stats":1,"GET /v1/ping":1,"POST /run_code":3,"other":1}}"#)
     }
 
-    @Test func reporterDescribesOutcomes() async throws {
-        struct HitReporter: ServeOutcomeReporting {
-            func outcome(of request: ExecutionRequest, result: Result<ExecutionResult, any Error>, elapsed: Duration)
-                -> ServeOutcome
-            { ServeOutcome(kind: .hit, keyPrefix: "abc123") }
-        }
-        let stats = try await withServer(executor: EchoExecutor(), reporter: HitReporter()) { server in
+    @Test func theExecutorsOutcomeIsCounted() async throws {
+        let hits = OutcomeExecutor(inner: EchoExecutor(), source: .hit)
+        let stats = try await withServer(executor: hits) { server in
             _ = try await server.postJSON("/run_code", hello)
             return server.server.statistics.snapshot
         }

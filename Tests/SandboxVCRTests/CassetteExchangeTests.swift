@@ -1,4 +1,3 @@
-import CSQLite
 import Foundation
 import SandboxVCR
 import Testing
@@ -148,11 +147,7 @@ import Testing
         _ = try await RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
             .execute(request(String(repeating: "y", count: 1000)))
         await cassette.close()
-        var db: OpaquePointer?
-        #expect(sqlite3_open(url.path, &db) == SQLITE_OK)
-        #expect(
-            sqlite3_exec(db, "UPDATE blobs SET bytes = zeroblob(size) WHERE size = 1000", nil, nil, nil) == SQLITE_OK)
-        sqlite3_close(db)
+        try RawSQLite.execute("UPDATE blobs SET bytes = zeroblob(size) WHERE size = 1000", in: url)
         let reopened = try await Cassette.open(at: url)
         let report = try await reopened.verify()
         #expect(report.integrity == ["ok"])

@@ -1,4 +1,3 @@
-import CSQLite
 import Foundation
 import SandboxVCR
 import Testing
@@ -40,15 +39,7 @@ import Testing
         let url = folder.file("legacy.sqlite")
         try FileManager.default.copyItem(at: legacy, to: url)
         func query(_ sql: String) -> String {
-            var db: OpaquePointer?
-            defer { sqlite3_close(db) }
-            guard sqlite3_open_v2(url.path, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { return "open failed" }
-            var statement: OpaquePointer?
-            defer { sqlite3_finalize(statement) }
-            guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, sqlite3_step(statement) == SQLITE_ROW,
-                let text = sqlite3_column_text(statement, 0)
-            else { return "no row" }
-            return String(cString: text)
+            (try? RawSQLite.text(sql, in: url)) ?? "no row"
         }
         #expect(query("SELECT value FROM meta WHERE key = 'schema_version'") == "1")
         let blobsBefore = Int(query("SELECT count(*) FROM blobs")) ?? 0
@@ -93,10 +84,7 @@ import Testing
 
     @Test func otherSQLiteDatabaseIsNotACassette() async throws {
         let url = folder.file("other.sqlite")
-        var db: OpaquePointer?
-        #expect(sqlite3_open(url.path, &db) == SQLITE_OK)
-        #expect(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", nil, nil, nil) == SQLITE_OK)
-        sqlite3_close(db)
+        try RawSQLite.execute("CREATE TABLE t(x); INSERT INTO t VALUES (1);", in: url)
         let error = try await #require(throws: CassetteError.self) { try await Cassette.open(at: url) }
         #expect(error.code == .notACassette)
         #expect(error.message.contains("not a SandboxVCR cassette"))
@@ -105,11 +93,7 @@ import Testing
     @Test func newerSchemaSaysToUpgrade() async throws {
         let url = folder.file("new.sqlite")
         try await recordSome(url, count: 1)
-        var db: OpaquePointer?
-        #expect(sqlite3_open(url.path, &db) == SQLITE_OK)
-        #expect(
-            sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nil, nil, nil) == SQLITE_OK)
-        sqlite3_close(db)
+        try RawSQLite.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", in: url)
         let error = try await #require(throws: CassetteError.self) { try await Cassette.open(at: url) }
         #expect(error.code == .newerSchema)
         #expect(error.message.contains("99"))

@@ -1,146 +1,155 @@
 import Foundation
-import Synchronization
 import Testing
 
 @testable import SandboxVCR
 
-/// Background writes held for a group commit: order, lookups, failures.
-@Suite struct CassetteGroupCommitTests {
+/// The group-commit state machine on its own: no I/O, no clock.
+@Suite struct GroupCommitStateTests {
+    @Test func aLoneWriteCommitsAtOnce() {
+        var machine = GroupCommit<Int>()
+        guard case .commit(let batch) = machine.submit(1) else { Issue.record("no commit"); return }
+        #expect(batch == [1])
+        guard case .none = machine.commitFinished() else { Issue.record("a commit with nothing queued"); return }
+        #expect(!machine.isBusy)
+    }
+
+    @Test func writesArrivingDuringACommitShareTheNextOne() {
+        var machine = GroupCommit<Int>()
+        _ = machine.submit(0)
+        for write in 1...5 {
+            guard case .none = machine.submit(write) else { Issue.record("started a second commit"); return }
+        }
+        guard case .commit(let next) = machine.commitFinished() else { Issue.record("queued writes left"); return }
+        #expect(next == [1, 2, 3, 4, 5], "in arrival order, all in one transaction")
+        guard case .none = machine.commitFinished() else { Issue.record("a commit with nothing queued"); return }
+    }
+
+    @Test func aTransactionHoldsAtMostTheBatchLimit() {
+        var machine = GroupCommit<Int>()
+        _ = machine.submit(-1)
+        let count = GroupCommit<Int>.batchLimit + 10
+        for write in 0..<count { _ = machine.submit(write) }
+        guard case .commit(let first) = machine.commitFinished() else { Issue.record("no commit"); return }
+        #expect(first == Array(0..<GroupCommit<Int>.batchLimit))
+        guard case .commit(let rest) = machine.commitFinished() else { Issue.record("no second commit"); return }
+        #expect(rest == Array(GroupCommit<Int>.batchLimit..<count))
+    }
+
+    @Test func closingRunsWhatWasQueuedAndRefusesWhatComesAfter() {
+        var machine = GroupCommit<String>()
+        _ = machine.submit("a")
+        _ = machine.submit("b")
+        guard case .none = machine.submit("close", closes: true) else { Issue.record("close jumped the queue"); return }
+        guard case .reject(let late) = machine.submit("late") else { Issue.record("accepted after close"); return }
+        #expect(late == "late")
+        guard case .commit(let batch) = machine.commitFinished() else { Issue.record("queue dropped"); return }
+        #expect(batch == ["b", "close"])
+    }
+
+    @Test func closingAnIdleWriterCommitsAtOnce() {
+        var machine = GroupCommit<String>()
+        guard case .commit(let batch) = machine.submit("close", closes: true) else { Issue.record("no commit"); return }
+        #expect(batch == ["close"])
+        guard case .reject = machine.submit("late") else { Issue.record("accepted after close"); return }
+    }
+}
+
+/// The writer on a real file: commits before answering, failures kept to their own write, other connections.
+@Suite struct CassetteWriterTests {
     let folder = TemporaryFolder()
 
-    struct InjectedFailure: Error {}
-
-    func interaction(_ stdin: String) -> Cassette.NewInteraction {
+    func interaction(_ stdin: String, ordinal: Int = 0) -> Cassette.NewInteraction {
         let request = ExecutionRequest(code: "print(input())", language: .python, stdin: stdin)
         return Cassette.NewInteraction(
-            key: RequestMatcher.exact.key(for: request), ordinal: 0, request: request,
+            key: RequestMatcher.exact.key(for: request), ordinal: ordinal, request: request,
             outcome: .result(
                 ExecutionResult(
                     status: .success, run: CommandOutcome(status: .finished, exitCode: 0, stdout: Data(stdin.utf8)),
                     backend: .fake)))
     }
 
-    @Test func oneFailingBackgroundWriteKeepsTheOthers() async throws {
-        let cassette = try await Cassette.open(at: folder.file("a.sqlite"))
-        try await cassette.recordInBackground([interaction("1")])
-        try await cassette.worker.submit(keys: []) { connection in
-            try connection.execute("INSERT INTO meta(key, value) VALUES ('partial', 'x')")
-            throw InjectedFailure()
+    /// A recording returns once it is committed: another connection sees it at once, and a SIGKILL after the answer
+    /// could not lose it.
+    @Test func aRecordingIsCommittedBeforeItReturns() async throws {
+        let url = folder.file("a.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        for index in 0..<20 {
+            try await cassette.record([interaction("\(index)")])
+            #expect(try RawSQLite.text("SELECT count(*) FROM interactions", in: url) == "\(index + 1)")
         }
-        try await cassette.recordInBackground([interaction("2")])
-        await #expect(throws: InjectedFailure.self) { try await cassette.flush() }
-        #expect(try await cassette.count() == 2)
-        let partial = try await cassette.perform { try $0.scalarText("SELECT value FROM meta WHERE key = 'partial'") }
-        #expect(partial == nil, "the failed write is undone in whole")
-        try await cassette.flush()
         await cassette.close()
     }
 
-    @Test func lookupSeesAHeldWriteOfItsKeyAndReadsSeeAll() async throws {
-        let cassette = try await Cassette.open(at: folder.file("b.sqlite"))
-        let first = interaction("1")
-        try await cassette.recordInBackground([first, interaction("2")])
-        let found = try await cassette.recording(key: first.key, ordinal: 0, orLast: false)
-        #expect(found?.outcome == first.outcome)
-        let other = interaction("3")
-        #expect(try await cassette.recording(key: other.key, ordinal: 0, orLast: false) == nil)
-        try await cassette.recordInBackground([other])
-        #expect(try await cassette.count() == 3)
-        await cassette.close()
-        let reopened = try await Cassette.open(at: folder.file("b.sqlite"))
-        #expect(try await reopened.count() == 3, "closing commits held writes")
-        await reopened.close()
-    }
-
-    /// Lookups arriving back to back share one read transaction; a commit by another connection must still become
-    /// visible to them (the shared snapshot is renewed at least every `ReadSnapshot.maxAge`, 5 ms).
-    @Test func aStreamOfLookupsSeesAnotherConnectionsCommit() async throws {
-        let url = folder.file("shared.sqlite")
-        // The reader's thread polls for the next job for up to a minute instead of 250 µs, so it never goes idle
-        // between lookups (going idle also ends the snapshot): only the snapshot's age can let it see the commit.
-        let reader = try await Cassette.open(at: url, readOnly: false, create: true, pollWindow: .seconds(60))
-        let writer = try await Cassette.open(at: url)
-        let present = interaction("present")
-        try await writer.record([present])
-        let late = interaction("late")
-        let missesSeen = Atomic(0)
-        let streamEnded = Atomic(false)
-
-        let stream = Task { () -> Bool in
-            defer { streamEnded.store(true, ordering: .releasing) }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline {
-                _ = try await reader.recording(key: present.key, ordinal: 0, orLast: false)
-                if try await reader.recording(key: late.key, ordinal: 0, orLast: false) != nil { return true }
-                missesSeen.add(1, ordering: .relaxed)
+    /// Concurrent recordings share transactions; when one of them fails, the others are still committed and only its
+    /// caller gets the error.
+    @Test func oneFailingWriteAmongConcurrentOnesFailsAlone() async throws {
+        let url = folder.file("b.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        try RawSQLite.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON interactions WHEN NEW.ordinal = 7 "
+                + "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            in: url)
+        let results = await withTaskGroup(of: (Int, (any Error)?).self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    do {
+                        try await cassette.record([self.interaction("\(index)", ordinal: index % 10)])
+                        return (index, nil)
+                    } catch {
+                        return (index, error)
+                    }
+                }
             }
-            return false
+            var results: [Int: (any Error)?] = [:]
+            for await (index, error) in group { results[index] = error }
+            return results
         }
-        // Write only once the stream runs (its snapshot predates the write).
-        while missesSeen.load(ordering: .relaxed) < 100, !streamEnded.load(ordering: .acquiring) {
-            await Task.yield()
-        }
+        let failed = results.filter { $0.value != nil }.map(\.key).sorted()
+        #expect(failed == [7, 17, 27, 37])
+        let error = try #require(results[7] ?? nil) as? CassetteError
+        #expect(error?.message.contains("injected failure") == true)
+        #expect(try await cassette.count() == 36)
+        await cassette.close()
+    }
+
+    /// Lookups through the pool's readers see what another connection (another process, or another cassette object)
+    /// committed, at once.
+    @Test func lookupsSeeAnotherConnectionsCommit() async throws {
+        let url = folder.file("shared.sqlite")
+        let reader = try await Cassette.open(at: url)
+        let writer = try await Cassette.open(at: url)
+        let late = interaction("late")
+        #expect(try reader.recording(key: late.key, ordinal: 0, orLast: false) == nil)
         try await writer.record([late])
-        let missesBeforeWrite = missesSeen.load(ordering: .relaxed)
-        let found = try await stream.value
-        #expect(found, "the lookup stream never saw the other connection's commit")
-        #expect(missesBeforeWrite >= 100)
+        let found = try reader.recording(key: late.key, ordinal: 0, orLast: false)
+        #expect(found?.outcome == late.outcome)
         await reader.close()
         await writer.close()
     }
 
-    /// In a cassette opened empty, mode `missing` records new requests without asking the SQLite thread whether
-    /// they were recorded (``KnownKeys``), and still replays what it recorded.
-    @Test func missingModeRecordsNewRequestsOfAFreshCassetteWithoutLookups() async throws {
-        let cassette = try await Cassette.open(at: folder.file("fresh.sqlite"))
-        #expect(cassette.knownKeys.isComplete)
-        let live = SandboxExecutorStub()
-        let recorder = RecordingExecutor(cassette: cassette, mode: .missing, live: live)
-        for index in 0..<50 { _ = try await recorder.execute(request(stdin: "\(index)")) }
-        #expect(live.callCount == 50)
-        #expect(cassette.lookupCount.load(ordering: .relaxed) < 50, "most new requests skipped the lookup")
-        let replay = RecordingExecutor(cassette: cassette, mode: .missing, live: live)
-        for index in 0..<50 { #expect(try await replay.execute(request(stdin: "\(index)")).stdoutText == "\(index)") }
-        #expect(live.callCount == 50, "every request of the second executor was a hit")
-        #expect(try await cassette.count() == 50)
-        await cassette.close()
-    }
-
-    /// Another connection's commit turns the shortcut off: its recording is replayed, not recorded again.
-    @Test func anotherConnectionsCommitTurnsTheShortcutOff() async throws {
-        let url = folder.file("two.sqlite")
-        let first = try await Cassette.open(at: url)
-        let second = try await Cassette.open(at: url)
-        #expect(first.knownKeys.isComplete && second.knownKeys.isComplete)
-        let secondLive = SandboxExecutorStub()
-        _ = try await RecordingExecutor(cassette: second, mode: .missing, live: secondLive)
-            .execute(request(stdin: "shared"))
-        try await second.flush()
-        // A check of `data_version` is trusted for `KnownKeys.freshness`; once that passed, the first cassette asks
-        // its SQLite thread, which sees the other connection's commit.
-        while first.knownKeys.isUsable { await Task.yield() }
-        let firstLive = SandboxExecutorStub()
-        let result = try await RecordingExecutor(cassette: first, mode: .missing, live: firstLive)
-            .execute(request(stdin: "shared"))
-        #expect(result.stdoutText == "shared")
-        #expect(firstLive.callCount == 0, "the other connection's recording was replayed")
-        #expect(!first.knownKeys.isComplete, "the filter is off for good")
-        #expect(try await first.count() == 1)
-        await first.close()
-        await second.close()
-    }
-
-    /// A cassette that already holds recordings when opened never uses the shortcut.
-    @Test func aCassetteWithRecordingsLooksEveryRequestUp() async throws {
-        let url = folder.file("full.sqlite")
+    /// Closing commits the replay stamps, checkpoints the WAL into the file and removes the WAL and its index.
+    @Test func closingLeavesOnlyTheFile() async throws {
+        let url = folder.file("closed.sqlite")
         let cassette = try await Cassette.open(at: url)
         try await cassette.record([interaction("1")])
+        let id = try #require(try await cassette.index().first?.id)
+        cassette.markReplayed(id)
         await cassette.close()
-        let reopened = try await Cassette.open(at: url)
-        #expect(!reopened.knownKeys.isComplete)
-        let live = SandboxExecutorStub()
-        _ = try await RecordingExecutor(cassette: reopened, mode: .missing, live: live).execute(request(stdin: "2"))
-        #expect(reopened.lookupCount.load(ordering: .relaxed) == 1)
-        await reopened.close()
+        #expect(!FileManager.default.fileExists(atPath: url.path + "-wal"))
+        #expect(!FileManager.default.fileExists(atPath: url.path + "-shm"))
+        #expect(try RawSQLite.text("SELECT count(*) FROM interactions WHERE last_replayed_at IS NOT NULL", in: url) == "1")
+        await #expect(throws: CassetteError.self) { try await cassette.record([self.interaction("2")]) }
+    }
+
+    /// `flush()` copies the WAL into the main file: a copy of the `.sqlite` alone holds every recording.
+    @Test func flushLeavesTheMainFileComplete() async throws {
+        let url = folder.file("flushed.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        for index in 0..<10 { try await cassette.record([interaction("\(index)")]) }
+        try await cassette.flush()
+        let copy = folder.file("copy.sqlite")
+        try FileManager.default.copyItem(at: url, to: copy)
+        #expect(try RawSQLite.text("SELECT count(*) FROM interactions", in: copy) == "10")
+        await cassette.close()
     }
 }

@@ -26,47 +26,7 @@ extension Cassette {
 
     /// Counts, sizes, dedupe ratio, backends, ages and never-replayed interactions.
     public func statistics() async throws -> Statistics {
-        var stats = try await perform { connection -> Statistics in
-            var stats = Statistics()
-            stats.interactions = Int(try connection.scalarInt("SELECT count(*) FROM interactions") ?? 0)
-            stats.blobCount = Int(try connection.scalarInt("SELECT count(*) FROM blobs") ?? 0)
-            // Stored: every blob once, plus the records in the rows.
-            stats.storedBytes =
-                (try connection.scalarInt("SELECT coalesce(sum(length(bytes)), 0) FROM blobs") ?? 0)
-                + (try connection.scalarInt(
-                    "SELECT coalesce(sum(length(request) + length(outcome)), 0) FROM interactions") ?? 0)
-            stats.neverReplayed = Int(
-                try connection.scalarInt("SELECT count(*) FROM interactions WHERE last_replayed_at IS NULL") ?? 0)
-            let ages = try connection.statement("SELECT min(recorded_at), max(recorded_at) FROM interactions")
-            if try ages.step(), !ages.isNull(0) {
-                stats.oldest = Date(timeIntervalSince1970: ages.double(0))
-                stats.newest = Date(timeIntervalSince1970: ages.double(1))
-            }
-            ages.reset()
-            let backends = try connection.statement("SELECT backend, count(*) FROM interactions GROUP BY backend")
-            while try backends.step() { stats.backends[backends.text(0) ?? "", default: 0] += Int(backends.int(1)) }
-            backends.reset()
-            // Logical size: each interaction's records plus every part they reference.
-            var sizes: [[UInt8]: Int64] = [:]
-            let all = try connection.statement("SELECT hash, size FROM blobs")
-            while try all.step() { sizes[all.bytes(0)] = all.int(1) }
-            all.reset()
-            let rows = try connection.statement("SELECT request, outcome FROM interactions")
-            while try rows.step() {
-                let request = rows.bytes(0)
-                let outcome = rows.bytes(1)
-                var total = Int64(request.count + outcome.count)
-                let loader: (SHA256.Digest) throws -> Data = { digest in
-                    total += sizes[digest.bytes] ?? 0
-                    return Data()
-                }
-                _ = try? RecordCoding.decodeRequest(request, load: loader)
-                _ = try? RecordCoding.decodeOutcome(outcome, load: loader)
-                stats.logicalBytes += total
-            }
-            rows.reset()
-            return stats
-        }
+        var stats = try await scan { try CassetteDatabase.statistics($0) }
         for suffix in ["", "-wal"] {
             let attributes = try? FileManager.default.attributesOfItem(atPath: path + suffix)
             stats.fileSize += (attributes?[.size] as? NSNumber)?.int64Value ?? 0
@@ -93,39 +53,7 @@ extension Cassette {
     /// Runs `PRAGMA integrity_check`, re-hashes every blob and decodes every interaction.
     public func verify(progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> VerifyReport {
         let path = self.path
-        return try await perform { connection in
-            var report = VerifyReport()
-            let check = try connection.statement("PRAGMA integrity_check")
-            while try check.step() { report.integrity.append(check.text(0) ?? "") }
-            check.reset()
-            let total = Int(try connection.scalarInt("SELECT count(*) FROM blobs") ?? 0)
-            let blobs = try connection.statement("SELECT hash, size, compression, bytes FROM blobs")
-            while try blobs.step() {
-                let hash = blobs.bytes(0)
-                let size = Int(blobs.int(1))
-                let bytes = BlobCompression.unpack(blobs.data(3), compression: blobs.int(2), size: size)
-                if bytes.map({ SHA256.hash($0).bytes != hash || $0.count != size }) ?? true {
-                    report.damagedBlobs.append(SHA256.Digest(unchecked: hash).hex)
-                }
-                report.checkedBlobs += 1
-                if report.checkedBlobs % 1000 == 0 { progress?(report.checkedBlobs, total) }
-            }
-            blobs.reset()
-            let rows = try connection.statement("SELECT \(CassetteSchema.interactionColumns) FROM interactions")
-            var all: [CassetteSchema.Row] = []
-            while try rows.step() { all.append(CassetteSchema.Row(rows)) }
-            rows.reset()
-            for row in all {
-                do {
-                    _ = try CassetteSchema.interaction(from: row, connection, path: path)
-                } catch {
-                    report.unreadableInteractions.append(row.id)
-                }
-                report.checkedInteractions += 1
-            }
-            progress?(total, total)
-            return report
-        }
+        return try await scan { try CassetteDatabase.verify($0, path: path, progress: progress) }
     }
 
     /// What ``merge(_:progress:)`` did.
@@ -186,25 +114,9 @@ extension Cassette {
     /// - Returns: the number of interactions deleted.
     @discardableResult
     public func prune(unusedSince date: Date? = nil, neverReplayed: Bool = false) async throws -> Int {
-        let path = self.path
         let cutoff = date?.timeIntervalSince1970
-        let deleted = try await perform(write: true) { connection -> Int in
-            var deleted = 0
-            if let cutoff {
-                let statement = try connection.statement(
-                    "DELETE FROM interactions WHERE coalesce(last_replayed_at, recorded_at) < ?")
-                statement.bind(1, cutoff)
-                try statement.run()
-                deleted += connection.changes
-            }
-            if neverReplayed {
-                try connection.execute("DELETE FROM interactions WHERE last_replayed_at IS NULL")
-                deleted += connection.changes
-            }
-            _ = try CassetteSchema.collectGarbage(connection, path: path)
-            return deleted
-        }
-        try await perform { connection in try connection.execute("VACUUM") }
+        let deleted = try await write { try CassetteDatabase.prune(unusedSince: cutoff, neverReplayed: neverReplayed, $0) }
+        try await writer?.vacuum()
         return deleted
     }
 }

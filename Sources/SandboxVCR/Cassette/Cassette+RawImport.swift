@@ -69,7 +69,7 @@ extension Cassette {
                     if let known = next[key] {
                         ordinal = known
                     } else {
-                        ordinal = try await nextOrdinal(for: key)
+                        ordinal = try nextOrdinal(for: key)
                     }
                     next[key] = ordinal + 1
                     if case .result = outcome { report.results += 1 } else { report.errors += 1 }
@@ -149,16 +149,5 @@ extension Cassette {
                 + (status == 422 ? "; the request was rejected as invalid, fix the fields listed" : ""),
             httpStatus: status, validationIssues: issues)
         return .success((executionRequest, redactor.redact(.failure(error)), duration))
-    }
-
-    /// One past the highest recorded ordinal of a key (0 when it has none).
-    func nextOrdinal(for key: SHA256.Digest) async throws -> Int {
-        try await perform { connection in
-            let statement = try connection.statement("SELECT max(ordinal) FROM interactions WHERE key = ?")
-            statement.bind(1, digest: key)
-            defer { statement.reset() }
-            guard try statement.step(), !statement.isNull(0) else { return 0 }
-            return Int(statement.int(0)) + 1
-        }
     }
 }

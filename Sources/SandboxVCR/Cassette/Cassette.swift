@@ -1,12 +1,16 @@
-internal import CSQLite
+internal import Dispatch
 public import Foundation
+internal import GRDB
 internal import Synchronization
 
 /// A SQLite file of recorded executions: requests, and the results (or errors) they produced.
 ///
-/// Every SQLite call runs on the cassette's own thread. The file uses WAL, a 10 s busy timeout and
-/// `BEGIN IMMEDIATE` for writes, so many tasks and several processes can record and replay through one file.
-/// Large parts of requests and results are stored once by SHA-256. See the "Cassette format" article.
+/// Built on GRDB the way GRDB's `DatabasePool` is meant to be used: lookups run on the caller's thread through a
+/// pool of WAL reader connections (a point read takes microseconds, less than a hand-off to another thread), and
+/// recordings go through one serialized writer that commits concurrent recordings together (``CassetteWriter``).
+/// A recording returns only once it is committed. The file uses WAL and a 10 s busy timeout, so many tasks and
+/// several processes can record and replay through one file. Large parts of requests and results are stored once
+/// by SHA-256. See the "Cassette format" article.
 ///
 /// ```swift
 /// let cassette = try await Cassette.open(at: URL(filePath: "grading.sqlite"))
@@ -53,7 +57,7 @@ public final class Cassette: Sendable {
             self.lastReplayedAt = lastReplayedAt
         }
 
-        /// The backend recorded in the outcome (or `unknown` for an error).
+        /// The backend recorded in the outcome (or `error` for a recorded failure).
         public var backend: String {
             if case .result(let result) = outcome { return result.backend.rawValue }
             return "error"
@@ -79,30 +83,33 @@ public final class Cassette: Sendable {
     }
 
     /// The current schema version. Older cassettes are migrated forward when opened writable.
-    public static let schemaVersion = 2
+    public static let schemaVersion = CassetteDatabase.schemaVersion
     /// `PRAGMA application_id` of every cassette: "SVCR".
     public static let applicationID: Int32 = 0x5356_4352
 
     /// The cassette file.
     public let url: URL
     /// Whether the cassette was opened read-only (explicitly, or because the file is not writable).
-    public let isReadOnly: Bool
-    let worker: CassetteWorker
+    public var isReadOnly: Bool { writer == nil }
+    /// The connection lookups and scans use until the writer opens (then its pool of WAL readers serves them).
+    let reader: DatabaseQueue
+    /// Recordings, replay stamps, maintenance; `nil` when read-only.
+    let writer: CassetteWriter?
     /// Remembers digests of large parts written recently (a shared harness file is hashed once).
     let digests = PartDigestCache()
-    /// The keys this cassette holds, while this connection knows them all (see ``KnownKeys``).
-    let knownKeys: KnownKeys
-    /// Lookups sent to the SQLite thread (``recording(key:ordinal:orLast:)`` calls), for tests.
-    let lookupCount = Atomic(0)
+    private let isClosed = Mutex(false)
 
-    private init(url: URL, isReadOnly: Bool, worker: CassetteWorker, knownKeys: KnownKeys) {
+    private init(url: URL, reader: DatabaseQueue, writer: CassetteWriter?) {
         self.url = url
-        self.isReadOnly = isReadOnly
-        self.worker = worker
-        self.knownKeys = knownKeys
+        self.reader = reader
+        self.writer = writer
     }
 
-    deinit { worker.stop() }
+    deinit {
+        guard !isClosed.withLock({ $0 }) else { return }
+        writer?.finishNow()
+        closeConnections()
+    }
 
     var path: String { url.path }
 
@@ -114,168 +121,121 @@ public final class Cassette: Sendable {
     ///   - create: create the file (and its folder) when missing; otherwise a missing file is an `io` error.
     /// - Throws: ``CassetteError`` (`notACassette`, `corrupted`, `newerSchema`, `readOnly`, `io`).
     public static func open(at url: URL, readOnly: Bool = false, create: Bool = true) async throws -> Cassette {
-        try await open(at: url, readOnly: readOnly, create: create, pollWindow: CassetteWorker.replayPollWindow)
+        let access = try CassetteFileAccess(url: url, readOnly: readOnly, create: create)
+        // Opening may migrate a large file: do it on a thread of its own, not on the cooperative pool.
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try open(url: url, access: access) })
+            }
+        }
     }
 
-    /// ``open(at:readOnly:create:)`` with the SQLite thread's idle poll window set (tests use a long one to keep
-    /// the thread from going idle).
-    static func open(at url: URL, readOnly: Bool, create: Bool, pollWindow: Duration) async throws -> Cassette {
+    private static func open(url: URL, access: CassetteFileAccess) throws -> Cassette {
         let path = url.path
-        let manager = FileManager.default
-        var readOnly = readOnly
-        var immutable = false
-        if manager.fileExists(atPath: path) {
-            try checkHeader(path: path)
-            var info = stat()
-            let hasNoWriteBits = stat(path, &info) == 0 && info.st_mode & 0o222 == 0
-            if !readOnly
-                && (access(path, W_OK) != 0 || hasNoWriteBits
-                    || access(url.deletingLastPathComponent().path, W_OK) != 0)
-            {
-                readOnly = true
-                // Without write access SQLite cannot use the WAL index; read the file as immutable unless a WAL
-                // with committed data is present (then a plain read-only open reads it).
-                var walInfo = stat()
-                immutable = stat(path + "-wal", &walInfo) != 0 || walInfo.st_size == 0
-            }
-        } else {
-            guard create, !readOnly else {
-                throw CassetteError(
-                    code: .io,
-                    message: "no cassette at this path; check the path, or record one first (record mode `missing`)",
-                    path: path)
-            }
-            do {
-                try manager.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            } catch {
-                throw CassetteError(
-                    code: .io, message: "cannot create the cassette's folder (\(error)); check permissions",
-                    path: path)
-            }
-        }
-        let isReadOnly = readOnly
-        let useImmutable = immutable
-        let knownKeys = KnownKeys()
-        let worker = try await CassetteWorker.start(
-            path: path, name: "sandbox-vcr cassette", pollWindow: pollWindow, knownKeys: knownKeys,
-            open: {
-                do {
-                    if useImmutable {
-                        return try SQLiteConnection(path: immutableURI(path), readOnly: true, create: false)
-                    }
-                    return try SQLiteConnection(path: path, readOnly: isReadOnly, create: !isReadOnly)
-                } catch let error as SQLiteError {
-                    throw CassetteError.from(error, path: path)
+        do {
+            if FileManager.default.fileExists(atPath: path) {
+                // Read first: a writable cassette that holds a current schema opens its writer on the first write.
+                let readers = try openReader(access)
+                switch try readers.read({ try CassetteDatabase.schemaState($0, path: path) }) {
+                case .current:
+                    return Cassette(
+                        url: url, reader: readers, writer: access.isReadOnly ? nil : CassetteWriter(path: path, pool: nil))
+                case .empty where access.isReadOnly:
+                    throw CassetteError(
+                        code: .notACassette,
+                        message: "the file is an empty database opened read-only; record into a writable copy",
+                        path: path)
+                case .needsMigration(let version) where access.isReadOnly:
+                    throw CassetteError(
+                        code: .readOnly,
+                        message: "the cassette has schema version \(version) and must be migrated to "
+                            + "\(schemaVersion), which needs write access; make the file writable",
+                        path: path)
+                case .empty, .needsMigration:
+                    try readers.close()
                 }
-            },
-            setUp: { connection in
-                do {
-                    try CassetteSchema.prepare(connection, path: path)
-                    if !connection.isReadOnly {
-                        // The version first: a commit by another connection after it turns the filter off.
-                        let version = try connection.scalarInt("PRAGMA data_version") ?? 0
-                        if try connection.scalarInt("SELECT EXISTS (SELECT 1 FROM interactions)") == 0 {
-                            knownKeys.startEmpty(dataVersion: version)
-                        }
-                    }
-                } catch let error as SQLiteError {
-                    throw CassetteError.from(error, path: path)
-                }
-            })
-        return Cassette(url: url, isReadOnly: isReadOnly, worker: worker, knownKeys: knownKeys)
-    }
-
-    private static func immutableURI(_ path: String) -> String {
-        var escaped = ""
-        for character in path.unicodeScalars {
-            switch character {
-            case "%": escaped += "%25"
-            case "?": escaped += "%3f"
-            case "#": escaped += "%23"
-            default: escaped.unicodeScalars.append(character)
             }
-        }
-        return "file:\(escaped)?immutable=1"
-    }
-
-    /// Rejects files that cannot be SQLite databases before SQLite sees them.
-    private static func checkHeader(path: String) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CassetteError(
-                code: .io, message: "the file cannot be read; check its permissions", path: path)
-        }
-        defer { try? handle.close() }
-        let header = (try? handle.read(upToCount: 16)) ?? Data()
-        if header.isEmpty { return }
-        if header != Data("SQLite format 3\0".utf8) {
-            throw CassetteError(
-                code: .notACassette,
-                message: "the file is not a SQLite database, so not a cassette; pass the path of a `.sqlite` "
-                    + "cassette, or move this file away and record a new cassette",
-                path: path)
+            let pool = try CassetteWriter.openPool(path: path)
+            try CassetteDatabase.migrate(pool, path: path)
+            return Cassette(url: url, reader: try openReader(access), writer: CassetteWriter(path: path, pool: pool))
+        } catch let error as DatabaseError {
+            throw CassetteError(error, path: path)
         }
     }
 
-    /// Finishes pending work, stamps replayed interactions and closes the file (checkpointing the WAL). Call
-    /// ``flush()`` first to learn about failed background writes.
-    public func close() async { await worker.stopAndWait() }
-
-    /// Runs a job on the cassette's thread (a `lookupKey` job reads only that request key's rows).
-    func perform<T: Sendable>(
-        write: Bool = false, lookupKey: SHA256.Digest? = nil, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
-    ) async throws -> T {
-        if write && isReadOnly {
-            throw CassetteError(
-                code: .readOnly,
-                message: "the cassette is read-only (file or folder not writable, or opened read-only); make "
-                    + "it writable to record, or replay with record mode `never`",
-                path: path)
+    /// The connection lookups use until (unless) the writer opens. On a file that can be written it is a read-write
+    /// connection that only reads (`query_only`): unlike a read-only one it may remove the WAL and its index when it
+    /// closes, so replaying leaves the folder as it was. A file that cannot be written is opened read-only (as
+    /// `immutable` when it has no WAL).
+    private static func openReader(_ access: CassetteFileAccess) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.readonly = !access.isWritable
+        configuration.busyMode = .timeout(10)
+        configuration.label = "sandbox-vcr cassette"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA query_only = ON; PRAGMA cache_size = -8000; PRAGMA mmap_size = 268435456")
         }
-        return try await worker.perform(write: write, lookupKey: lookupKey, body)
+        return try DatabaseQueue(path: access.sqlitePath, configuration: configuration)
+    }
+
+    /// Commits every pending replay stamp and closes the file (the WAL is checkpointed into it and removed). Later
+    /// calls fail with an `io` error. Calling it twice is harmless.
+    public func close() async {
+        guard isClosed.withLock({ closed in defer { closed = true }; return !closed }) else { return }
+        await writer?.finish()
+        closeConnections()
+    }
+
+    /// Closes the readers, then the writer (the last connection to close checkpoints the WAL and removes it).
+    private func closeConnections() {
+        try? reader.close()
+        writer?.closeConnections()
+    }
+
+    /// Waits until every recording and replay stamp so far is committed, and copies the WAL into the main file (so a
+    /// copy of the `.sqlite` file alone holds every recording, unless another connection is reading).
+    ///
+    /// - Throws: ``CassetteError`` when the commit fails (disk full, read-only file).
+    public func flush() async throws {
+        try await writer?.flush()
     }
 
     // MARK: Reading
 
-    /// The number of interactions.
-    public func count() async throws -> Int {
-        try await perform { Int(try $0.scalarInt("SELECT count(*) FROM interactions") ?? 0) }
-    }
+    /// The writer's pool of WAL readers once it is open, else the reading connection.
+    private var readers: any DatabaseReader { writer?.openPool ?? reader }
 
-    /// A replayable recording: its id, outcome and age.
-    struct Recording: Sendable {
-        var id: Int64
-        var ordinal: Int
-        var outcome: Outcome
-        var recordedAt: Double
-    }
-
-    /// The recording for `(key, ordinal)`; with `orLast`, the highest ordinal below it when there is none.
-    func recording(key: SHA256.Digest, ordinal: Int, orLast: Bool) async throws -> Recording? {
-        lookupCount.add(1, ordering: .relaxed)
-        let path = self.path
-        return try await perform(lookupKey: key) { connection in
-            let statement = try connection.statement(
-                orLast
-                    ? "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal <= ? "
-                        + "ORDER BY ordinal DESC LIMIT 1"
-                    : "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal = ?")
-            statement.bind(1, digest: key)
-            statement.bind(2, Int64(ordinal))
-            guard try statement.step() else { return nil }
-            let id = statement.int(0)
-            let record = statement.bytes(1)
-            let recordedAt = statement.double(2)
-            let found = Int(statement.int(3))
-            statement.reset()
-            let outcome = try CassetteSchema.decodeOutcome(record, id: id, connection, path: path)
-            return Recording(id: id, ordinal: found, outcome: outcome, recordedAt: recordedAt)
+    /// Runs a point read on the caller's thread, through the pool's readers (microseconds; no hand-off).
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try readers.read(body)
+        } catch let error as DatabaseError {
+            throw CassetteError(error, path: path)
         }
     }
 
-    /// Notes that an interaction was replayed now (written lazily, in batches).
+    /// Runs a long read (a scan of the whole file) on a reader's own queue, off the cooperative pool.
+    func scan<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await readers.read(body)
+        } catch let error as DatabaseError {
+            throw CassetteError(error, path: path)
+        }
+    }
+
+    /// The number of interactions.
+    public func count() async throws -> Int { try await scan { try CassetteDatabase.count($0) } }
+
+    /// The recording for `(key, ordinal)`; with `orLast`, the highest ordinal below it when there is none. Runs on
+    /// the caller's thread.
+    func recording(key: SHA256.Digest, ordinal: Int, orLast: Bool) throws -> CassetteDatabase.Recording? {
+        let path = self.path
+        return try read { try CassetteDatabase.recording(key: key, ordinal: ordinal, orLast: orLast, $0, path: path) }
+    }
+
+    /// Notes that an interaction was replayed now (stamped with the next commit, or at close).
     func markReplayed(_ id: Int64) {
-        guard !isReadOnly else { return }
-        worker.touch(id, at: Date().timeIntervalSince1970)
+        writer?.stampReplay(of: id, at: Date().timeIntervalSince1970)
     }
 
     /// Interactions in `(key, ordinal)` order, a page at a time.
@@ -285,19 +245,8 @@ public final class Cassette: Sendable {
     ///   - limit: the page size.
     public func interactions(after: Interaction? = nil, limit: Int = 500) async throws -> [Interaction] {
         let path = self.path
-        let afterKey = after?.key.bytes
-        let afterOrdinal = after.map { Int64($0.ordinal) }
-        return try await perform { connection in
-            let statement = try connection.statement(
-                "SELECT \(CassetteSchema.interactionColumns) FROM interactions "
-                    + "WHERE (?1 IS NULL OR key > ?1 OR (key = ?1 AND ordinal > ?2)) ORDER BY key, ordinal LIMIT ?3")
-            statement.bind(1, bytes: afterKey)
-            statement.bind(2, afterOrdinal)
-            statement.bind(3, Int64(limit))
-            var rows: [CassetteSchema.Row] = []
-            while try statement.step() { rows.append(CassetteSchema.Row(statement)) }
-            statement.reset()
-            return try rows.map { try CassetteSchema.interaction(from: $0, connection, path: path) }
+        return try await scan {
+            try CassetteDatabase.interactions(after: after?.key, ordinal: after?.ordinal, limit: limit, $0, path: path)
         }
     }
 
@@ -315,120 +264,65 @@ public final class Cassette: Sendable {
     /// All interactions of one key, by ordinal.
     public func interactions(forKey key: SHA256.Digest) async throws -> [Interaction] {
         let path = self.path
-        return try await perform { connection in
-            let statement = try connection.statement(
-                "SELECT \(CassetteSchema.interactionColumns) FROM interactions WHERE key = ? ORDER BY ordinal")
-            statement.bind(1, digest: key)
-            var rows: [CassetteSchema.Row] = []
-            while try statement.step() { rows.append(CassetteSchema.Row(statement)) }
-            statement.reset()
-            return try rows.map { try CassetteSchema.interaction(from: $0, connection, path: path) }
-        }
+        return try await scan { try CassetteDatabase.interactions(forKey: key, $0, path: path) }
     }
 
     /// Interactions by id.
     func interactions(ids: [Int64]) async throws -> [Interaction] {
         let path = self.path
-        return try await perform { connection in
-            let statement = try connection.statement(
-                "SELECT \(CassetteSchema.interactionColumns) FROM interactions WHERE id = ?")
-            var result: [Interaction] = []
-            for id in ids {
-                statement.reset()
-                statement.bind(1, id)
-                if try statement.step() {
-                    let row = CassetteSchema.Row(statement)
-                    result.append(try CassetteSchema.interaction(from: row, connection, path: path))
-                }
-            }
-            statement.reset()
-            return result
+        return try await scan { try CassetteDatabase.interactions(ids: ids, $0, path: path) }
+    }
+
+    /// Up to `limit` stored requests most like `request` (same language or command, same code first); for miss
+    /// diagnostics.
+    func candidates(like request: ExecutionRequest, limit: Int) async throws -> [Interaction] {
+        let path = self.path
+        let programKind = EncodedInteraction.programKind(request)
+        let codeHash = request.code.map(EncodedInteraction.codeHash)
+        return try await scan {
+            try CassetteDatabase.candidates(
+                programKind: programKind, codeHash: codeHash, limit: limit, $0, path: path)
         }
     }
 
-    /// Up to `limit` stored requests most like one with this program kind (same language or command),
-    /// preferring identical code; for miss diagnostics.
-    func candidates(programKind: String, codeHash: Int64?, limit: Int) async throws -> [Interaction] {
-        let path = self.path
-        return try await perform { connection in
-            let statement = try connection.statement(
-                "SELECT \(CassetteSchema.interactionColumns) FROM interactions WHERE program = ?1 "
-                    + "ORDER BY (code_hash IS ?2) DESC, id DESC LIMIT ?3")
-            statement.bind(1, programKind)
-            statement.bind(2, codeHash)
-            statement.bind(3, Int64(limit))
-            var rows: [CassetteSchema.Row] = []
-            while try statement.step() { rows.append(CassetteSchema.Row(statement)) }
-            statement.reset()
-            if rows.isEmpty {
-                let any = try connection.statement(
-                    "SELECT \(CassetteSchema.interactionColumns) FROM interactions ORDER BY id DESC LIMIT ?1")
-                any.bind(1, Int64(limit))
-                while try any.step() { rows.append(CassetteSchema.Row(any)) }
-                any.reset()
-            }
-            return try rows.map { try CassetteSchema.interaction(from: $0, connection, path: path) }
-        }
+    /// The id, key and ordinal of every interaction, by id (for "never replayed" summaries).
+    func index() async throws -> [(id: Int64, key: SHA256.Digest, ordinal: Int)] {
+        try await scan { try CassetteDatabase.index($0) }
+    }
+
+    /// One past the highest recorded ordinal of a key (0 when it has none).
+    func nextOrdinal(for key: SHA256.Digest) throws -> Int {
+        try read { try CassetteDatabase.nextOrdinal(for: key, $0) }
     }
 
     // MARK: Writing
 
-    /// Writes interactions in one transaction, replacing any with the same `(key, ordinal)`.
+    /// Writes interactions in one transaction, replacing any with the same `(key, ordinal)`, and returns once they
+    /// are committed. Concurrent calls share commits.
     ///
     /// - Parameters:
     ///   - interactions: the interactions to write (their keys from ``RequestMatcher/key(for:)``).
     ///   - cutoff: also delete recordings of the same keys made before this date (record mode `all` passes the
     ///     executor's start, so recordings from earlier runs go, this run's stay).
+    /// - Throws: ``CassetteError`` `readOnly`, or the failure of this write (disk full, lock timeout).
     public func record(_ interactions: [NewInteraction], replacingOlderThan cutoff: Date? = nil) async throws {
         guard !interactions.isEmpty else { return }
-        let encoded = encodedForWriting(interactions)
-        let cutoffTime = cutoff?.timeIntervalSince1970
-        try await perform(write: true) { connection in
-            try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)
-        }
+        guard let writer else { throw readOnlyError }
+        let encoded = interactions.map { EncodedInteraction($0, cache: digests) }
+        try await writer.record(encoded, replacingOlderThan: cutoff?.timeIntervalSince1970)
     }
 
-    /// Queues interactions to be written without waiting for the commit (record mode paths); see ``flush()``.
-    func recordInBackground(_ interactions: [NewInteraction], replacingOlderThan cutoff: Date? = nil) async throws {
-        if isReadOnly {
-            throw CassetteError(
-                code: .readOnly,
-                message: "the cassette is read-only (file or folder not writable, or opened read-only); make "
-                    + "it writable to record, or replay with record mode `never`",
-                path: path)
-        }
-        let encoded = encodedForWriting(interactions)
-        let cutoffTime = cutoff?.timeIntervalSince1970
-        try await worker.submit(keys: interactions.map(\.key)) { connection in
-            try CassetteSchema.write(encoded, replacingOlderThan: cutoffTime, connection)
-        }
+    var readOnlyError: CassetteError {
+        CassetteError(
+            code: .readOnly,
+            message: "the cassette is read-only (file or folder not writable, or opened read-only); make it "
+                + "writable to record, or replay with record mode `never`",
+            path: path)
     }
 
-    /// Notes the keys about to be written (before the write is queued, so no lookup can miss them) and encodes
-    /// the interactions off the SQLite thread.
-    private func encodedForWriting(_ interactions: [NewInteraction]) -> [CassetteSchema.EncodedInteraction] {
-        if !isReadOnly { for interaction in interactions { knownKeys.insert(interaction.key) } }
-        return interactions.map { CassetteSchema.EncodedInteraction($0, cache: digests) }
-    }
-
-    /// Waits until every recording made so far is committed to the file.
-    ///
-    /// - Throws: the first error of a recording written in the background (disk full, read-only file).
-    public func flush() async throws {
-        if !isReadOnly { try await worker.perform(write: true) { _ in } }
-        if let error = worker.takeBackgroundError() { throw error }
-    }
-
-    /// The id, key and ordinal of every interaction, by id (for "never replayed" summaries).
-    func index() async throws -> [(id: Int64, key: SHA256.Digest, ordinal: Int)] {
-        try await perform { connection in
-            let statement = try connection.statement("SELECT id, key, ordinal FROM interactions ORDER BY id")
-            var rows: [(id: Int64, key: SHA256.Digest, ordinal: Int)] = []
-            while try statement.step() {
-                rows.append((statement.int(0), SHA256.Digest(unchecked: statement.bytes(1)), Int(statement.int(2))))
-            }
-            statement.reset()
-            return rows
-        }
+    /// Runs a maintenance write (prune, merge, import) in one transaction of the writer.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        guard let writer else { throw readOnlyError }
+        return try await writer.write(body)
     }
 }

@@ -40,28 +40,3 @@ public struct CassetteError: Error, Hashable, Sendable, CustomStringConvertible 
 
     public var description: String { "cassette \(code) (\(path)): \(message)" }
 }
-
-extension CassetteError {
-    /// Maps a low-level SQLite failure to a cassette error naming the file and what to do.
-    static func from(_ error: SQLiteError, path: String, readOnly: Bool = false) -> CassetteError {
-        if error.isCorrupt {
-            return CassetteError(
-                code: .corrupted,
-                message: "the file is damaged (\(error.message)); run `sandbox-vcr cassette verify \(path)`, "
-                    + "then restore it from version control or delete it and re-record",
-                path: path)
-        }
-        if error.code == 8 /* SQLITE_READONLY */ {
-            return CassetteError(
-                code: .readOnly,
-                message: "the cassette cannot be written (\(error.message)); make the file and its folder "
-                    + "writable, or replay with record mode `never`",
-                path: path)
-        }
-        return CassetteError(
-            code: .io,
-            message: "SQLite failed (\(error.code)/\(error.extendedCode): \(error.message)); check that the file "
-                + "and its folder exist and are accessible and the disk is not full",
-            path: path)
-    }
-}

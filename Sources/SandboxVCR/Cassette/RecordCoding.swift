@@ -42,17 +42,13 @@ struct BlobSink {
     /// Parts shorter than this stay inline in the record.
     static let inlineLimit = 256
     var blobs: [SHA256.Digest: Data] = [:]
-    var collects: Bool
     let cache: PartDigestCache?
 
-    init(collects: Bool = true, cache: PartDigestCache? = nil) {
-        self.collects = collects
-        self.cache = cache
-    }
+    init(cache: PartDigestCache? = nil) { self.cache = cache }
 
     mutating func digest(_ data: Data) -> SHA256.Digest {
         let digest = cache?.digest(of: data) ?? SHA256.hash(data)
-        if collects { blobs[digest] = data }
+        blobs[digest] = data
         return digest
     }
 }

@@ -9,4 +9,29 @@ public protocol SandboxExecutor: Sendable {
     /// - Throws: ``ExecutionError`` when no result could be had (transport, HTTP, decoding, cancellation),
     ///   or a cassette error from a replaying executor.
     func execute(_ request: ExecutionRequest) async throws -> ExecutionResult
+
+    /// Runs one request and says where the answer came from (see ``ExecutionOutcome``). Never throws: a failure is
+    /// the outcome's result.
+    func outcome(of request: ExecutionRequest) async -> ExecutionOutcome
+}
+
+extension SandboxExecutor {
+    /// Calls ``execute(_:)``: a result is `live` (`fake` when a fake executor made it), an unmatched fake request or a
+    /// cassette's `miss` / `exhausted` error a `miss`, any other failure an `error`.
+    public func outcome(of request: ExecutionRequest) async -> ExecutionOutcome {
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            let result = try await execute(request)
+            return ExecutionOutcome(
+                source: result.backend == .fake ? .fake : .live, result: .success(result),
+                liveDuration: clock.now - start)
+        } catch let error as ExecutionError where error.code == .unmatchedRequest {
+            return ExecutionOutcome(source: .miss, result: .failure(error))
+        } catch let error as CassetteError where error.code == .miss || error.code == .exhausted {
+            return ExecutionOutcome(source: .miss, result: .failure(error))
+        } catch {
+            return ExecutionOutcome(source: .error, result: .failure(error), liveDuration: clock.now - start)
+        }
+    }
 }

@@ -128,9 +128,15 @@ public final class RecordingExecutor: SandboxExecutor {
     }
 
     public func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
+        try await outcome(of: request).result.get()
+    }
+
+    /// Replays, records, passes through or misses, as the mode says, and tells which it did.
+    ///
+    /// A recording is answered only once it is committed to the cassette; a failed write is this call's error.
+    public func outcome(of request: ExecutionRequest) async -> ExecutionOutcome {
         if mode == .live {
-            RecordingOutcome.report(.live)
-            return try await requireLive(request).execute(request)
+            return await callLive(request, key: nil, recording: nil)
         }
         var key = configuration.matcher.key(for: request, cache: shared.digests)
         var step: Int?
@@ -144,108 +150,118 @@ public final class RecordingExecutor: SandboxExecutor {
                 return (chained, state.step)
             }
         }
-        RecordingOutcome.report(key: key)
         let ordinal = shared.state.withLock { state in
             let ordinal = state.counters[key, default: 0]
             state.counters[key] = ordinal + 1
             state.used.insert(.init(key: key, ordinal: ordinal))
             return ordinal
         }
-        switch mode {
-        case .all:
-            return try await recordLive(request, key: key, ordinal: ordinal, step: step)
-        case .missing:
-            // A key the cassette certainly lacks (see KnownKeys) is recorded without asking the SQLite thread.
-            if cassette.knownKeys.certainlyLacks(key) {
-                return try await recordLive(request, key: key, ordinal: ordinal, step: step)
-            }
-            if let recording = try await cassette.recording(key: key, ordinal: ordinal, orLast: false) {
-                let age = Date().timeIntervalSince1970 - recording.recordedAt
-                if let maxAge = configuration.maxAge, age > maxAge {
-                    return try await recordLive(request, key: key, ordinal: ordinal, step: step)
+        let slot = Slot(key: key, ordinal: ordinal, step: step)
+        do {
+            switch mode {
+            case .all:
+                return await callLive(request, key: key, recording: slot)
+            case .missing:
+                if let recording = try cassette.recording(key: key, ordinal: ordinal, orLast: false) {
+                    let age = Date().timeIntervalSince1970 - recording.recordedAt
+                    if let maxAge = configuration.maxAge, age > maxAge {
+                        return await callLive(request, key: key, recording: slot)
+                    }
+                    return replay(recording, key: key)
                 }
-                return try replay(recording)
+                guard live != nil else { throw try await missError(request, noLive: true) }
+                return await callLive(request, key: key, recording: slot)
+            default:
+                let repeatsLast = configuration.exhaustion == .repeatLast
+                if let recording = try cassette.recording(key: key, ordinal: ordinal, orLast: repeatsLast) {
+                    return replay(recording, key: key)
+                }
+                if ordinal > 0, try cassette.recording(key: key, ordinal: ordinal, orLast: true) != nil {
+                    throw CassetteError(
+                        code: .exhausted,
+                        message: "request made \(ordinal + 1) times but recorded only \(ordinal) time(s) in "
+                            + "cassette \(cassette.path) (record mode `\(mode)`, exhaustion policy `fail`): "
+                            + "\(request.summary). Re-record with SANDBOX_VCR_RECORD=all, or use the exhaustion "
+                            + "policy `repeatLast`",
+                        path: cassette.path)
+                }
+                throw try await missError(request)
             }
-            return try await recordLive(request, key: key, ordinal: ordinal, step: step)
-        default:
-            let repeatsLast = configuration.exhaustion == .repeatLast
-            if let recording = try await cassette.recording(key: key, ordinal: ordinal, orLast: repeatsLast) {
-                return try replay(recording)
-            }
-            if ordinal > 0, try await cassette.recording(key: key, ordinal: ordinal, orLast: true) != nil {
-                RecordingOutcome.report(.miss)
-                throw CassetteError(
-                    code: .exhausted,
-                    message: "request made \(ordinal + 1) times but recorded only \(ordinal) time(s) in cassette "
-                        + "\(cassette.path) (record mode `\(mode)`, exhaustion policy `fail`): \(request.summary). "
-                        + "Re-record with SANDBOX_VCR_RECORD=all, or use the exhaustion policy `repeatLast`",
-                    path: cassette.path)
-            }
-            throw try await missError(request)
+        } catch let error as CassetteError where error.code == .miss || error.code == .exhausted {
+            return ExecutionOutcome(source: .miss, result: .failure(error), key: key)
+        } catch {
+            return ExecutionOutcome(source: .error, result: .failure(error), key: key)
         }
     }
 
-    private func replay(_ recording: Cassette.Recording) throws -> ExecutionResult {
+    /// Where a recording goes: its key, ordinal and session step.
+    private struct Slot {
+        var key: SHA256.Digest
+        var ordinal: Int
+        var step: Int?
+    }
+
+    private func replay(_ recording: CassetteDatabase.Recording, key: SHA256.Digest) -> ExecutionOutcome {
         if configuration.stampsReplays ?? (mode != .never) { cassette.markReplayed(recording.id) }
-        RecordingOutcome.report(.hit)
         switch recording.outcome {
-        case .result(let result): return result
-        case .failure(let error): throw error
+        case .result(let result): return ExecutionOutcome(source: .hit, result: .success(result), key: key)
+        case .failure(let error): return ExecutionOutcome(source: .hit, result: .failure(error), key: key)
         }
     }
 
-    private func requireLive(_ request: ExecutionRequest) throws -> any SandboxExecutor {
+    /// Calls the live executor and, with a slot, records what it answered (a recordable failure too) before
+    /// answering.
+    private func callLive(_ request: ExecutionRequest, key: SHA256.Digest?, recording slot: Slot?) async
+        -> ExecutionOutcome
+    {
         guard let live else {
-            throw ExecutionError(
+            let error = ExecutionError(
                 code: .configuration,
                 message: "record mode `\(mode)` needs a live executor to run \(request.summary), and none was "
                     + "given; pass `live:` to the RecordingExecutor (or the .cassette trait), or replay with "
                     + "SANDBOX_VCR_RECORD=never")
+            return ExecutionOutcome(source: .error, result: .failure(error), key: key)
         }
-        return live
-    }
-
-    private func recordLive(_ request: ExecutionRequest, key: SHA256.Digest, ordinal: Int, step: Int?)
-        async throws -> ExecutionResult
-    {
-        if live == nil, mode == .missing { throw try await missError(request, noLive: true) }
-        let live = try requireLive(request)
         let clock = ContinuousClock()
         let start = clock.now
         let outcome: Cassette.Outcome
         do {
             outcome = .result(try await live.execute(request))
-        } catch let error as ExecutionError where configuration.recordsFailures && error.isRecordable {
+        } catch let error as ExecutionError where slot != nil && configuration.recordsFailures && error.isRecordable {
             outcome = .failure(error)
+        } catch {
+            return ExecutionOutcome(source: .error, result: .failure(error), key: key, liveDuration: clock.now - start)
         }
         let elapsed = clock.now - start
-        let duration = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let result: Result<ExecutionResult, any Error> =
+            switch outcome {
+            case .result(let result): .success(result)
+            case .failure(let error): .failure(error)
+            }
+        guard let slot else { return ExecutionOutcome(source: .live, result: result, liveDuration: elapsed) }
         let redactor = configuration.redactor
         let interaction = Cassette.NewInteraction(
-            key: key, ordinal: ordinal, session: chain?.id, step: step,
+            key: slot.key, ordinal: slot.ordinal, session: chain?.id, step: slot.step,
             backendVersion: configuration.backendVersion, request: redactor.redact(request),
-            outcome: redactor.redact(outcome), recordedAt: Date(), duration: duration)
-        // Mode `all` replaces earlier runs' recordings of the key when it records the key's first repetition; the
-        // later repetitions of this run then find none left to delete.
-        try await cassette.recordInBackground(
-            [interaction], replacingOlderThan: mode == .all && ordinal == 0 ? shared.startedAt : nil)
-        RecordingOutcome.report(.recorded, liveDuration: elapsed)
-        switch outcome {
-        case .result(let result): return result
-        case .failure(let error): throw error
+            outcome: redactor.redact(outcome), recordedAt: Date(), duration: elapsed.inSeconds)
+        do {
+            // Mode `all` replaces earlier runs' recordings of the key when it records the key's first repetition;
+            // the later repetitions of this run then find none left to delete.
+            try await cassette.record(
+                [interaction], replacingOlderThan: mode == .all && slot.ordinal == 0 ? shared.startedAt : nil)
+        } catch {
+            return ExecutionOutcome(source: .error, result: .failure(error), key: slot.key, liveDuration: elapsed)
         }
+        return ExecutionOutcome(source: .recorded, result: result, key: slot.key, liveDuration: elapsed)
     }
 
     private func missError(_ request: ExecutionRequest, noLive: Bool = false) async throws -> CassetteError {
         let redacted = configuration.redactor.redact(request)
-        let codeHash = redacted.code.map(CassetteSchema.codeHash)
-        let candidates = try await cassette.candidates(
-            programKind: CassetteSchema.programKind(redacted), codeHash: codeHash, limit: 20)
+        let candidates = try await cassette.candidates(like: redacted, limit: 20)
         let count = try await cassette.count()
         var message = MissDiagnostics.message(
             request: redacted, mode: mode, path: cassette.path, candidates: candidates, recordingCount: count)
         if noLive { message += "\n(Mode `missing` would record it, but no live executor was given.)" }
-        RecordingOutcome.report(.miss)
         return CassetteError(code: .miss, message: message, path: cassette.path)
     }
 

@@ -2,7 +2,8 @@ internal import Foundation
 
 /// Decides which parts of a request count when matching it against recordings.
 ///
-/// A request's key is the SHA-256 of the canonical byte form of the request after ``normalize(_:)``: maps
+/// A request's key is the SHA-256 of the canonical bytes (``RequestKeyEncoding``, versioned and independent of how
+/// cassettes store requests) of the request after ``normalize(_:)``: maps
 /// sorted by path, every default spelled out. Two requests match when their keys are equal. The key is
 /// computed from the request as the caller made it, before redaction; a cassette must be replayed with the
 /// matcher it was recorded with (a different matcher gives different keys).
@@ -79,9 +80,7 @@ public struct RequestMatcher: Sendable {
     private static let digests = PartDigestCache()
 
     func key(for request: ExecutionRequest, cache: PartDigestCache?) -> SHA256.Digest {
-        var sink = BlobSink(collects: false, cache: cache)
-        let bytes = RecordCoding.encode(normalize(request), sink: &sink)
-        return SHA256.hash(bytes)
+        SHA256.hash(RequestKeyEncoding.bytes(of: normalize(request), digests: cache))
     }
 
     /// The key of step `k` of a session: SHA-256 of the previous step's key and this request's key.

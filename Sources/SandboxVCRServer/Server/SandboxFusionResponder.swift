@@ -17,7 +17,9 @@ struct SandboxFusionResponder: HTTPResponder {
     /// What the request log line says about one answer.
     private struct Answer {
         var response: Response
-        var outcome: ServeOutcome?
+        var outcome: ExecutionOutcome.Source?
+        /// The cassette key, the live call's duration: what the executor said of a `/run_code` call.
+        var execution: ExecutionOutcome?
         var request: ExecutionRequest?
     }
 
@@ -81,41 +83,29 @@ struct SandboxFusionResponder: HTTPResponder {
             let message = "exception on running code \(wireBody.code): \(error.message) None"
             return Answer(response: Self.runCodeResponse(.init(status: "SandboxError", message: message)))
         }
-        let result: Result<ExecutionResult, any Error>
-        var elapsed = Duration.zero
-        // A fresh sink per request: a recording executor reports hit / recorded / miss into it for the reporter.
-        let sink = RecordingOutcome.Sink()
+        let outcome: ExecutionOutcome
         do {
-            result = .success(
-                try await server.limiter.withPermit {
-                    let start = ContinuousClock.now
-                    defer { elapsed = ContinuousClock.now - start }
-                    return try await RecordingOutcome.Sink.$current.withValue(sink) {
-                        try await server.executor.execute(executionRequest)
-                    }
-                })
+            outcome = try await server.limiter.withPermit { await server.executor.outcome(of: executionRequest) }
         } catch {
-            result = .failure(error)
+            outcome = ExecutionOutcome(source: .error, result: .failure(error))
         }
-        let outcome = RecordingOutcome.Sink.$current.withValue(sink) {
-            server.reporter.outcome(of: executionRequest, result: result, elapsed: elapsed)
-        }
-        server.statistics.record(outcome.kind)
+        server.statistics.record(outcome.source)
         let response: Response
-        switch result {
+        switch outcome.result {
         case .success(let executionResult):
             response = Self.json(
                 status: 200,
                 OrderedJSONValue(
                     SandboxFusionWire.response(from: executionResult), fileOrder: wireBody.fetch_files ?? []))
         case .failure(let error):
-            response = Self.response(for: error)
-            if outcome.kind == .miss {
-                server.logger.warning(
-                    "replay miss", metadata: ["diagnostics": "\(Self.diagnostics(of: error))"])
+            if let diagnostics = outcome.missDiagnostics {
+                response = Self.runCodeResponse(.init(status: "SandboxError", message: diagnostics))
+                server.logger.warning("replay miss", metadata: ["diagnostics": "\(diagnostics)"])
+            } else {
+                response = Self.response(for: error)
             }
         }
-        return Answer(response: response, outcome: outcome, request: executionRequest)
+        return Answer(response: response, outcome: outcome.source, execution: outcome, request: executionRequest)
     }
 
     /// The body with each file's base64 stripped of characters outside the base64 alphabet (line breaks, spaces),
@@ -139,17 +129,8 @@ struct SandboxFusionResponder: HTTPResponder {
         return lenient
     }
 
-    /// The message for an executor error: a miss's diagnostics, or the error's description.
-    static func diagnostics(of error: any Error) -> String {
-        if let miss = replayMiss(in: error) { return miss.diagnostics }
-        return String(describing: error)
-    }
-
-    /// The answer for an executor error (see the table on ``SandboxFusionServer``).
+    /// The answer for an executor error other than a miss (see the table on ``SandboxFusionServer``).
     static func response(for error: any Error) -> Response {
-        if let miss = replayMiss(in: error) {
-            return runCodeResponse(.init(status: "SandboxError", message: miss.diagnostics))
-        }
         if error is CancellationError {
             return json(status: 503, ["detail": "the request was cancelled because the server is shutting down"])
         }
@@ -204,15 +185,15 @@ struct SandboxFusionResponder: HTTPResponder {
                 ("driver", .null), ("cells", []), ("executor_pod_name", .null), ("files", .object([])),
             ])
             server.statistics.record(.error)
-            return Answer(response: Self.json(status: 200, answer), outcome: ServeOutcome(kind: .error))
+            return Answer(response: Self.json(status: 200, answer), outcome: .error)
         }
         do {
             let answer = try await server.limiter.withPermit { try await handler(object) }
             server.statistics.record(.live)
-            return Answer(response: Self.json(status: 200, answer), outcome: ServeOutcome(kind: .live))
+            return Answer(response: Self.json(status: 200, answer), outcome: .live)
         } catch {
             server.statistics.record(.error)
-            return Answer(response: Self.response(for: error), outcome: ServeOutcome(kind: .error))
+            return Answer(response: Self.response(for: error), outcome: .error)
         }
     }
 
@@ -271,10 +252,10 @@ struct SandboxFusionResponder: HTTPResponder {
             "method": "\(method)", "path": "\(path)", "status": "\(answer.response.status.code)",
             "duration_ms": "\(Self.milliseconds(duration))",
         ]
-        if let outcome = answer.outcome {
-            metadata["outcome"] = "\(outcome.kind)"
-            if let keyPrefix = outcome.keyPrefix { metadata["key"] = "\(keyPrefix)" }
-            if let latency = outcome.upstreamLatency { metadata["upstream_ms"] = "\(Self.milliseconds(latency))" }
+        if let outcome = answer.outcome { metadata["outcome"] = "\(outcome)" }
+        if let execution = answer.execution {
+            if let keyPrefix = execution.keyPrefix { metadata["key"] = "\(keyPrefix)" }
+            if let latency = execution.liveDuration { metadata["upstream_ms"] = "\(Self.milliseconds(latency))" }
         }
         if let request = answer.request { metadata["request"] = "\(request.summary)" }
         server.logger.info("request", metadata: metadata)

@@ -18,7 +18,7 @@ internal import UnixSignals
 ///
 /// | error | answer |
 /// |---|---|
-/// | ``ReplayMissError`` (cassette miss), ``ExecutionError/Code/unmatchedRequest`` (no fake rule) | 200, `status: "SandboxError"`, `message` = the diagnostics; counted as a miss, logged as a warning |
+/// | a miss (``ExecutionOutcome/Source/miss``: a cassette miss, or no fake rule matched) | 200, `status: "SandboxError"`, `message` = the diagnostics; counted as a miss, logged as a warning |
 /// | ``ExecutionError/Code/sandboxError``, `sandboxTerminated`, `unsupportedRequest` | 200, `status: "SandboxError"`, `message` = the error |
 /// | ``ExecutionError/Code/httpStatus`` 422 from the upstream | 422 with the upstream's `detail` items |
 /// | other upstream HTTP status, `connectionRefused`, `connectionReset`, `transport`, `undecodableResponse` | 502 `{"detail": "..."}` naming the upstream failure |
@@ -38,7 +38,6 @@ public final class SandboxFusionServer: Sendable {
     public let statistics = ServeStatistics()
 
     let executor: any SandboxExecutor
-    let reporter: any ServeOutcomeReporting
     let jupyterHandler: JupyterHandler?
     let logger: Logger
     let limiter: ConcurrencyLimiter
@@ -46,21 +45,19 @@ public final class SandboxFusionServer: Sendable {
     private let lifecycle = Mutex<(group: ServiceGroup?, isShutdownRequested: Bool)>((nil, false))
 
     /// - Parameters:
-    ///   - executor: answers every `/run_code` request.
+    ///   - executor: answers every `/run_code` request; its ``SandboxExecutor/outcome(of:)`` says for the log and
+    ///     `/stats` whether it replayed, recorded, passed through or missed.
     ///   - configuration: where to listen and the limits.
-    ///   - reporter: tells hit / miss / recorded for the log and `/stats`; ``DefaultServeOutcomeReporter`` if `nil`.
     ///   - jupyterHandler: answers `/run_jupyter`; without one it answers a `SandboxError`.
     ///   - logger: one line per request at `info`, misses at `warning`.
     public init(
         executor: any SandboxExecutor,
         configuration: ServeConfiguration = ServeConfiguration(),
-        reporter: (any ServeOutcomeReporting)? = nil,
         jupyterHandler: JupyterHandler? = nil,
         logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.executor = executor
         self.configuration = configuration
-        self.reporter = reporter ?? DefaultServeOutcomeReporter()
         self.jupyterHandler = jupyterHandler
         self.logger = logger
         self.limiter = ConcurrencyLimiter(limit: max(1, configuration.maxConcurrency))

@@ -1,3 +1,4 @@
+internal import SandboxVCR
 internal import Synchronization
 
 /// Request counts since the server started, as `GET /stats` reports them.
@@ -49,15 +50,15 @@ public final class ServeStatistics: Sendable {
 
     func recordRejected() { counts.withLock { $0.rejected += 1 } }
 
-    func record(_ kind: ServeOutcome.Kind) {
+    func record(_ source: ExecutionOutcome.Source) {
         counts.withLock { counts in
-            switch kind {
+            switch source {
             case .hit: counts.hits += 1
             case .miss: counts.misses += 1
             case .recorded: counts.recorded += 1
             case .live: counts.live += 1
             case .fake: counts.fake += 1
-            default: counts.errors += 1
+            case .error: counts.errors += 1
             }
         }
     }

@@ -28,7 +28,6 @@ struct RunningServer: Sendable {
 func withServer<T: Sendable>(
     executor: any SandboxExecutor,
     configure: (inout ServeConfiguration) -> Void = { _ in },
-    reporter: (any ServeOutcomeReporting)? = nil,
     jupyterHandler: SandboxFusionServer.JupyterHandler? = nil,
     onShutdown: @escaping @Sendable () async throws -> Void = {},
     _ body: (RunningServer) async throws -> T
@@ -37,7 +36,7 @@ func withServer<T: Sendable>(
     configuration.port = 0
     configure(&configuration)
     let server = SandboxFusionServer(
-        executor: executor, configuration: configuration, reporter: reporter, jupyterHandler: jupyterHandler)
+        executor: executor, configuration: configuration, jupyterHandler: jupyterHandler)
     let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
     let running = Task {
         try await server.run(
@@ -79,10 +78,30 @@ struct FailingExecutor: SandboxExecutor {
     func execute(_ request: ExecutionRequest) async throws -> ExecutionResult { throw error }
 }
 
-/// A cassette-style miss, as the cassette's error will be.
-struct TestReplayMiss: ReplayMissError, CustomStringConvertible {
-    var diagnostics: String
-    var description: String { diagnostics }
+/// A cassette miss whose message is `diagnostics`.
+func testReplayMiss(diagnostics: String) -> CassetteError {
+    CassetteError(code: .miss, message: diagnostics, path: "test.sqlite")
+}
+
+/// Answers like `inner`, and says the answer came from `source` (with that key prefix and live duration), as a
+/// recording executor would.
+struct OutcomeExecutor: SandboxExecutor {
+    var inner: any SandboxExecutor
+    var source: ExecutionOutcome.Source
+    var key: SHA256.Digest?
+    var liveDuration: Duration?
+
+    func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
+        try await outcome(of: request).result.get()
+    }
+
+    func outcome(of request: ExecutionRequest) async -> ExecutionOutcome {
+        var outcome = await inner.outcome(of: request)
+        outcome.source = source
+        outcome.key = key
+        outcome.liveDuration = liveDuration
+        return outcome
+    }
 }
 
 /// Records every request it receives, then answers like ``EchoExecutor``.

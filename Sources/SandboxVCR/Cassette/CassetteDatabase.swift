@@ -1,0 +1,348 @@
+internal import Foundation
+internal import GRDB
+
+/// Every SQL statement of a cassette, in one place: the queries, the writes and the maintenance passes. The schema
+/// and its migrations are in `CassetteDatabase+Migrations.swift`.
+///
+/// Each function takes a GRDB `Database` and runs inside whatever access its caller opened (a reader's read
+/// transaction, or the writer's transaction); none opens its own. See the "Cassette format" article.
+enum CassetteDatabase {
+    /// The columns ``interaction(_:path:)`` reads, in order.
+    static let interactionColumns =
+        "id, key, ordinal, session, step, backend, backend_version, request, outcome, recorded_at, duration, "
+        + "last_replayed_at"
+
+    // MARK: Lookups
+
+    /// A replayable recording: its id, ordinal, outcome and age.
+    struct Recording: Sendable {
+        var id: Int64
+        var ordinal: Int
+        var outcome: Cassette.Outcome
+        var recordedAt: Double
+    }
+
+    /// The recording of `(key, ordinal)`; with `orLast`, the highest ordinal below it when there is none.
+    static func recording(key: SHA256.Digest, ordinal: Int, orLast: Bool, _ db: Database, path: String) throws
+        -> Recording?
+    {
+        let statement = try db.cachedStatement(
+            sql: orLast
+                ? "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal <= ? "
+                    + "ORDER BY ordinal DESC LIMIT 1"
+                : "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [key.data, ordinal]) else { return nil }
+        let id: Int64 = row[0]
+        let outcome = try decodeOutcome(bytes(row, 1), id: id, db, path: path)
+        return Recording(id: id, ordinal: row[3], outcome: outcome, recordedAt: row[2])
+    }
+
+    /// One past the highest recorded ordinal of a key (0 when it has none).
+    static func nextOrdinal(for key: SHA256.Digest, _ db: Database) throws -> Int {
+        let highest = try Int.fetchOne(
+            db.cachedStatement(sql: "SELECT max(ordinal) FROM interactions WHERE key = ?"), arguments: [key.data])
+        return highest.map { $0 + 1 } ?? 0
+    }
+
+    static func count(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM interactions") ?? 0
+    }
+
+    /// Interactions in `(key, ordinal)` order after a given one, a page at a time.
+    static func interactions(
+        after key: SHA256.Digest?, ordinal: Int?, limit: Int, _ db: Database, path: String
+    ) throws -> [Cassette.Interaction] {
+        try fetchInteractions(
+            "SELECT \(interactionColumns) FROM interactions WHERE (?1 IS NULL OR key > ?1 OR (key = ?1 AND "
+                + "ordinal > ?2)) ORDER BY key, ordinal LIMIT ?3",
+            [key?.data, ordinal, limit], db, path: path)
+    }
+
+    /// All interactions of one key, by ordinal.
+    static func interactions(forKey key: SHA256.Digest, _ db: Database, path: String) throws
+        -> [Cassette.Interaction]
+    {
+        try fetchInteractions(
+            "SELECT \(interactionColumns) FROM interactions WHERE key = ? ORDER BY ordinal", [key.data], db,
+            path: path)
+    }
+
+    /// Interactions by id, in the order given (missing ids are skipped).
+    static func interactions(ids: [Int64], _ db: Database, path: String) throws -> [Cassette.Interaction] {
+        let statement = try db.cachedStatement(sql: "SELECT \(interactionColumns) FROM interactions WHERE id = ?")
+        return try ids.compactMap { id in
+            try Row.fetchOne(statement, arguments: [id]).map { try interaction($0, db, path: path) }
+        }
+    }
+
+    /// Up to `limit` stored requests most like one with this program kind (same language or command), those with
+    /// the same code first; any recordings when none has that kind. For miss diagnostics.
+    static func candidates(programKind: String, codeHash: Int64?, limit: Int, _ db: Database, path: String) throws
+        -> [Cassette.Interaction]
+    {
+        let similar = try fetchInteractions(
+            "SELECT \(interactionColumns) FROM interactions WHERE program = ?1 ORDER BY (code_hash IS ?2) DESC, "
+                + "id DESC LIMIT ?3",
+            [programKind, codeHash, limit], db, path: path)
+        if !similar.isEmpty { return similar }
+        return try fetchInteractions(
+            "SELECT \(interactionColumns) FROM interactions ORDER BY id DESC LIMIT ?", [limit], db, path: path)
+    }
+
+    /// The id, key and ordinal of every interaction, by id.
+    static func index(_ db: Database) throws -> [(id: Int64, key: SHA256.Digest, ordinal: Int)] {
+        try Row.fetchAll(db, sql: "SELECT id, key, ordinal FROM interactions ORDER BY id").map { row in
+            (row[0], SHA256.Digest(unchecked: Array(bytes(row, 1))), row[2])
+        }
+    }
+
+    private static func fetchInteractions(
+        _ sql: String, _ arguments: StatementArguments, _ db: Database, path: String
+    ) throws -> [Cassette.Interaction] {
+        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { try interaction($0, db, path: path) }
+    }
+
+    /// An interaction from a row of ``interactionColumns``.
+    static func interaction(_ row: Row, _ db: Database, path: String) throws -> Cassette.Interaction {
+        let id: Int64 = row[0]
+        let outcome = bytes(row, 8)
+        return Cassette.Interaction(
+            id: id, key: SHA256.Digest(unchecked: Array(bytes(row, 1))), ordinal: row[2], session: row[3],
+            step: row[4], backend: row[5] ?? "", backendVersion: row[6],
+            request: try decodeRequest(bytes(row, 7), id: id, db, path: path),
+            outcome: try decodeOutcome(outcome, id: id, db, path: path),
+            recordedAt: Date(timeIntervalSince1970: row[9]), duration: row[10],
+            lastReplayedAt: (row[11] as Double?).map { Date(timeIntervalSince1970: $0) },
+            outcomeHash: SHA256.hash(outcome))
+    }
+
+    /// A blob column's bytes (empty for NULL).
+    private static func bytes(_ row: Row, _ index: Int) -> [UInt8] {
+        Array(data(row, index))
+    }
+
+    /// A blob column's bytes as `Data` (empty for NULL).
+    private static func data(_ row: Row, _ index: Int) -> Data {
+        (row[index] as Data?) ?? Data()
+    }
+
+    // MARK: Records and their parts
+
+    static func corrupted(_ path: String, _ detail: String) -> CassetteError {
+        CassetteError(
+            code: .corrupted,
+            message: "\(detail); run `sandbox-vcr cassette verify \(path)`, then restore the file from version "
+                + "control or re-record it",
+            path: path)
+    }
+
+    /// A stored part, uncompressed.
+    static func loadBlob(_ hash: SHA256.Digest, _ db: Database, path: String) throws -> Data {
+        let statement = try db.cachedStatement(sql: "SELECT compression, size, bytes FROM blobs WHERE hash = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [hash.data]) else {
+            throw corrupted(path, "blob \(hash.hex) is missing")
+        }
+        guard
+            let data = BlobCompression.unpack(
+                data(row, 2), compression: row[0], size: row[1])
+        else { throw corrupted(path, "blob \(hash.hex) cannot be read") }
+        return data
+    }
+
+    /// Decodes an outcome record, loading the parts it references.
+    static func decodeOutcome(_ record: [UInt8], id: Int64, _ db: Database, path: String) throws
+        -> Cassette.Outcome
+    {
+        do {
+            return try RecordCoding.decodeOutcome(record) { try loadBlob($0, db, path: path) }
+        } catch is ByteReader.CodingFailure {
+            throw corrupted(path, "the outcome record of interaction \(id) cannot be decoded")
+        }
+    }
+
+    /// Decodes a request record, loading the parts it references.
+    static func decodeRequest(_ record: [UInt8], id: Int64, _ db: Database, path: String) throws
+        -> ExecutionRequest
+    {
+        do {
+            return try RecordCoding.decodeRequest(record) { try loadBlob($0, db, path: path) }
+        } catch is ByteReader.CodingFailure {
+            throw corrupted(path, "the request record of interaction \(id) cannot be decoded")
+        }
+    }
+
+    // MARK: Writing
+
+    /// Inserts interactions, replacing any with the same `(key, ordinal)`; with `cutoff`, first deletes the
+    /// recordings of the same keys made before it.
+    static func insert(_ interactions: [EncodedInteraction], replacingOlderThan cutoff: Double?, _ db: Database)
+        throws
+    {
+        if let cutoff {
+            let delete = try db.cachedStatement(sql: "DELETE FROM interactions WHERE key = ? AND recorded_at < ?")
+            for key in Set(interactions.map(\.key)) { try delete.execute(arguments: [key, cutoff]) }
+        }
+        let exists = try db.cachedStatement(sql: "SELECT 1 FROM blobs WHERE hash = ?")
+        let blob = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO blobs(hash, size, compression, bytes) VALUES (?, ?, ?, ?)")
+        let insert = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO interactions(key, ordinal, session, step, backend, backend_version, "
+                + "request, outcome, recorded_at, duration, last_replayed_at, program, code_hash) "
+                + "VALUES (:key, :ordinal, :session, :step, :backend, :backendVersion, :request, :outcome, "
+                + ":recordedAt, :duration, :lastReplayedAt, :program, :codeHash)")
+        for interaction in interactions {
+            for (hash, bytes) in interaction.blobs {
+                // Small blobs are stored raw and need no look first; a large one is compressed only when new.
+                if bytes.count >= BlobCompression.minimumSize,
+                    try Bool.fetchOne(exists, arguments: [hash.data]) == true
+                {
+                    continue
+                }
+                let packed = BlobCompression.pack(bytes)
+                try blob.execute(arguments: [hash.data, bytes.count, packed.compression, packed.bytes])
+            }
+            try insert.execute(arguments: [
+                "key": interaction.key, "ordinal": interaction.ordinal, "session": interaction.session,
+                "step": interaction.step, "backend": interaction.backend,
+                "backendVersion": interaction.backendVersion, "request": interaction.request,
+                "outcome": interaction.outcome, "recordedAt": interaction.recordedAt,
+                "duration": interaction.duration, "lastReplayedAt": interaction.lastReplayedAt,
+                "program": interaction.program, "codeHash": interaction.codeHash,
+            ])
+        }
+    }
+
+    /// Stamps `last_replayed_at` on replayed interactions.
+    static func stampReplays(_ touches: [Int64: Double], _ db: Database) throws {
+        let statement = try db.cachedStatement(sql: "UPDATE interactions SET last_replayed_at = ? WHERE id = ?")
+        for (id, time) in touches { try statement.execute(arguments: [time, id]) }
+    }
+
+    /// Deletes interactions not used since `cutoff` (replayed or recorded before it) and, with `neverReplayed`,
+    /// those never replayed; then the blobs nothing references. Returns the number of interactions deleted.
+    static func prune(unusedSince cutoff: Double?, neverReplayed: Bool, _ db: Database) throws -> Int {
+        var deleted = 0
+        if let cutoff {
+            try db.execute(
+                sql: "DELETE FROM interactions WHERE coalesce(last_replayed_at, recorded_at) < ?", arguments: [cutoff])
+            deleted += db.changesCount
+        }
+        if neverReplayed {
+            try db.execute(sql: "DELETE FROM interactions WHERE last_replayed_at IS NULL")
+            deleted += db.changesCount
+        }
+        try collectGarbage(db)
+        return deleted
+    }
+
+    /// The hashes of every part the stored records reference.
+    static func referencedParts(_ db: Database) throws -> Set<SHA256.Digest> {
+        var referenced = Set<SHA256.Digest>()
+        // Decode with a loader that notes references instead of loading them.
+        let loader: (SHA256.Digest) throws -> Data = { digest in
+            referenced.insert(digest)
+            return Data()
+        }
+        let rows = try Row.fetchCursor(db, sql: "SELECT request, outcome FROM interactions")
+        while let row = try rows.next() {
+            // A record that cannot be decoded references nothing it can be asked for; `verify` reports it.
+            _ = try? RecordCoding.decodeRequest(bytes(row, 0), load: loader)
+            _ = try? RecordCoding.decodeOutcome(bytes(row, 1), load: loader)
+        }
+        return referenced
+    }
+
+    /// Deletes the blobs no interaction references any more.
+    @discardableResult
+    static func collectGarbage(_ db: Database) throws -> Int {
+        let referenced = try referencedParts(db)
+        let unreferenced = try Data.fetchAll(db, sql: "SELECT hash FROM blobs").filter {
+            !referenced.contains(SHA256.Digest(unchecked: Array($0)))
+        }
+        let delete = try db.cachedStatement(sql: "DELETE FROM blobs WHERE hash = ?")
+        for hash in unreferenced { try delete.execute(arguments: [hash]) }
+        return unreferenced.count
+    }
+
+    static func vacuum(_ db: Database) throws { try db.execute(sql: "VACUUM") }
+
+    // MARK: Statistics and verification
+
+    /// Counts, sizes, backends, ages and never-replayed interactions (the file size is the caller's).
+    static func statistics(_ db: Database) throws -> Cassette.Statistics {
+        var stats = Cassette.Statistics()
+        stats.interactions = try count(db)
+        stats.blobCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM blobs") ?? 0
+        // Stored: every blob once, plus the records in the rows.
+        stats.storedBytes =
+            (try Int64.fetchOne(db, sql: "SELECT coalesce(sum(length(bytes)), 0) FROM blobs") ?? 0)
+            + (try Int64.fetchOne(
+                db, sql: "SELECT coalesce(sum(length(request) + length(outcome)), 0) FROM interactions") ?? 0)
+        stats.neverReplayed =
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM interactions WHERE last_replayed_at IS NULL") ?? 0
+        if let ages = try Row.fetchOne(db, sql: "SELECT min(recorded_at), max(recorded_at) FROM interactions"),
+            let oldest = ages[0] as Double?, let newest = ages[1] as Double?
+        {
+            stats.oldest = Date(timeIntervalSince1970: oldest)
+            stats.newest = Date(timeIntervalSince1970: newest)
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT backend, count(*) FROM interactions GROUP BY backend") {
+            stats.backends[row[0] ?? "", default: 0] += row[1] as Int
+        }
+        // Logical size: each interaction's records plus every part they reference.
+        var sizes: [SHA256.Digest: Int64] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT hash, size FROM blobs") {
+            sizes[SHA256.Digest(unchecked: Array(bytes(row, 0)))] = row[1]
+        }
+        let rows = try Row.fetchCursor(db, sql: "SELECT request, outcome FROM interactions")
+        while let row = try rows.next() {
+            let request = bytes(row, 0)
+            let outcome = bytes(row, 1)
+            var total = Int64(request.count + outcome.count)
+            let loader: (SHA256.Digest) throws -> Data = { digest in
+                total += sizes[digest] ?? 0
+                return Data()
+            }
+            _ = try? RecordCoding.decodeRequest(request, load: loader)
+            _ = try? RecordCoding.decodeOutcome(outcome, load: loader)
+            stats.logicalBytes += total
+        }
+        return stats
+    }
+
+    /// `PRAGMA integrity_check`, every blob re-hashed, every interaction decoded.
+    static func verify(_ db: Database, path: String, progress: (@Sendable (Int, Int) -> Void)?) throws
+        -> Cassette.VerifyReport
+    {
+        var report = Cassette.VerifyReport()
+        report.integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+        let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM blobs") ?? 0
+        let blobs = try Row.fetchCursor(db, sql: "SELECT hash, size, compression, bytes FROM blobs")
+        while let row = try blobs.next() {
+            let hash = bytes(row, 0)
+            let size: Int = row[1]
+            let unpacked = BlobCompression.unpack(data(row, 3), compression: row[2], size: size)
+            if unpacked.map({ SHA256.hash($0).bytes != hash || $0.count != size }) ?? true {
+                report.damagedBlobs.append(SHA256.Digest(unchecked: hash).hex)
+            }
+            report.checkedBlobs += 1
+            if report.checkedBlobs % 1000 == 0 { progress?(report.checkedBlobs, total) }
+        }
+        let rows = try Row.fetchCursor(db, sql: "SELECT \(interactionColumns) FROM interactions")
+        while let row = try rows.next() {
+            do {
+                _ = try interaction(row, db, path: path)
+            } catch {
+                report.unreadableInteractions.append(row[0])
+            }
+            report.checkedInteractions += 1
+        }
+        progress?(total, total)
+        return report
+    }
+}
+
+extension SHA256.Digest {
+    /// The digest's 32 bytes, as SQLite stores keys and blob hashes.
+    var data: Data { withUnsafeBytes { Data($0) } }
+}

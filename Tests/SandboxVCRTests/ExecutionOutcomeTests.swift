@@ -1,0 +1,84 @@
+import Foundation
+import SandboxVCR
+import SandboxVCRTesting
+import Testing
+
+/// ``SandboxExecutor/outcome(of:)``: where each answer came from, as a value.
+@Suite struct ExecutionOutcomeTests {
+    let folder = TemporaryFolder()
+
+    @Test func reportsRecordedThenHitWithTheSameKey() async throws {
+        let cassette = try await Cassette.open(at: folder.file("c.sqlite"))
+        let live = SandboxExecutorStub()
+        let recorded = await RecordingExecutor(cassette: cassette, mode: .missing, live: live)
+            .outcome(of: request(stdin: "a"))
+        #expect(recorded.source == .recorded)
+        #expect(recorded.liveDuration != nil)
+        #expect(try recorded.result.get().stdoutText == "a")
+        let key = try #require(recorded.key)
+        #expect(recorded.keyPrefix == String(key.hex.prefix(12)))
+
+        let replayed = await RecordingExecutor(cassette: cassette, mode: .never).outcome(of: request(stdin: "a"))
+        #expect(replayed.source == .hit)
+        #expect(replayed.key == key)
+        #expect(try replayed.result.get() == recorded.result.get())
+        #expect(live.callCount == 1)
+        await cassette.close()
+    }
+
+    @Test func reportsMissAndLive() async throws {
+        let cassette = try await Cassette.open(at: folder.file("c.sqlite"))
+        let missed = await RecordingExecutor(cassette: cassette, mode: .never).outcome(of: request(stdin: "b"))
+        #expect(missed.source == .miss)
+        #expect(missed.key != nil)
+        #expect(missed.missDiagnostics?.contains("c.sqlite") == true)
+        let noLive = await RecordingExecutor(cassette: cassette, mode: .missing).outcome(of: request(stdin: "b"))
+        #expect(noLive.source == .miss)
+        #expect(noLive.missDiagnostics?.contains("no live executor was given") == true)
+        let passedThrough = await RecordingExecutor(cassette: cassette, mode: .live, live: SandboxExecutorStub())
+            .outcome(of: request(stdin: "b"))
+        #expect(passedThrough.source == .live)
+        #expect(passedThrough.key == nil)
+        #expect(passedThrough.missDiagnostics == nil)
+        #expect(try await cassette.count() == 0)
+        await cassette.close()
+    }
+
+    @Test func aFailedWriteIsTheCallsError() async throws {
+        let url = folder.file("w.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        // The table the recording goes into is gone: the write fails, and the call that made it says so.
+        try RawSQLite.execute("DROP TABLE interactions", in: url)
+        let outcome = await RecordingExecutor(cassette: cassette, mode: .all, live: SandboxExecutorStub())
+            .outcome(of: request(stdin: "c"))
+        #expect(outcome.source == .error)
+        let error = try #require(outcome.result.failure as? CassetteError)
+        #expect(error.message.contains("interactions"), "\(error)")
+        await cassette.close()
+    }
+
+    @Test func plainExecutorsReportLiveFakeMissAndError() async throws {
+        let fake = FakeExecutor().on(.stdinEquals("known"), answer: .success(stdout: "ok"))
+        #expect(await fake.outcome(of: request(stdin: "known")).source == .fake)
+        let unmatched = await fake.outcome(of: request(stdin: "other"))
+        #expect(unmatched.source == .miss)
+        #expect(unmatched.missDiagnostics != nil)
+        #expect(await SandboxExecutorStub().outcome(of: request(stdin: "x")).source == .fake, "its results say `fake`")
+        struct Failing: SandboxExecutor {
+            func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
+                throw ExecutionError(code: .timedOut, message: "slow")
+            }
+        }
+        let failed = await Failing().outcome(of: request(stdin: "x"))
+        #expect(failed.source == .error)
+        #expect(failed.missDiagnostics == nil)
+    }
+}
+
+extension Result {
+    /// The error of a failure.
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
