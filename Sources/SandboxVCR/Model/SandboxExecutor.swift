@@ -9,4 +9,16 @@ public protocol SandboxExecutor: Sendable {
     /// - Throws: ``ExecutionError`` when no result could be had (transport, HTTP, decoding, cancellation),
     ///   or a cassette error from a replaying executor.
     func execute(_ request: ExecutionRequest) async throws -> ExecutionResult
+
+    /// Releases what the executor holds outside this process (remote sandboxes, for example) once its user is
+    /// done with it. Call it once, after the last ``execute(_:)`` has returned.
+    ///
+    /// An executor that wraps another forwards the call (``RecordingExecutor`` shuts down its live executor), so
+    /// the owner of a stack of executors calls it on the outermost one only.
+    func shutdown() async
+}
+
+extension SandboxExecutor {
+    /// Does nothing: most executors hold nothing that outlives the process (an HTTP client, rules in memory).
+    public func shutdown() async {}
 }
