@@ -17,8 +17,8 @@ enum BackendKind: String, ExpressibleByArgument, CaseIterable, Sendable {
 struct ExecutorOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "The live backend (modal reads the MODAL_* credentials, fake needs --rules). Default: $SANDBOX_BACKEND, "
-                + "else fake with --rules, else sandboxfusion.",
+            "The live backend (modal reads the MODAL_* credentials, fake needs --rules). Default: fake with --rules, "
+                + "sandboxfusion with --url; else (run, grade) $SANDBOX_BACKEND, else sandboxfusion.",
             valueName: "backend"))
     var backend: BackendKind?
 

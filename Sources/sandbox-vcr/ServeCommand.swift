@@ -8,7 +8,8 @@ import SandboxVCRServer
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the SandboxFusion HTTP API from a cassette, an upstream SandboxFusion, or fake rules.",
+        abstract:
+            "Serve the SandboxFusion HTTP API from a cassette, a live backend (SandboxFusion, Modal, fake), or both.",
         discussion: """
             Point SANDBOX_URL (or the sandbox-fusion client's endpoint) at the printed URL. Once listening, prints \
             one line on standard output: "sandbox-vcr serve: listening on http://127.0.0.1:PORT". SIGINT or \
@@ -16,8 +17,9 @@ struct ServeCommand: AsyncParsableCommand {
 
             Answer from: --cassette FILE (replay; with a live backend, --url URL, --rules RULES.json or \
             --backend modal, record the missing answers from there), or a live backend alone (a proxy). The live \
-            backend is named by the options only, never by $SANDBOX_BACKEND. A request missing from the cassette \
-            gets HTTP 200 with status "SandboxError" and the miss diagnostics as its message.
+            backend is named by the options only, never by $SANDBOX_BACKEND ($SANDBOX_URL may point at this \
+            server). A request missing from the cassette gets HTTP 200 with status "SandboxError" and the miss \
+            diagnostics as its message.
             """)
 
     @OptionGroup var executorOptions: ExecutorOptions
