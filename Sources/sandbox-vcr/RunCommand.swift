@@ -56,7 +56,12 @@ struct RunCommand: AsyncParsableCommand {
         for entry in files where !entry.contains("=") {
             throw ValidationError("--file takes NAME=PATH, got \"\(entry)\"")
         }
-        try executorOptions.configuration(unnamedBackend: .sandboxFusion).validate()
+        try executorConfiguration.validate()
+    }
+
+    /// The options; with no live backend named, SandboxFusion at `$SANDBOX_URL`.
+    var executorConfiguration: ExecutorConfiguration {
+        executorOptions.configuration(unnamedBackend: .sandboxFusion)
     }
 
     func makeRequest() throws -> ExecutionRequest {
@@ -111,7 +116,7 @@ struct RunCommand: AsyncParsableCommand {
         let stack: ExecutorStack
         do {
             stack = try await ExecutorStack.make(
-                executorOptions.configuration(unnamedBackend: .sandboxFusion),
+                executorConfiguration,
                 environment: ProcessInfo.processInfo.environment, logger: logger)
         } catch let error as ValidationError {
             throw commandFailure("run", error.message, status: ExitCode.validationFailure)
