@@ -22,6 +22,15 @@ public enum CommandRunner {
         productsFolder.appendingPathComponent(name)
     }
 
+    /// The built executable product `name` (e.g. `sandbox-vcr`), or `nil` when it is not built.
+    ///
+    /// Looks next to the running test bundle (``productsFolder``), then in the package's `.build/debug`. The one
+    /// place tests find the tools they run end to end.
+    public static func builtProduct(named name: String) -> URL? {
+        [product(name), packageRoot().appendingPathComponent(".build/debug/\(name)")]
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+
     /// The package's root folder, found by walking up from a source file to the folder with `Package.swift`.
     public static func packageRoot(from filePath: String = #filePath) -> URL {
         var url = URL(fileURLWithPath: filePath).deletingLastPathComponent()
@@ -34,18 +43,25 @@ public enum CommandRunner {
         return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     }
 
-    /// Runs `executable` with `arguments` and waits for it on a thread of its own (never the cooperative pool).
+    /// A started process and the pipes to talk to it.
+    public struct Started: Sendable {
+        public var process: Process
+        /// Its standard input (close it to send end of file).
+        public var stdin: FileHandle
+        public var stdout: FileHandle
+        public var stderr: FileHandle
+    }
+
+    /// Starts `executable` with `arguments` without waiting for it (a server a test talks to while it runs).
     ///
-    /// - Parameters:
-    ///   - environment: variables added to (or, with a `nil` value, removed from) this process's environment.
-    ///   - stdin: bytes written to the process's standard input, which is then closed.
-    public static func run(
+    /// - Parameter environment: variables added to (or, with a `nil` value, removed from) this process's
+    ///   environment.
+    public static func start(
         _ executable: URL,
         _ arguments: [String],
         environment: [String: String?] = [:],
-        stdin: Data = Data(),
         currentDirectory: URL? = nil
-    ) async throws -> Output {
+    ) throws -> Started {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -60,6 +76,25 @@ public enum CommandRunner {
         process.standardError = errPipe
         process.standardInput = inPipe
         try process.run()
+        return Started(
+            process: process, stdin: inPipe.fileHandleForWriting, stdout: outPipe.fileHandleForReading,
+            stderr: errPipe.fileHandleForReading)
+    }
+
+    /// Runs `executable` with `arguments` and waits for it on a thread of its own (never the cooperative pool).
+    ///
+    /// - Parameters:
+    ///   - environment: variables added to (or, with a `nil` value, removed from) this process's environment.
+    ///   - stdin: bytes written to the process's standard input, which is then closed.
+    public static func run(
+        _ executable: URL,
+        _ arguments: [String],
+        environment: [String: String?] = [:],
+        stdin: Data = Data(),
+        currentDirectory: URL? = nil
+    ) async throws -> Output {
+        let started = try start(executable, arguments, environment: environment, currentDirectory: currentDirectory)
+        let process = started.process
         return await withCheckedContinuation { continuation in
             let thread = Thread {
                 let group = DispatchGroup()
@@ -67,16 +102,16 @@ public enum CommandRunner {
                 nonisolated(unsafe) var err = Data()
                 group.enter()
                 DispatchQueue.global().async {
-                    out = outPipe.fileHandleForReading.readDataToEndOfFile()
+                    out = started.stdout.readDataToEndOfFile()
                     group.leave()
                 }
                 group.enter()
                 DispatchQueue.global().async {
-                    err = errPipe.fileHandleForReading.readDataToEndOfFile()
+                    err = started.stderr.readDataToEndOfFile()
                     group.leave()
                 }
-                if !stdin.isEmpty { try? inPipe.fileHandleForWriting.write(contentsOf: stdin) }
-                try? inPipe.fileHandleForWriting.close()
+                if !stdin.isEmpty { try? started.stdin.write(contentsOf: stdin) }
+                try? started.stdin.close()
                 group.wait()
                 process.waitUntilExit()
                 continuation.resume(

@@ -35,7 +35,7 @@ public struct CassetteTrait: TestTrait, TestScoping {
         for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
     ) async throws {
         let url = try CassetteLocation.url(name: name, filePath: filePath, directory: directory)
-        let mode = RecordMode.resolve(record)
+        let mode = try RecordMode.resolve(record)
         let cassette = try await Cassette.open(at: url, readOnly: false, create: mode != .never)
         let executor = RecordingExecutor(
             cassette: cassette, mode: mode, live: mode == .never ? nil : live(), configuration: configuration)

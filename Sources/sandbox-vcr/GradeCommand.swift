@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SandboxVCR
 
 /// `sandbox-vcr grade`: grade every candidate of every problem through a sandbox or a cassette.
@@ -12,8 +13,8 @@ struct GradeCommand: AsyncParsableCommand {
         abstract: "Grade candidate solutions of stdin/stdout problems and print a table of rewards.",
         discussion: """
             With no arguments it grades the committed demo problems (\(defaultProblems)) from the committed \
-            cassette (\(defaultCassette)) in `never` mode: offline, no sandbox. Name a live backend (--url, \
-            --backend, or $SANDBOX_BACKEND) to record into the cassette instead (mode missing by default). \
+            cassette (\(defaultCassette)) in `never` mode: offline, no sandbox. Name a live backend (--backend, \
+            --url, --rules or $SANDBOX_BACKEND) to record into the cassette instead (mode missing by default). \
             A test passes when the status is Success and stdout equals the expected output after removing \
             trailing white space from each line and trailing empty lines; a candidate's reward is 1.0 when every \
             test passes. Exit status: 0 when every candidate got the reward its intent expects and nothing \
@@ -24,8 +25,7 @@ struct GradeCommand: AsyncParsableCommand {
     @Option(help: "The problems, one JSON object a line.")
     var problems = defaultProblems
 
-    @OptionGroup var cassetteOptions: CassetteOptions
-    @OptionGroup var backend: BackendOptions
+    @OptionGroup var executorOptions: ExecutorOptions
 
     @Flag(help: "Call the backend directly, with no cassette.")
     var noCassette = false
@@ -40,16 +40,23 @@ struct GradeCommand: AsyncParsableCommand {
     var verbose = false
 
     func validate() throws {
-        _ = try cassetteOptions.explicitMode()
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
-        if noCassette && (cassetteOptions.cassette != nil || cassetteOptions.record != nil) {
+        if noCassette && (executorOptions.cassette != nil || executorOptions.record != nil) {
             throw ValidationError("--no-cassette excludes --cassette and --record")
         }
+        try executorConfiguration.validate()
+    }
+
+    /// The options, with the demo cassette unless `--cassette` or `--no-cassette`; replay only unless a live
+    /// backend is named.
+    var executorConfiguration: ExecutorConfiguration {
+        var configuration = executorOptions.configuration(unnamedBackend: .sandboxFusionWhenRecording)
+        configuration.cassette = noCassette ? nil : (configuration.cassette ?? Self.defaultCassette)
+        return configuration
     }
 
     func run() async throws {
-        let logger = makeCommandLogger(label: "sandbox-vcr.grade", verbose: verbose)
-        let environment = ProcessInfo.processInfo.environment
+        let logger = makeCommandLogger(label: "sandbox-vcr.grade", level: verbose ? .debug : .warning)
         let problemList: [GradingProblem]
         do {
             problemList = try GradingProblem.load(contentsOf: URL(fileURLWithPath: problems))
@@ -62,29 +69,17 @@ struct GradeCommand: AsyncParsableCommand {
             }
             throw commandFailure("grade", message, status: ExitCode.validationFailure)
         }
-        var mode = try cassetteOptions.explicitMode()
-        if mode == nil && (environment[RecordMode.environmentVariable] ?? "").isEmpty
-            && !backend.choosesLiveBackend(environment: environment)
-        {
-            mode = .never  // No live backend named: replay only.
-        }
         let stack: ExecutorStack
         do {
             stack = try await ExecutorStack.make(
-                backend: backend,
-                cassettePath: noCassette ? nil : (cassetteOptions.cassette ?? Self.defaultCassette),
-                mode: mode, environment: environment, logger: logger)
+                executorConfiguration, environment: ProcessInfo.processInfo.environment, logger: logger)
         } catch let error as ValidationError {
             throw commandFailure("grade", error.message, status: ExitCode.validationFailure)
         } catch {
             throw commandFailure("grade", "\(error)", status: ExitCode(2))  // Cassette, rules file, configuration.
         }
-        let report = await Grader(executor: stack.executor, maxConcurrency: concurrency).grade(problemList)
-        var recordingError: (any Error)?
-        do {
-            try await stack.finish()
-        } catch {
-            recordingError = error
+        let (report, recordingError) = await stack.use { executor in
+            await Grader(executor: executor, maxConcurrency: concurrency).grade(problemList)
         }
         if json {
             let encoder = JSONEncoder()

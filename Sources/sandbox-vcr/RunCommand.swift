@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SandboxVCR
 
 /// `sandbox-vcr run`: execute one request and print its result.
@@ -40,8 +41,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "A file to fetch back after the run (repeatable).")
     var fetch: [String] = []
 
-    @OptionGroup var backend: BackendOptions
-    @OptionGroup var cassetteOptions: CassetteOptions
+    @OptionGroup var executorOptions: ExecutorOptions
 
     @Flag(help: "Print the result as JSON.")
     var json = false
@@ -56,9 +56,12 @@ struct RunCommand: AsyncParsableCommand {
         for entry in files where !entry.contains("=") {
             throw ValidationError("--file takes NAME=PATH, got \"\(entry)\"")
         }
-        if try cassetteOptions.explicitMode() != nil && cassetteOptions.cassette == nil {
-            throw ValidationError("--record needs --cassette FILE (without a cassette nothing is recorded)")
-        }
+        try executorConfiguration.validate()
+    }
+
+    /// The options; with no live backend named, SandboxFusion at `$SANDBOX_URL`.
+    var executorConfiguration: ExecutorConfiguration {
+        executorOptions.configuration(unnamedBackend: .sandboxFusion)
     }
 
     func makeRequest() throws -> ExecutionRequest {
@@ -103,35 +106,29 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = makeCommandLogger(label: "sandbox-vcr.run", verbose: verbose)
+        let logger = makeCommandLogger(label: "sandbox-vcr.run", level: verbose ? .debug : .warning)
         let request: ExecutionRequest
         do {
             request = try makeRequest()
         } catch let error as ValidationError {
             throw commandFailure("run", error.message, status: ExitCode.validationFailure)
         }
-        let environment = ProcessInfo.processInfo.environment
         let stack: ExecutorStack
         do {
             stack = try await ExecutorStack.make(
-                backend: backend, cassettePath: cassetteOptions.cassette, mode: try cassetteOptions.explicitMode(),
-                environment: environment, logger: logger)
+                executorConfiguration,
+                environment: ProcessInfo.processInfo.environment, logger: logger)
         } catch let error as ValidationError {
             throw commandFailure("run", error.message, status: ExitCode.validationFailure)
         } catch {
             throw noResult(error)  // A cassette that cannot be opened, a bad rules file or configuration.
         }
-        let outcome: Result<ExecutionResult, any Error>
-        do {
-            outcome = .success(try await stack.executor.execute(request))
-        } catch {
-            outcome = .failure(error)
-        }
-        var recordingError: (any Error)?
-        do {
-            try await stack.finish()
-        } catch {
-            recordingError = error
+        let (outcome, recordingError) = await stack.use { executor -> Result<ExecutionResult, any Error> in
+            do {
+                return .success(try await executor.execute(request))
+            } catch {
+                return .failure(error)
+            }
         }
         switch outcome {
         case .success(let result):

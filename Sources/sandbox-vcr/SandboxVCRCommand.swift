@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import SandboxVCR
 
 /// `sandbox-vcr`: run, grade, record and replay code executions against sandboxes and cassettes.
@@ -14,4 +15,14 @@ struct SandboxVCRCommand: AsyncParsableCommand {
         version: SandboxVCRVersion.current,
         subcommands: [RunCommand.self, GradeCommand.self, CassetteCommand.self, ServeCommand.self]
     )
+}
+
+/// Bootstraps logging to standard error at `level` and returns the command's logger.
+func makeCommandLogger(label: String, level: Logger.Level) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    return Logger(label: label)
 }

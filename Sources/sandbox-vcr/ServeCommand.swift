@@ -8,37 +8,29 @@ import SandboxVCRServer
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the SandboxFusion HTTP API from a cassette, an upstream SandboxFusion, or fake rules.",
+        abstract:
+            "Serve the SandboxFusion HTTP API from a cassette, a live backend (SandboxFusion, Modal, fake), or both.",
         discussion: """
             Point SANDBOX_URL (or the sandbox-fusion client's endpoint) at the printed URL. Once listening, prints \
             one line on standard output: "sandbox-vcr serve: listening on http://127.0.0.1:PORT". SIGINT or \
             SIGTERM stop it gracefully: in-flight requests are answered and recordings saved before it exits.
 
-            Answer from: --cassette FILE (replay; with --upstream URL or --fake RULES.json, record the missing \
-            answers from there), --upstream URL alone (a proxy) or --fake RULES.json alone. A request missing from \
-            the cassette gets HTTP 200 with status "SandboxError" and the miss diagnostics as its message.
+            Answer from: --cassette FILE (replay; with a live backend, --url URL, --rules RULES.json or \
+            --backend modal, record the missing answers from there), or a live backend alone (a proxy). The live \
+            backend is named by the options only, never by $SANDBOX_BACKEND ($SANDBOX_URL may point at this \
+            server). A request missing from the cassette gets HTTP 200 with status "SandboxError" and the miss \
+            diagnostics as its message.
             """)
 
-    @Option(help: "The cassette to replay from (and record into).")
-    var cassette: String?
+    @OptionGroup var executorOptions: ExecutorOptions
 
-    @Option(
-        help:
-            "Record mode with --cassette: never, missing, all or live. Default: $SANDBOX_VCR_RECORD, else missing (never with $CI) with --upstream or --fake, never without."
-    )
-    var record: String?
+    /// `--upstream URL`: the old spelling of `--url URL`.
+    @Option(name: .customLong("upstream"), help: .hidden)
+    var upstreamAlias: [String] = []
 
-    @Option(
-        help:
-            "An upstream SandboxFusion URL to forward to (repeat for several): records into --cassette, or a plain proxy without one."
-    )
-    var upstream: [String] = []
-
-    @Option(help: "Answer from fake-executor rules in this JSON file (with --cassette: record what they answer).")
-    var fake: String?
-
-    @Flag(help: .hidden)
-    var echo = false
+    /// `--fake RULES`: the old spelling of `--backend fake --rules RULES`.
+    @Option(name: .customLong("fake"), help: .hidden)
+    var fakeAlias: String?
 
     @Option(help: "The address to listen on (loopback unless --allow-remote).")
     var host = "127.0.0.1"
@@ -49,7 +41,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Allow listening on a non-loopback address (the server has no authentication).")
     var allowRemote = false
 
-    @Option(help: "The most executor calls at once; more wait in arrival order.")
+    @Option(
+        help:
+            "The most executor calls at once; more wait in arrival order. Also the SandboxFusion client's limit, unless $SANDBOX_MAX_CONCURRENCY is set."
+    )
     var maxConcurrency = 64
 
     @Option(help: "The largest request body accepted, in bytes (larger ones get HTTP 413).")
@@ -62,6 +57,13 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
+        if !upstreamAlias.isEmpty, fakeAlias != nil {
+            throw ValidationError("--upstream and --fake both give the live answers; use one")
+        }
+        if fakeAlias != nil, executorOptions.rules != nil {
+            throw ValidationError("--fake RULES is --backend fake --rules RULES; give the rules once")
+        }
+        try executorConfiguration.validate()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
                 "unknown --log-level \(logLevel); use trace, debug, info, notice, warning, error or critical")
@@ -83,31 +85,28 @@ struct ServeCommand: AsyncParsableCommand {
         return configuration
     }
 
-    var executorOptions: ServeExecutorOptions {
-        ServeExecutorOptions(
-            cassette: cassette, record: record, upstreams: upstream, fake: fake, echo: echo,
-            maxConcurrency: maxConcurrency)
+    /// The options with the hidden aliases folded in; the upstream client may carry `--max-concurrency` calls.
+    var executorConfiguration: ExecutorConfiguration {
+        var configuration = executorOptions.configuration(unnamedBackend: .none)
+        configuration.urls += upstreamAlias
+        configuration.rules = configuration.rules ?? fakeAlias
+        configuration.clientConcurrency = maxConcurrency
+        return configuration
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "sandbox-vcr.serve")
+        let logger = makeCommandLogger(label: "sandbox-vcr.serve", level: Logger.Level(rawValue: logLevel) ?? .info)
         let configuration = serveConfiguration
         if !configuration.isLoopback {
             logger.warning(
                 "listening on a non-loopback address: anyone who can reach it can use this server",
                 metadata: ["host": "\(configuration.host)"])
         }
-        let backend = try await makeServeBackend(
-            options: executorOptions, environment: ProcessInfo.processInfo.environment, logger: logger)
-        logger.info("answering from \(backend.summary)")
+        let stack = try await ExecutorStack.make(
+            executorConfiguration, environment: ProcessInfo.processInfo.environment, logger: logger)
+        logger.info("answering from \(stack.summary)")
         let server = SandboxFusionServer(
-            executor: backend.executor, configuration: configuration, logger: logger)
+            executor: stack.executor, configuration: configuration, logger: logger)
         let readyFile = readyFile
         try await server.run(
             handlesSignals: true,
@@ -123,6 +122,6 @@ struct ServeCommand: AsyncParsableCommand {
                 // Unbuffered, so a script reading a pipe sees the line at once.
                 FileHandle.standardOutput.write(Data((address.readinessLine + "\n").utf8))
             },
-            onShutdown: backend.shutdown)
+            onShutdown: { try await stack.finish() })
     }
 }

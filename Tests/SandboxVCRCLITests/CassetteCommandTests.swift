@@ -13,32 +13,9 @@ import Testing
 
     static var root: URL { CommandRunner.packageRoot() }
 
-    static func tool() -> URL? {
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        return [
-            executable.deletingLastPathComponent().appendingPathComponent("sandbox-vcr"),
-            root.appendingPathComponent(".build/debug/sandbox-vcr"),
-        ].first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }
-
     func run(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let tool = try #require(Self.tool(), "build sandbox-vcr first (swift build --build-tests)")
-        let process = Process()
-        process.executableURL = tool
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            process.terminationHandler = { _ in continuation.resume() }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
-        return (
-            process.terminationStatus,
-            String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-            String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        )
+        let output = try await SandboxVCRTool.run(arguments)
+        return (output.status, output.stdoutText, output.stderrText)
     }
 
     @Test func importExportShowStatsVerifyMergePrune() async throws {

@@ -12,16 +12,12 @@ enum SandboxVCRTool {
         "SANDBOX_MAX_CONCURRENCY": nil, "CI": nil,
     ]
 
-    static func executable() -> URL? {
-        [CommandRunner.product("sandbox-vcr"), root.appendingPathComponent(".build/debug/sandbox-vcr")]
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }
-
     static func run(
         _ arguments: [String], environment: [String: String?] = [:], stdin: Data = Data(),
         currentDirectory: URL? = nil
     ) async throws -> CommandRunner.Output {
-        let tool = try #require(executable(), "build sandbox-vcr first (swift build --build-tests)")
+        let tool = try #require(
+            CommandRunner.builtProduct(named: "sandbox-vcr"), "build sandbox-vcr first (swift build --build-tests)")
         return try await CommandRunner.run(
             tool, arguments, environment: cleared.merging(environment) { $1 }, stdin: stdin,
             currentDirectory: currentDirectory)

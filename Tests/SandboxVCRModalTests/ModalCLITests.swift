@@ -6,13 +6,8 @@ import Testing
 @Suite("Modal: the CLI's --backend modal", .serialized)
 struct ModalCLITests {
     private func tool() throws -> URL {
-        let candidates = [
-            CommandRunner.product("sandbox-vcr"),
-            packageRoot().appendingPathComponent(".build/debug/sandbox-vcr"),
-        ]
-        return try #require(
-            candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
-            "build sandbox-vcr first (swift build --build-tests)")
+        try #require(
+            CommandRunner.builtProduct(named: "sandbox-vcr"), "build sandbox-vcr first (swift build --build-tests)")
     }
 
     @Test("sandbox-vcr run --backend modal runs code on the fake server; SANDBOX_BACKEND=modal too")

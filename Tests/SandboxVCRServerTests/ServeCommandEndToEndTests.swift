@@ -4,90 +4,87 @@ import Testing
 
 @testable import SandboxVCRServer
 
-/// The built `sandbox-vcr` binary, found next to the test bundle (or in `.build/debug`).
-let builtBinary: URL? = {
-    let name = "sandbox-vcr"
-    var candidates: [URL] = []
-    if let override = ProcessInfo.processInfo.environment["SANDBOX_VCR_BINARY"] {
-        candidates.append(URL(fileURLWithPath: override))
-    }
-    let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-    var folder = executable.deletingLastPathComponent()
-    for _ in 0..<4 {
-        candidates.append(folder.appendingPathComponent(name))
-        folder = folder.deletingLastPathComponent()
-    }
-    candidates.append(Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent(name))
-    candidates.append(repositoryRoot.appendingPathComponent(".build/debug/\(name)"))
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-}()
-
-@Suite("sandbox-vcr serve as a built binary")
+@Suite("sandbox-vcr serve as a built binary", .enabled(if: builtBinary != nil, "build the sandbox-vcr product first"))
 struct ServeCommandEndToEndTests {
-    @Test(.enabled(if: builtBinary != nil, "build the sandbox-vcr product first"))
-    func echoServerAnswersThenStopsOnSIGTERM() async throws {
-        let binary = try #require(builtBinary)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("serve-e2e-\(UUID())")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    /// Writes fake rules answering stdin `ok` with stdout `ok` (and anything else with stdout `other`).
+    static func writeRules(in folder: URL) throws -> String {
+        let rules = folder.appendingPathComponent("rules.json")
+        try Data(
+            #"""
+            {"rules": [{"match": {"stdin": "ok"}, "result": {"kind": "success", "stdout": "ok"}}],
+             "default": {"kind": "success", "stdout": "other"}}
+            """#.utf8
+        ).write(to: rules)
+        return rules.path
+    }
+
+    static let okBody = #"{"code": "x", "language": "python", "stdin": "ok"}"#
+
+    @Test func fakeBackendAnswersThenStopsOnSIGTERM() async throws {
+        let folder = try makeTemporaryFolder("serve-e2e")
         defer { try? FileManager.default.removeItem(at: folder) }
         let readyFile = folder.appendingPathComponent("ready").path
 
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["serve", "--echo", "--port", "0", "--ready-file", readyFile, "--log-level", "warning"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let serve = try await ServeProcess.start(
+            ["--backend", "fake", "--rules", try Self.writeRules(in: folder), "--ready-file", readyFile],
+            logLevel: "warning")
+        defer { serve.terminate() }
+        #expect(try String(contentsOfFile: readyFile, encoding: .utf8) == "\(serve.baseURL)\n")
 
-        let handle = output.fileHandleForReading
-        let line = try await RawHTTP.onThread { () -> String in
-            var bytes: [UInt8] = []
-            while true {
-                let byte = handle.readData(ofLength: 1)
-                guard let first = byte.first else { break }
-                if first == UInt8(ascii: "\n") { break }
-                bytes.append(first)
-            }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        let prefix = "sandbox-vcr serve: listening on http://127.0.0.1:"
-        #expect(line.hasPrefix(prefix), "readiness line: \(line)")
-        let port = try #require(Int(line.dropFirst(prefix.count)))
-        #expect(try String(contentsOfFile: readyFile, encoding: .utf8) == "http://127.0.0.1:\(port)\n")
-
-        let response = try await RawHTTP.exchange(
-            port: port,
-            request: RawHTTP.postJSON(path: "/run_code", body: #"{"code": "x", "language": "python", "stdin": "ok"}"#))
+        let response = try await serve.postJSON("/run_code", Self.okBody)
         #expect(response.status == 200)
         #expect(try parseJSON(response.body)["run_result"]?["stdout"] == "ok")
+        #expect(try await serve.stats()["fake"] == 1)
 
-        kill(process.processIdentifier, SIGTERM)
-        let status = try await RawHTTP.onThread { () -> Int32 in
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
-        #expect(status == 0)
-        #expect(process.terminationReason == .exit)
+        #expect(try await serve.stop() == 0)
+        #expect(serve.process.terminationReason == .exit)
     }
 
-    @Test(.enabled(if: builtBinary != nil, "build the sandbox-vcr product first"))
-    func remoteBindIsRefusedWithoutTheFlag() async throws {
-        let binary = try #require(builtBinary)
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["serve", "--echo", "--host", "0.0.0.0", "--port", "0"]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let (status, text) = try await RawHTTP.onThread { () -> (Int32, String) in
-            let data = errors.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    @Test func urlAndTheHiddenAliasesUpstreamAndFakeAnswerAlike() async throws {
+        let folder = try makeTemporaryFolder("serve-aliases")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let rules = try Self.writeRules(in: folder)
+
+        let fake = try await ServeProcess.start(["--fake", rules], logLevel: "warning")
+        defer { fake.terminate() }
+        let byURL = try await ServeProcess.start(["--url", fake.baseURL], logLevel: "warning")
+        defer { byURL.terminate() }
+        let byUpstream = try await ServeProcess.start(["--upstream", "\(fake.baseURL)/run_code"], logLevel: "warning")
+        defer { byUpstream.terminate() }
+        for proxy in [byURL, byUpstream] {
+            let response = try await proxy.postJSON("/run_code", Self.okBody)
+            #expect(response.status == 200, "\(response.bodyText)")
+            #expect(try parseJSON(response.body)["run_result"]?["stdout"] == "ok")
+            #expect(try await proxy.stats()["live"] == 1)
+            #expect(try await proxy.stop() == 0)
         }
-        #expect(status != 0)
-        #expect(text.contains("--allow-remote"))
+        #expect(try await fake.stats()["fake"] == 2)
+        #expect(try await fake.stop() == 0)
+
+        let both = try await runSandboxVCR(["serve", "--fake", rules, "--rules", rules, "--port", "0"])
+        #expect(both.status == 64)
+        #expect(both.errors.contains("give the rules once"), "\(both.errors)")
+    }
+
+    @Test func unknownChoicesAreArgumentErrors() async throws {
+        let mode = try await runSandboxVCR(["serve", "--cassette", "none.sqlite", "--record", "sometimes"])
+        #expect(mode.status == 64)
+        #expect(mode.errors.contains("'sometimes'"), "\(mode.errors)")
+        #expect(mode.errors.contains("'never', 'missing', 'all' or 'live'"), "\(mode.errors)")
+
+        let backend = try await runSandboxVCR(["serve", "--backend", "echo"])
+        #expect(backend.status == 64)
+        #expect(backend.errors.contains("'sandboxfusion', 'modal' or 'fake'"), "\(backend.errors)")
+
+        let echo = try await runSandboxVCR(["serve", "--echo"])
+        #expect(echo.status == 64, "no hidden test backend in the shipped binary")
+    }
+
+    @Test func remoteBindIsRefusedWithoutTheFlag() async throws {
+        let refused = try await runSandboxVCR([
+            "serve", "--url", "http://127.0.0.1:1", "--host", "0.0.0.0", "--port", "0",
+        ])
+        #expect(refused.status != 0)
+        #expect(refused.errors.contains("--allow-remote"))
     }
 }

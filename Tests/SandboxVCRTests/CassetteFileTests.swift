@@ -1,5 +1,6 @@
 import Foundation
 import SandboxVCR
+import SandboxVCRTestSupport
 import Testing
 
 @Suite struct CassetteFileTests {
@@ -174,15 +175,7 @@ import Testing
     // MARK: Several processes
 
     static func stressTool() -> URL? {
-        var candidates: [URL] = []
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        candidates.append(executable.deletingLastPathComponent().appendingPathComponent("cassette-stress"))
-        for argument in CommandLine.arguments.prefix(1) {
-            candidates.append(
-                URL(fileURLWithPath: argument).deletingLastPathComponent().appendingPathComponent("cassette-stress"))
-        }
-        candidates.append(packageRoot().appendingPathComponent(".build/debug/cassette-stress"))
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+        CommandRunner.builtProduct(named: "cassette-stress")
     }
 
     static func run(_ tool: URL, _ arguments: [String]) async throws -> (

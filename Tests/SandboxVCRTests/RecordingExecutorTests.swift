@@ -321,18 +321,28 @@ import Testing
         #expect(unused.map(\.request.stdinText) == ["2"])
     }
 
-    @Test func modeResolutionOrder() async {
-        #expect(RecordMode.resolve(.all, environment: ["SANDBOX_VCR_RECORD": "never"]) == .all)
-        #expect(RecordMode.resolve(nil, environment: ["SANDBOX_VCR_RECORD": "never"]) == .never)
-        #expect(RecordMode.resolve(nil, environment: [:]) == .missing)
-        #expect(RecordMode.resolve(nil, environment: ["CI": "true"]) == .never)
-        #expect(RecordMode.resolve(nil, environment: ["CI": "1", "SANDBOX_VCR_RECORD": "all"]) == .all)
-        await withRecordMode(.live) {
-            #expect(RecordMode.resolve(nil, environment: ["SANDBOX_VCR_RECORD": "never"]) == .live)
-            #expect(RecordMode.resolve(.never, environment: [:]) == .never)
+    @Test func modeResolutionOrder() async throws {
+        #expect(try RecordMode.resolve(.all, environment: ["SANDBOX_VCR_RECORD": "never"]) == .all)
+        #expect(try RecordMode.resolve(nil, environment: ["SANDBOX_VCR_RECORD": "never"]) == .never)
+        #expect(try RecordMode.resolve(nil, environment: [:]) == .missing)
+        #expect(try RecordMode.resolve(nil, environment: ["CI": "true"]) == .never)
+        #expect(try RecordMode.resolve(nil, environment: ["CI": "1", "SANDBOX_VCR_RECORD": "all"]) == .all)
+        let (fromTrait, explicit) = try await withRecordMode(.live) {
+            (
+                try RecordMode.resolve(nil, environment: ["SANDBOX_VCR_RECORD": "never"]),
+                try RecordMode.resolve(.never, environment: [:])
+            )
         }
+        #expect(fromTrait == .live)
+        #expect(explicit == .never)
         #expect(RecordMode("MISSING") == .missing)
         #expect(RecordMode("sometimes") == nil)
+        #expect(RecordMode(rawValue: "MISSING") == nil, "raw values are exact")
+        let error = try #require(throws: ExecutionError.self) {
+            try RecordMode.resolve(nil, environment: ["SANDBOX_VCR_RECORD": "sometimes", "CI": "1"])
+        }
+        #expect(error.code == .configuration)
+        #expect(error.message.contains("\"sometimes\" is not a record mode"))
     }
 
     @Test func flushMakesRecordingsVisibleToOtherConnections() async throws {

@@ -13,6 +13,13 @@ public protocol SandboxExecutor: Sendable {
     /// Runs one request and says where the answer came from (see ``ExecutionOutcome``). Never throws: a failure is
     /// the outcome's result.
     func outcome(of request: ExecutionRequest) async -> ExecutionOutcome
+
+    /// Releases what the executor holds outside this process (remote sandboxes, for example) once its user is
+    /// done with it. Call it once, after the last ``execute(_:)`` has returned.
+    ///
+    /// An executor that wraps another forwards the call (``RecordingExecutor`` shuts down its live executor), so
+    /// the owner of a stack of executors calls it on the outermost one only.
+    func shutdown() async
 }
 
 extension SandboxExecutor {
@@ -34,4 +41,7 @@ extension SandboxExecutor {
             return ExecutionOutcome(source: .error, result: .failure(error), liveDuration: clock.now - start)
         }
     }
+
+    /// Does nothing: most executors hold nothing that outlives the process (an HTTP client, rules in memory).
+    public func shutdown() async {}
 }

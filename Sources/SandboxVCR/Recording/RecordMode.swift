@@ -2,33 +2,44 @@ public import Foundation
 
 /// When a ``RecordingExecutor`` calls the live executor and records, named like swift-snapshot-testing's modes.
 ///
-/// Resolved, in order, from: an explicit argument, the task-local ``current`` (set by the `.cassette` test
-/// trait or ``withRecordMode(_:operation:isolation:)``), the `SANDBOX_VCR_RECORD` environment variable, then the default
+/// A closed set: `never`, `missing`, `all`, `live`; ``init(rawValue:)`` fails on anything else. Resolved, in order,
+/// from: an explicit argument, the task-local ``current`` (set by the `.cassette` test trait or
+/// ``withRecordMode(_:operation:isolation:)``), the `SANDBOX_VCR_RECORD` environment variable, then the default
 /// `missing` (or `never` when the `CI` environment variable is set).
-public struct RecordMode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    public let rawValue: String
-    public init(rawValue: String) { self.rawValue = rawValue }
-
-    /// Parses `never`, `missing`, `all` or `live`.
-    public init?(_ text: String) {
-        let mode = RecordMode(rawValue: text.lowercased())
-        guard RecordMode.allModes.contains(mode) else { return nil }
-        self = mode
+public struct RecordMode: RawRepresentable, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    private enum Mode: String, CaseIterable {
+        case never, missing, all, live
     }
 
+    private let mode: Mode
+
+    private init(_ mode: Mode) { self.mode = mode }
+
+    /// The mode named `rawValue` exactly (`never`, `missing`, `all` or `live`); `nil` for anything else.
+    public init?(rawValue: String) {
+        guard let mode = Mode(rawValue: rawValue) else { return nil }
+        self.mode = mode
+    }
+
+    /// Parses a mode name in any case.
+    public init?(_ text: String) { self.init(rawValue: text.lowercased()) }
+
+    public var rawValue: String { mode.rawValue }
     public var description: String { rawValue }
 
     /// Replay only; a request with no recording is an error. No live executor is needed.
-    public static let never = RecordMode(rawValue: "never")
+    public static let never = RecordMode(.never)
     /// Replay what is recorded; call the live executor for the rest and record it.
-    public static let missing = RecordMode(rawValue: "missing")
+    public static let missing = RecordMode(.missing)
     /// Call the live executor for everything and replace what was recorded.
-    public static let all = RecordMode(rawValue: "all")
+    public static let all = RecordMode(.all)
     /// Pass every request through to the live executor; record and replay nothing.
-    public static let live = RecordMode(rawValue: "live")
+    public static let live = RecordMode(.live)
 
     /// Every mode, in order of strictness.
-    public static let allModes: [RecordMode] = [.never, .missing, .all, .live]
+    public static let allCases: [RecordMode] = Mode.allCases.map(RecordMode.init)
+    /// Every mode, in order of strictness (``allCases``).
+    public static var allModes: [RecordMode] { allCases }
 
     /// The mode set by the innermost `.cassette` trait or ``withRecordMode(_:operation:isolation:)``.
     @TaskLocal public static var current: RecordMode?
@@ -38,13 +49,22 @@ public struct RecordMode: RawRepresentable, Hashable, Sendable, CustomStringConv
 
     /// Resolves the mode: `explicit`, then ``current``, then `SANDBOX_VCR_RECORD`, then `missing` (`never` on CI).
     ///
-    /// An unknown value in `SANDBOX_VCR_RECORD` is ignored (the default applies).
+    /// - Throws: ``ExecutionError`` `configuration` when `SANDBOX_VCR_RECORD` names no mode (an unknown value is an
+    ///   error, never silently a default).
     public static func resolve(
         _ explicit: RecordMode? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
-    ) -> RecordMode {
+    ) throws -> RecordMode {
         if let explicit { return explicit }
         if let current { return current }
-        if let value = environment[environmentVariable], let mode = RecordMode(value) { return mode }
+        if let value = environment[environmentVariable], !value.isEmpty {
+            guard let mode = RecordMode(value) else {
+                throw ExecutionError(
+                    code: .configuration,
+                    message: "\(environmentVariable)=\"\(value)\" is not a record mode; use never, missing, all or "
+                        + "live (or unset it)")
+            }
+            return mode
+        }
         if let ci = environment["CI"], !ci.isEmpty, ci.lowercased() != "false", ci != "0" { return .never }
         return .missing
     }

@@ -94,6 +94,8 @@ public final class RecordingExecutor: SandboxExecutor {
     public let configuration: Configuration
     private let shared: Shared
     private let chain: Chain?
+    /// Why the mode could not be resolved (`SANDBOX_VCR_RECORD` names no mode), if so.
+    private let modeError: ExecutionError?
 
     /// - Parameters:
     ///   - cassette: where recordings live.
@@ -105,7 +107,14 @@ public final class RecordingExecutor: SandboxExecutor {
         configuration: Configuration = Configuration()
     ) {
         self.cassette = cassette
-        self.mode = RecordMode.resolve(mode)
+        do {
+            self.mode = try RecordMode.resolve(mode)
+            self.modeError = nil
+        } catch {
+            // Every call reports the bad setting (an init that cannot throw must not pick a mode silently).
+            self.mode = .never
+            self.modeError = error as? ExecutionError
+        }
         self.live = live
         self.configuration = configuration
         self.shared = Shared()
@@ -115,6 +124,7 @@ public final class RecordingExecutor: SandboxExecutor {
     private init(parent: RecordingExecutor, chain: Chain) {
         cassette = parent.cassette
         mode = parent.mode
+        modeError = parent.modeError
         live = parent.live
         configuration = parent.configuration
         shared = parent.shared
@@ -135,6 +145,7 @@ public final class RecordingExecutor: SandboxExecutor {
     ///
     /// A recording is answered only once it is committed to the cassette; a failed write is this call's error.
     public func outcome(of request: ExecutionRequest) async -> ExecutionOutcome {
+        if let modeError { return ExecutionOutcome(source: .error, result: .failure(modeError)) }
         if mode == .live {
             return await callLive(request, key: nil, recording: nil)
         }

@@ -372,4 +372,9 @@ public final class ModalSandboxPool: SandboxExecutor {
             for sandbox in warm { group.addTask { await self.retire(sandbox) } }
         }
     }
+
+    /// Terminates the pool's sandboxes (``terminate()``) when its user is done with it.
+    public func shutdown() async {
+        await terminate()
+    }
 }

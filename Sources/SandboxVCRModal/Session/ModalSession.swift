@@ -34,14 +34,14 @@ public final class ModalSession: Sendable {
     ///   - recordingConfiguration: matching and redaction of the recording executor.
     ///   - logger: for the live sandbox.
     /// - Throws: ``ExecutionError`` with code ``ExecutionError/Code/configuration`` when a live mode has no
-    ///   configuration.
+    ///   configuration, or `SANDBOX_VCR_RECORD` names no mode.
     public init(
         cassette: Cassette, mode: RecordMode? = nil, configuration: ModalConfiguration?,
         options: ModalSandbox.Options = .init(), id: String = UUID().uuidString,
         recordingConfiguration: RecordingExecutor.Configuration = .init(),
         logger: Logger = Logger(label: "sandbox-vcr.modal")
     ) throws {
-        let resolved = RecordMode.resolve(mode)
+        let resolved = try RecordMode.resolve(mode)
         var live: ModalSessionExecutor?
         if resolved != .never {
             guard let configuration else {

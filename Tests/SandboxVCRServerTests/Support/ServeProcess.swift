@@ -3,6 +3,12 @@ import SandboxVCRTestSupport
 import Synchronization
 import Testing
 
+/// The built `sandbox-vcr` binary, or `nil` when it is not built.
+let builtBinary = CommandRunner.builtProduct(named: "sandbox-vcr")
+
+/// Variables that would change what `sandbox-vcr` records, removed from the children's environment.
+private let clearedEnvironment: [String: String?] = ["SANDBOX_VCR_RECORD": nil, "CI": nil]
+
 /// Collects a child's output stream on a dedicated thread, and lets tests wait for text in it (no sleeps).
 final class OutputCollector: Sendable {
     private struct State {
@@ -80,20 +86,11 @@ final class ServeProcess: Sendable {
     /// Starts `sandbox-vcr serve ARGUMENTS --port 0` and waits for its readiness line.
     static func start(_ arguments: [String], logLevel: String = "info") async throws -> ServeProcess {
         let binary = try #require(builtBinary, "build the sandbox-vcr product first")
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["serve"] + arguments + ["--port", "0", "--log-level", logLevel]
-        var environment = ProcessInfo.processInfo.environment
-        environment["SANDBOX_VCR_RECORD"] = nil
-        environment["CI"] = nil
-        process.environment = environment
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let stdout = OutputCollector(reading: output.fileHandleForReading)
-        let log = OutputCollector(reading: errors.fileHandleForReading)
+        let started = try CommandRunner.start(
+            binary, ["serve"] + arguments + ["--port", "0", "--log-level", logLevel], environment: clearedEnvironment)
+        let process = started.process
+        let stdout = OutputCollector(reading: started.stdout)
+        let log = OutputCollector(reading: started.stderr)
         let prefix = "sandbox-vcr serve: listening on http://127.0.0.1:"
         guard await stdout.wait(for: "\n"), let line = stdout.text.split(separator: "\n").first,
             line.hasPrefix(prefix), let port = Int(line.dropFirst(prefix.count))
@@ -141,22 +138,8 @@ final class ServeProcess: Sendable {
 /// Runs `sandbox-vcr ARGUMENTS` to completion; returns its status and standard error.
 func runSandboxVCR(_ arguments: [String]) async throws -> (status: Int32, errors: String) {
     let binary = try #require(builtBinary, "build the sandbox-vcr product first")
-    let process = Process()
-    process.executableURL = binary
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["SANDBOX_VCR_RECORD"] = nil
-    environment["CI"] = nil
-    process.environment = environment
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    return try await RawHTTP.onThread { () -> (Int32, String) in
-        let data = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    let output = try await CommandRunner.run(binary, arguments, environment: clearedEnvironment)
+    return (output.status, output.stderrText)
 }
 
 /// A fresh temporary folder, removed by the caller.
