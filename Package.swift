@@ -131,6 +131,7 @@ let package = Package(
             dependencies: [
                 "SandboxVCR",
                 "SandboxVCRServer",
+                "SandboxVCRTesting",
                 "SandboxVCRTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -61,7 +61,8 @@ struct RequestLogTests {
         var configuration = ServeConfiguration()
         configuration.port = 0
         let server = SandboxFusionServer(
-            executor: EchoExecutor(), configuration: configuration, reporter: KeyReporter(), logger: store.makeLogger())
+            executor: makeEchoExecutor(), configuration: configuration, reporter: KeyReporter(),
+            logger: store.makeLogger())
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }
         var iterator = ready.makeAsyncIterator()
@@ -91,7 +92,7 @@ struct RequestLogTests {
         var configuration = ServeConfiguration()
         configuration.port = 0
         let server = SandboxFusionServer(
-            executor: FailingExecutor(error: TestReplayMiss(diagnostics: "nothing recorded for key ffff0000")),
+            executor: makeFailingExecutor(TestReplayMiss(diagnostics: "nothing recorded for key ffff0000")),
             configuration: configuration, reporter: KeyReporter(), logger: store.makeLogger())
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }
