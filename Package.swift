@@ -122,7 +122,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SandboxVCRTestingTests",
-            dependencies: ["SandboxVCR", "SandboxVCRTesting"],
+            // SandboxVCRModal and SandboxVCRTestSupport: the README's Modal examples are compiled here.
+            dependencies: ["SandboxVCR", "SandboxVCRTesting", "SandboxVCRModal", "SandboxVCRTestSupport"],
             exclude: ["__Cassettes__"],
             swiftSettings: strictSettings
         ),
