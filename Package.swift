@@ -121,7 +121,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SandboxVCRTestingTests",
-            dependencies: ["SandboxVCR", "SandboxVCRTesting"],
+            // SandboxVCRModal and SandboxVCRTestSupport: the README's Modal examples are compiled here.
+            dependencies: ["SandboxVCR", "SandboxVCRTesting", "SandboxVCRModal", "SandboxVCRTestSupport"],
             exclude: ["__Cassettes__"],
             swiftSettings: strictSettings
         ),
@@ -130,6 +131,7 @@ let package = Package(
             dependencies: [
                 "SandboxVCR",
                 "SandboxVCRServer",
+                "SandboxVCRTesting",
                 "SandboxVCRTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -54,9 +54,10 @@ public struct SandboxFusionSamples: Sendable {
         var samples: [Sample] = []
         for name in names {
             let json = try JSONValue(data: Data(contentsOf: directory.appendingPathComponent(name)))
-            guard case .object(let request)? = json["request"],
+            guard let request = json["request"], case .object = request,
                 let method = request["method"]?.stringValue, let path = request["path"]?.stringValue,
-                case .number(let status)? = json["http_status"], let response = json["response"]
+                case .integer(let digits)? = json["http_status"], let status = Int(digits),
+                let response = json["response"]
             else { continue }
             var headers: [String: String] = [:]
             if case .object(let fields)? = request["headers"] {
@@ -71,7 +72,7 @@ public struct SandboxFusionSamples: Sendable {
             samples.append(
                 Sample(
                     name: String(name.dropLast(5)), method: method, path: path, requestHeaders: headers, body: body,
-                    httpStatus: Int(status), response: Self.restoringElisions(response)))
+                    httpStatus: status, response: Self.restoringElisions(response)))
         }
         self.samples = samples
     }
@@ -126,7 +127,7 @@ public struct SandboxFusionSamples: Sendable {
         let samples = self
         return { request in
             guard let sample = samples.sample(matching: request) else {
-                let detail = JSONValue.object([
+                let detail = JSONValue.makeObject([
                     "detail": .string(
                         "no sample matches \(request.method) \(request.path) with body "
                             + String(decoding: request.body.prefix(200), as: UTF8.self))
@@ -155,7 +156,7 @@ public struct SandboxFusionSamples: Sendable {
             guard missing > 0, let fill = head.last else { return value }
             return .string(String(head) + String(repeating: fill, count: missing) + String(tail))
         case .array(let items): return .array(items.map(restoringElisions))
-        case .object(let members): return .object(members.mapValues(restoringElisions))
+        case .object(let members): return .object(members.map { ($0.0, restoringElisions($0.1)) })
         default: return value
         }
     }

@@ -54,7 +54,7 @@ struct RequestLogTests {
         configuration.port = 0
         let server = SandboxFusionServer(
             executor: OutcomeExecutor(
-                inner: EchoExecutor(), source: .recorded, key: Self.key, liveDuration: .milliseconds(12)),
+                inner: makeEchoExecutor(), source: .recorded, key: Self.key, liveDuration: .milliseconds(12)),
             configuration: configuration, logger: store.makeLogger())
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }
@@ -85,7 +85,7 @@ struct RequestLogTests {
         var configuration = ServeConfiguration()
         configuration.port = 0
         let server = SandboxFusionServer(
-            executor: FailingExecutor(error: testReplayMiss(diagnostics: "nothing recorded for key ffff0000")),
+            executor: makeFailingExecutor(testReplayMiss(diagnostics: "nothing recorded for key ffff0000")),
             configuration: configuration, logger: store.makeLogger())
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }

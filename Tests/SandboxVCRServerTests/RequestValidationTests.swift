@@ -42,7 +42,7 @@ struct RequestValidationTests {
         let value = try #require(try PythonJSONParser.parse(Array(#""\ud83d\ude00\n\u00e9\/""#.utf8)))
         #expect(value == .string("😀\né/"))
         #expect(value.pythonJSONText == "\"😀\\né/\"")
-        #expect(OrderedJSONValue.string("\u{1b}[0m\u{7f}").pythonJSONText == "\"\\u001b[0m\u{7f}\"")
+        #expect(JSONValue.string("\u{1b}[0m\u{7f}").pythonJSONText == "\"\\u001b[0m\u{7f}\"")
     }
 
     @Test func invalidUTF8IsABadRequest() {
@@ -56,7 +56,7 @@ struct RequestValidationTests {
         }
     }
 
-    private func issues(_ body: String, contentType: String? = "application/json") -> OrderedJSONValue? {
+    private func issues(_ body: String, contentType: String? = "application/json") -> JSONValue? {
         do {
             _ = try SandboxFusionRequestValidator.runCodeBody(Array(body.utf8), contentType: contentType)
             return nil

@@ -1,6 +1,7 @@
 import Foundation
 import SandboxVCR
 import SandboxVCRTestSupport
+import SandboxVCRTesting
 import Testing
 
 @testable import SandboxVCRServer
@@ -12,7 +13,7 @@ struct SampleComparisonTests {
     @Test(arguments: ["12", "13", "14", "22", "24", "25", "26", "27"])
     func refusedRequestsMatch(prefix: String) async throws {
         let sample = try Sample(prefix)
-        let executor = RecordingTestExecutor()
+        let executor = makeEchoExecutor()
         let response = try await withServer(executor: executor) { server in
             try await server.exchange(sample.rawRequest)
         }
@@ -26,7 +27,7 @@ struct SampleComparisonTests {
     }
 
     @Test func methodNotAllowedNamesTheAllowedMethod() async throws {
-        let response = try await withServer(executor: EchoExecutor()) { server in
+        let response = try await withServer(executor: makeEchoExecutor()) { server in
             try await server.exchange(try Sample("25").rawRequest)
         }
         #expect(response.status == 405)
@@ -35,7 +36,7 @@ struct SampleComparisonTests {
 
     @Test func pingMatches() async throws {
         let sample = try Sample("00")
-        let response = try await withServer(executor: EchoExecutor()) { server in
+        let response = try await withServer(executor: makeEchoExecutor()) { server in
             try await server.exchange(sample.rawRequest)
         }
         #expect(response.status == 200)
@@ -44,7 +45,7 @@ struct SampleComparisonTests {
     }
 
     @Test func unknownPathIsNotFound() async throws {
-        let response = try await withServer(executor: EchoExecutor()) { server in
+        let response = try await withServer(executor: makeEchoExecutor()) { server in
             try await server.exchange(RawHTTP.request(method: "GET", path: "/nope"))
         }
         #expect(response.status == 404)
@@ -60,7 +61,7 @@ struct SampleComparisonTests {
     func acceptedRequestsReplayTheRecordedAnswer(prefix: String) async throws {
         let sample = try Sample(prefix)
         guard sample.status == 200, sample.path == "/run_code" else { return }
-        let executor = FixedExecutor(result: try sample.result())
+        let executor = FakeExecutor(default: .result(try sample.result()))
         let response = try await withServer(executor: executor) { server in
             try await server.exchange(sample.rawRequest)
         }
@@ -76,7 +77,7 @@ struct SampleComparisonTests {
     }
 
     @Test func extraFieldIsIgnoredAndRequestDecoded() async throws {
-        let executor = RecordingTestExecutor()
+        let executor = makeEchoExecutor()
         _ = try await withServer(executor: executor) { server in
             try await server.exchange(try Sample("23").rawRequest)
         }
@@ -87,7 +88,7 @@ struct SampleComparisonTests {
 
     /// Python's `base64.b64decode` skips line breaks and other characters outside the alphabet.
     @Test func base64FilesWithLineBreaksAreDecodedLikePython() async throws {
-        let executor = RecordingTestExecutor()
+        let executor = makeEchoExecutor()
         let response = try await withServer(executor: executor) { server in
             try await server.postJSON(
                 "/run_code", #"{"code": "x", "language": "python", "files": {"a.txt": "aGVs\nbG8=\n", "b": null}}"#)
@@ -97,7 +98,7 @@ struct SampleComparisonTests {
     }
 
     @Test func sqlIsAcceptedAndReachesTheExecutor() async throws {
-        let executor = RecordingTestExecutor()
+        let executor = makeEchoExecutor()
         _ = try await withServer(executor: executor) { server in
             try await server.exchange(try Sample("41").rawRequest)
         }

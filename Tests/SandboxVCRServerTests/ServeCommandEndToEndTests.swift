@@ -1,4 +1,5 @@
 import Foundation
+import SandboxVCR
 import SandboxVCRTestSupport
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import SandboxVCR
 import SandboxVCRTestSupport
+import SandboxVCRTesting
 import Synchronization
 import Testing
 
@@ -12,7 +13,7 @@ struct ServerBehaviourTests {
     private let hello = #"{"code": "print(1)", "language": "python", "stdin": "in"}"#
 
     @Test func answersFromTheExecutor() async throws {
-        let response = try await withServer(executor: EchoExecutor()) { server in
+        let response = try await withServer(executor: makeEchoExecutor()) { server in
             try await server.postJSON("/run_code", hello)
         }
         #expect(response.status == 200)
@@ -27,7 +28,7 @@ struct ServerBehaviourTests {
         let diagnostics =
             "no recorded answer for python code (8 bytes); nearest: stdin differs; record with --record missing"
         let (response, stats) = try await withServer(
-            executor: FailingExecutor(error: testReplayMiss(diagnostics: diagnostics))
+            executor: makeFailingExecutor(testReplayMiss(diagnostics: diagnostics))
         ) {
             server in (try await server.postJSON("/run_code", hello), server.server.statistics.snapshot)
         }
@@ -50,7 +51,7 @@ struct ServerBehaviourTests {
         (ExecutionError(code: .configuration, message: "bad URL"), 500),
     ])
     func upstreamFailures(error: ExecutionError, status: Int) async throws {
-        let response = try await withServer(executor: FailingExecutor(error: error)) { server in
+        let response = try await withServer(executor: makeFailingExecutor(error)) { server in
             try await server.postJSON("/run_code", hello)
         }
         #expect(response.status == status)
@@ -67,7 +68,7 @@ struct ServerBehaviourTests {
         let error = ExecutionError(
             code: .httpStatus, message: "422", httpStatus: 422,
             validationIssues: [.init(type: "missing", location: ["body", "files", "0"], message: "Field required")])
-        let response = try await withServer(executor: FailingExecutor(error: error)) { server in
+        let response = try await withServer(executor: makeFailingExecutor(error)) { server in
             try await server.postJSON("/run_code", hello)
         }
         #expect(response.status == 422)
@@ -76,7 +77,7 @@ struct ServerBehaviourTests {
     }
 
     @Test func statisticsCountEveryKindOfRequest() async throws {
-        let response = try await withServer(executor: EchoExecutor()) { server in
+        let response = try await withServer(executor: makeEchoExecutor()) { server in
             _ = try await server.postJSON("/run_code", hello)
             _ = try await server.postJSON("/run_code", hello)
             _ = try await server.postJSON("/run_code", #"{"code": 1}"#)
@@ -92,7 +93,7 @@ struct ServerBehaviourTests {
     }
 
     @Test func theExecutorsOutcomeIsCounted() async throws {
-        let hits = OutcomeExecutor(inner: EchoExecutor(), source: .hit)
+        let hits = OutcomeExecutor(inner: makeEchoExecutor(), source: .hit)
         let stats = try await withServer(executor: hits) { server in
             _ = try await server.postJSON("/run_code", hello)
             return server.server.statistics.snapshot
@@ -103,7 +104,7 @@ struct ServerBehaviourTests {
 
     @Test func bodyOverTheLimitIsRefused() async throws {
         let big = #"{"code": ""# + String(repeating: "x", count: 5000) + #"", "language": "python"}"#
-        let executor = RecordingTestExecutor()
+        let executor = makeEchoExecutor()
         let (declared, chunked, small) = try await withServer(executor: executor, configure: { $0.maxBodyBytes = 1000 })
         {
             server in
@@ -130,7 +131,7 @@ struct ServerBehaviourTests {
     }
 
     @Test func jupyterIsValidatedThenAnsweredAsUnsupported() async throws {
-        let (invalid, unsupported) = try await withServer(executor: EchoExecutor()) { server in
+        let (invalid, unsupported) = try await withServer(executor: makeEchoExecutor()) { server in
             (
                 try await server.postJSON("/run_jupyter", #"{"cells": "a"}"#),
                 try await server.postJSON("/run_jupyter", #"{"cells": ["a = 1"]}"#)
@@ -146,7 +147,7 @@ struct ServerBehaviourTests {
 
     @Test func jupyterHandlerAnswers() async throws {
         let response = try await withServer(
-            executor: EchoExecutor(),
+            executor: makeEchoExecutor(),
             jupyterHandler: { body in ["status": "Success", "cells": body["cells"] ?? .null] }
         ) { server in
             try await server.postJSON("/run_jupyter", #"{"cells": ["a = 1"]}"#)
@@ -237,7 +238,7 @@ struct ServerBehaviourTests {
     @Test(.timeLimit(.minutes(1))) func shutdownAskedBeforeRunStillStopsAndRunsTheHook() async throws {
         var configuration = ServeConfiguration()
         configuration.port = 0
-        let server = SandboxFusionServer(executor: EchoExecutor(), configuration: configuration)
+        let server = SandboxFusionServer(executor: makeEchoExecutor(), configuration: configuration)
         await server.triggerGracefulShutdown()
         let hookRuns = Mutex(0)
         try await server.run(onShutdown: { hookRuns.withLock { $0 += 1 } })
@@ -248,7 +249,7 @@ struct ServerBehaviourTests {
     /// connection; it never reads the refused body as a new request.
     @Test func keepAliveConnectionAfterRefusedBody() async throws {
         let big = #"{"code": ""# + String(repeating: "x", count: 5000) + #"", "language": "python"}"#
-        let outcome = try await withServer(executor: EchoExecutor(), configure: { $0.maxBodyBytes = 1000 }) {
+        let outcome = try await withServer(executor: makeEchoExecutor(), configure: { $0.maxBodyBytes = 1000 }) {
             server in
             let port = server.port
             return try await RawHTTP.onThread { () -> (Int, String) in

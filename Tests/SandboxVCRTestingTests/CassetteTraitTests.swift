@@ -1,22 +1,16 @@
 import Foundation
 import SandboxVCR
 import SandboxVCRTesting
-import Synchronization
 import Testing
 
-/// Stands in for a live backend: answers `hello <stdin>` and counts calls.
-final class GreetingExecutor: SandboxExecutor {
-    static let shared = GreetingExecutor()
-    let calls = Mutex(0)
-
-    func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
-        calls.withLock { $0 += 1 }
-        return ExecutionResult(
+/// Stands in for a live backend: answers `hello <stdin>`.
+let greetingExecutor = FakeExecutor(
+    default: .respond(label: "hello <stdin>") { request in
+        ExecutionResult(
             status: .success,
             run: CommandOutcome(status: .finished, exitCode: 0, stdout: Data("hello \(request.stdinText)".utf8)),
             backend: .fake)
-    }
-}
+    })
 
 let traitFolder = FileManager.default.temporaryDirectory.appendingPathComponent("trait-tests-\(UUID().uuidString)")
 
@@ -31,7 +25,7 @@ let traitFolder = FileManager.default.temporaryDirectory.appendingPathComponent(
 
     }
 
-    @Test(.cassette("recorded", record: .missing, live: GreetingExecutor.shared, directory: traitFolder))
+    @Test(.cassette("recorded", record: .missing, live: greetingExecutor, directory: traitFolder))
     func recordsIntoTheConventionalFolder() async throws {
         let executor = try testExecutor
         let result = try await executor.execute(ExecutionRequest(code: "greet()", language: .python, stdin: "a"))

@@ -86,12 +86,45 @@ struct FakeRuleSetTests {
         let ruleSet = FakeRuleSet(
             rules: [
                 .init(
-                    name: "a", match: .init(language: "python", files: ["f": .init(contains: "x")]),
-                    results: [.init(kind: "success", stdout: "1"), .init(kind: "timeLimit")], afterLast: "fail")
+                    name: "a", match: .init(language: .python, files: ["f": .init(contains: "x")]),
+                    results: [.init(kind: .success, stdout: "1"), .init(kind: .timeLimit)], afterLast: .fail),
+                .init(result: .init(kind: .transportError, code: .connectionReset)),
             ],
-            default: .init(kind: "sandboxError", message: "m"), latencyMs: 3)
+            default: .init(kind: .sandboxError, message: "m"), latencyMs: 3)
         let data = try JSONEncoder().encode(ruleSet)
         #expect(try FakeRuleSet.decode(data) == ruleSet)
+        let json = try #require(String(data: data, encoding: .utf8))
+        #expect(json.contains(#""kind":"transportError""#))
+        #expect(json.contains(#""afterLast":"fail""#))
+    }
+
+    @Test(
+        arguments: [
+            // (json, rule index, path)
+            (#"{"rules": [], "default": {"kind": "Success"}}"#, nil, "default.kind"),
+            (#"{"rules": [{"results": [{"kind": "success"}, {"kind": "timeout"}]}]}"#, 0, "rules[0].results[1].kind"),
+            (#"{"rules": [{"result": {"kind": "success"}}, {"result": {"kind": ""}}]}"#, 1, "rules[1].result.kind"),
+        ] as [(String, Int?, String)])
+    func anUnknownKindIsRejectedWithTheKnownKinds(json: String, ruleIndex: Int?, path: String) throws {
+        let error = #expect(throws: FakeRulesError.self) {
+            try FakeRuleSet.decode(Data(json.utf8), source: "rules.json")
+        }
+        #expect(error?.code == .invalidRule)
+        #expect(error?.file == "rules.json")
+        #expect(error?.ruleIndex == ruleIndex)
+        #expect(error?.path == path)
+        let names = FakeRuleSet.Answer.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+        #expect(error?.message.hasSuffix("; use one of " + names) == true, "\(String(describing: error))")
+        #expect(names.hasPrefix("success, wrongOutput, runtimeError"))
+    }
+
+    @Test func aKindThatIsNotAStringIsInvalidJSON() throws {
+        let error = #expect(throws: FakeRulesError.self) {
+            try FakeRuleSet.decode(Data(#"{"rules": [{"result": {"kind": 3}}]}"#.utf8))
+        }
+        #expect(error?.code == .invalidJSON)
+        #expect(error?.path == "rules[0].result.kind")
+        #expect(error?.message.contains("expected a string") == true)
     }
 
     @Test func aMissingFileIsUnreadable() throws {

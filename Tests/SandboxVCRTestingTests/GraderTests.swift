@@ -156,24 +156,15 @@ struct GraderTests {
     }
 
     @Test func aCassetteMissIsVisibleInTheReport() async throws {
-        /// Stands in for the cassette's own error type: a struct with a code.
-        struct CassetteError: Error, CustomStringConvertible {
-            struct Code: RawRepresentable, Hashable {
-                var rawValue: String
-                static let miss = Code(rawValue: "miss")
-            }
-            var code: Code
-            var description: String { "miss: no recording in demo.sqlite for python code (mode never)" }
-        }
-        struct MissingExecutor: SandboxExecutor {
-            func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
-                throw CassetteError(code: .miss)
-            }
-        }
+        let fake = FakeExecutor(
+            default: .respond { _ in
+                throw CassetteError(
+                    code: .miss, message: "no recording for python code (mode never)", path: "demo.sqlite")
+            })
         let problem = GradingProblem(
             id: "p", timeLimitSeconds: 1, tests: [.init(input: "", output: "1\n")],
             candidates: [.init(id: "c", language: .python, intent: .correct, code: "print(1)")])
-        let report = await Grader(executor: MissingExecutor()).grade([problem])
+        let report = await Grader(executor: fake).grade([problem])
         let test = try #require(report.problems.first?.candidates.first?.tests.first)
         #expect(test.verdict == .executionError)
         #expect(test.errorCode == "CassetteError.miss")
@@ -181,9 +172,36 @@ struct GraderTests {
         #expect(report.unmetExpectations == ["p/c"])
         let table = report.renderTable()
         #expect(table.contains("1 execution error(s)"))
-        #expect(table.contains("Execution errors (no result):\n  p/c test 0: miss: no recording in demo.sqlite"))
+        #expect(
+            table.contains("Execution errors (no result):\n  p/c test 0: cassette miss (demo.sqlite): no recording"))
         #expect(table.contains("UNEXPECTED (expected 1.0); test 0: executionError"))
         #expect(table.contains("Expectations met: NO (p/c)"))
+    }
+
+    /// Errors that carry a code are named `Type.code` without reflection: those of the package (a fake rules
+    /// error, which the grader used to find by `Mirror`), and any error that conforms to `CodedError`.
+    @Test func errorCodesComeFromCodedErrors() {
+        struct QuotaError: CodedError {
+            var code: String
+        }
+        struct PlainError: Error {
+            var code = "not reported: PlainError is not a CodedError"
+        }
+        let rulesError = FakeRulesError(code: .invalidRule, message: "unknown kind", file: "rules.json")
+        let cases: [(any Error, String)] = [
+            (rulesError, "FakeRulesError.invalidRule"),
+            (ExecutionError(code: .timedOut, message: "slow"), "ExecutionError.timedOut"),
+            (GradingError(code: .invalidProblem, message: "bad line"), "GradingError.invalidProblem"),
+            (QuotaError(code: "dailyLimit"), "QuotaError.dailyLimit"),
+            (PlainError(), "PlainError"),
+            (CancellationError(), "CancellationError"),
+        ]
+        for (error, code) in cases {
+            let test = Grader.testReport(index: 3, error: error)
+            #expect(test.errorCode == code)
+            #expect(test.verdict == .executionError)
+            #expect(test.index == 3)
+        }
     }
 
     @Test func theTableHasAlignedColumnsAndASummary() async throws {

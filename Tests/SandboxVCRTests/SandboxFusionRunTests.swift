@@ -19,7 +19,7 @@ struct SandboxFusionRunTests {
     @Test func runSendsTheTinkerBody() async throws {
         let captured = try LoopbackHTTPServer { request in
             // Echo the request body back inside `message` so the test can read what was sent.
-            let echoed = JSONValue.object([
+            let echoed = JSONValue.makeObject([
                 "status": .string("Failed"), "message": .string(String(decoding: request.body, as: UTF8.self)),
             ])
             return .respond(.json(status: 200, echoed.encoded()))
@@ -31,9 +31,10 @@ struct SandboxFusionRunTests {
         let sent = try JSONValue(data: Data((response.message ?? "").utf8))
         #expect(
             sent
-                == .object([
-                    "code": .string("x"), "language": .string("bash"), "run_timeout": .number(7),
-                    "files": .object(["a.txt": .string(Data("héllo".utf8).base64EncodedString())]),
+                == .makeObject([  // decoded objects have sorted keys
+                    "code": .string("x"),
+                    "files": .makeObject(["a.txt": .string(Data("héllo".utf8).base64EncodedString())]),
+                    "language": .string("bash"), "run_timeout": 7,
                 ]))
     }
 

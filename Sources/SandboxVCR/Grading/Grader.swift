@@ -93,17 +93,10 @@ public struct Grader: Sendable {
             error: String(describing: error))
     }
 
-    /// `Type.code` for an error with a `code` property (``ExecutionError`` and the cassette's errors), else the
-    /// type's name.
+    /// `Type.code` for a ``CodedError`` (``ExecutionError``, ``CassetteError``...), else the type's name.
     static func errorCode(of error: any Error) -> String {
         let type = String(describing: Swift.type(of: error))
-        if let error = error as? ExecutionError { return "\(type).\(error.code)" }
-        if let code = Mirror(reflecting: error).children.first(where: { $0.label == "code" })?.value {
-            let mirror = Mirror(reflecting: code)
-            let raw = mirror.children.first(where: { $0.label == "rawValue" })?.value ?? code
-            return "\(type).\(raw)"
-        }
-        if error is CancellationError { return "CancellationError" }
+        if let error = error as? any CodedError { return "\(type).\(error.code)" }
         return type
     }
 

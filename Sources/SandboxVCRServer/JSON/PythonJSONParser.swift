@@ -1,3 +1,5 @@
+import SandboxVCR
+
 /// A JSON parser that accepts and rejects exactly what Python's `json.loads` does, with the same error messages
 /// and positions (character offsets), so a malformed body gets FastAPI's `json_invalid` answer byte for byte.
 ///
@@ -19,7 +21,7 @@ struct PythonJSONParser {
     ///
     /// - Returns: `nil` when the bytes are not UTF-8 (FastAPI answers 400 then, not 422).
     /// - Throws: ``DecodeError`` as Python would raise it.
-    static func parse(_ bytes: some Collection<UInt8>) throws(DecodeError) -> OrderedJSONValue? {
+    static func parse(_ bytes: some Collection<UInt8>) throws(DecodeError) -> JSONValue? {
         guard var string = String(validating: bytes, as: UTF8.self) else { return nil }
         if string.unicodeScalars.first == "\u{FEFF}" { string.unicodeScalars.removeFirst() }
         var parser = PythonJSONParser(text: Array(string.unicodeScalars))
@@ -54,7 +56,7 @@ struct PythonJSONParser {
         return true
     }
 
-    private mutating func scanValue() throws(DecodeError) -> OrderedJSONValue {
+    private mutating func scanValue() throws(DecodeError) -> JSONValue {
         guard let first = character(at: position) else {
             throw DecodeError(message: "Expecting value", position: position)
         }
@@ -88,7 +90,7 @@ struct PythonJSONParser {
         }
     }
 
-    private mutating func scanNumber() throws(DecodeError) -> OrderedJSONValue {
+    private mutating func scanNumber() throws(DecodeError) -> JSONValue {
         let start = position
         var index = position
         func isDigit(_ index: Int) -> Bool {
@@ -223,8 +225,8 @@ struct PythonJSONParser {
         }
     }
 
-    private mutating func scanObject() throws(DecodeError) -> OrderedJSONValue {
-        var members: [(String, OrderedJSONValue)] = []
+    private mutating func scanObject() throws(DecodeError) -> JSONValue {
+        var members: [(String, JSONValue)] = []
         var indexByKey: [String: Int] = [:]
         position += 1
         skipWhitespace()
@@ -262,8 +264,8 @@ struct PythonJSONParser {
         return .object(members)
     }
 
-    private mutating func scanArray() throws(DecodeError) -> OrderedJSONValue {
-        var elements: [OrderedJSONValue] = []
+    private mutating func scanArray() throws(DecodeError) -> JSONValue {
+        var elements: [JSONValue] = []
         position += 1
         skipWhitespace()
         if character(at: position) == "]" {

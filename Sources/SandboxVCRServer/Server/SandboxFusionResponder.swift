@@ -95,7 +95,7 @@ struct SandboxFusionResponder: HTTPResponder {
         case .success(let executionResult):
             response = Self.json(
                 status: 200,
-                OrderedJSONValue(
+                JSONValue(
                     SandboxFusionWire.response(from: executionResult), fileOrder: wireBody.fetch_files ?? []))
         case .failure(let error):
             if let diagnostics = outcome.missDiagnostics {
@@ -141,8 +141,8 @@ struct SandboxFusionResponder: HTTPResponder {
         case .unmatchedRequest, .sandboxError, .sandboxTerminated, .unsupportedRequest:
             return runCodeResponse(.init(status: "SandboxError", message: error.message))
         case .httpStatus where error.httpStatus == 422 && !error.validationIssues.isEmpty:
-            let items: [OrderedJSONValue] = error.validationIssues.map { issue in
-                let location: [OrderedJSONValue] = issue.location.map { part in
+            let items: [JSONValue] = error.validationIssues.map { issue in
+                let location: [JSONValue] = issue.location.map { part in
                     Int(part).map { .integer(String($0)) } ?? .string(part)
                 }
                 return .object([
@@ -167,14 +167,14 @@ struct SandboxFusionResponder: HTTPResponder {
     // MARK: /run_jupyter
 
     private func runJupyter(body: [UInt8], contentType: String?) async -> Answer {
-        let object: OrderedJSONValue
+        let object: JSONValue
         do {
             object = try SandboxFusionRequestValidator.runJupyterBody(body, contentType: contentType)
         } catch {
             return Answer(response: Self.json(status: error.status, error.body))
         }
         guard let handler = server.jupyterHandler else {
-            let answer: OrderedJSONValue = .object([
+            let answer: JSONValue = .object([
                 ("status", "SandboxError"),
                 (
                     "message",
@@ -229,12 +229,12 @@ struct SandboxFusionResponder: HTTPResponder {
         return .success(bytes)
     }
 
-    static func json(status: Int, _ value: OrderedJSONValue) -> Response {
+    static func json(status: Int, _ value: JSONValue) -> Response {
         body(status: status, bytes: value.pythonJSONBytes)
     }
 
     static func runCodeResponse(_ response: SandboxFusionWire.RunCodeResponse) -> Response {
-        json(status: 200, OrderedJSONValue(response))
+        json(status: 200, JSONValue(response))
     }
 
     private static func body(status: Int, bytes: [UInt8]) -> Response {
@@ -266,8 +266,4 @@ struct SandboxFusionResponder: HTTPResponder {
         let value = Double(seconds) * 1000 + Double(attoseconds) / 1e15
         return String((value * 100).rounded() / 100)
     }
-}
-
-extension OrderedJSONValue: ExpressibleByDictionaryLiteral {
-    public init(dictionaryLiteral elements: (String, OrderedJSONValue)...) { self = .object(elements) }
 }

@@ -31,7 +31,7 @@ internal import UnixSignals
 /// message saying replay does not support it.
 public final class SandboxFusionServer: Sendable {
     /// Answers a validated `/run_jupyter` body (the JSON object as sent) with the whole JSON answer.
-    public typealias JupyterHandler = @Sendable (_ body: OrderedJSONValue) async throws -> OrderedJSONValue
+    public typealias JupyterHandler = @Sendable (_ body: JSONValue) async throws -> JSONValue
 
     public let configuration: ServeConfiguration
     /// Counts since the server was made.

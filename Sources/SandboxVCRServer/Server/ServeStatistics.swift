@@ -20,7 +20,7 @@ public final class ServeStatistics: Sendable {
         public var byEndpoint: [String: Int] = [:]
 
         /// The `GET /stats` answer, keys in a fixed order.
-        var json: OrderedJSONValue {
+        var json: JSONValue {
             .object([
                 ("requests", .integer(String(requests))), ("hits", .integer(String(hits))),
                 ("misses", .integer(String(misses))), ("recorded", .integer(String(recorded))),

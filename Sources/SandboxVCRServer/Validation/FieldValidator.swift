@@ -1,3 +1,5 @@
+import SandboxVCR
+
 /// Pydantic 2.6's lax-mode checks for the field types the SandboxFusion API uses, as FastAPI runs them on a
 /// parsed JSON body (Python mode): same acceptance, same error types, messages and inputs.
 struct FieldValidator {
@@ -5,27 +7,27 @@ struct FieldValidator {
     var issues: [ValidationIssue] = []
 
     private mutating func fail(
-        _ type: String, _ message: String, at location: [OrderedJSONValue], input: OrderedJSONValue,
-        context: OrderedJSONValue? = nil
+        _ type: String, _ message: String, at location: [JSONValue], input: JSONValue,
+        context: JSONValue? = nil
     ) {
         issues.append(ValidationIssue(type: type, location: location, message: message, input: input, context: context))
     }
 
     /// `str`: only strings.
-    mutating func string(_ value: OrderedJSONValue, at location: [OrderedJSONValue]) -> String? {
+    mutating func string(_ value: JSONValue, at location: [JSONValue]) -> String? {
         if case .string(let text) = value { return text }
         fail("string_type", "Input should be a valid string", at: location, input: value)
         return nil
     }
 
     /// `Optional[str]`: a string or null (`.some(nil)` for null, `nil` when invalid).
-    mutating func optionalString(_ value: OrderedJSONValue, at location: [OrderedJSONValue]) -> String?? {
+    mutating func optionalString(_ value: JSONValue, at location: [JSONValue]) -> String?? {
         if case .null = value { return .some(nil) }
         return string(value, at: location).map { .some($0) }
     }
 
     /// `float`: numbers, booleans, and strings that parse as numbers (inf and nan allowed).
-    mutating func float(_ value: OrderedJSONValue, at location: [OrderedJSONValue]) -> Double? {
+    mutating func float(_ value: JSONValue, at location: [JSONValue]) -> Double? {
         switch value {
         case .float(let number): return number
         case .bool(let flag): return flag ? 1 : 0
@@ -44,7 +46,7 @@ struct FieldValidator {
     }
 
     /// `int`: integers, booleans, floats without a fraction, and strings that parse as integers.
-    mutating func integer(_ value: OrderedJSONValue, at location: [OrderedJSONValue]) -> Int? {
+    mutating func integer(_ value: JSONValue, at location: [JSONValue]) -> Int? {
         switch value {
         case .integer(let digits):
             if let number = Int(digits) { return number }
@@ -81,7 +83,7 @@ struct FieldValidator {
     }
 
     /// `Literal[...]` of strings.
-    mutating func literal(_ value: OrderedJSONValue, allowed: [String], at location: [OrderedJSONValue]) -> String? {
+    mutating func literal(_ value: JSONValue, allowed: [String], at location: [JSONValue]) -> String? {
         if case .string(let text) = value, allowed.contains(text) { return text }
         let expected = Self.expectedText(allowed)
         fail(
@@ -91,7 +93,7 @@ struct FieldValidator {
     }
 
     /// `List[str]`.
-    mutating func stringList(_ value: OrderedJSONValue, at location: [OrderedJSONValue]) -> [String]? {
+    mutating func stringList(_ value: JSONValue, at location: [JSONValue]) -> [String]? {
         guard case .array(let elements) = value else {
             fail("list_type", "Input should be a valid list", at: location, input: value)
             return nil
@@ -109,7 +111,7 @@ struct FieldValidator {
     }
 
     /// `Dict[str, Optional[str]]` (or `Dict[str, str]` when `allowsNull` is false).
-    mutating func stringDictionary(_ value: OrderedJSONValue, allowsNull: Bool, at location: [OrderedJSONValue])
+    mutating func stringDictionary(_ value: JSONValue, allowsNull: Bool, at location: [JSONValue])
         -> [String: String?]?
     {
         guard case .object(let members) = value else {

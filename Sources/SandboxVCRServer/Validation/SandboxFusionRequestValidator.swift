@@ -6,19 +6,19 @@ enum SandboxFusionRequestValidator {
     /// Why a body was refused: the HTTP status and the JSON answer.
     struct Rejection: Error, Sendable {
         var status: Int
-        var body: OrderedJSONValue
+        var body: JSONValue
     }
 
     /// What FastAPI hands to pydantic: `nil` for no body (empty, or JSON `null`).
     ///
     /// FastAPI parses the body as JSON when there is no content type or it is `application/json` or
     /// `application/*+json`; any other content type hands over the raw text (which then fails model validation).
-    static func bodyValue(_ bytes: [UInt8], contentType: String?) throws(Rejection) -> OrderedJSONValue? {
+    static func bodyValue(_ bytes: [UInt8], contentType: String?) throws(Rejection) -> JSONValue? {
         if bytes.isEmpty { return nil }
         guard isJSON(contentType: contentType) else {
             return .string(String(decoding: bytes, as: UTF8.self))
         }
-        let parsed: OrderedJSONValue?
+        let parsed: JSONValue?
         do {
             parsed = try PythonJSONParser.parse(bytes)
         } catch {
@@ -46,7 +46,7 @@ enum SandboxFusionRequestValidator {
     }
 
     /// The members of a model's input, or the issue pydantic reports for a body that is missing or not an object.
-    static func modelMembers(_ value: OrderedJSONValue?) throws(Rejection) -> OrderedJSONValue {
+    static func modelMembers(_ value: JSONValue?) throws(Rejection) -> JSONValue {
         guard let value else {
             throw Rejection(status: 422, body: ValidationIssue.body(for: [.missing(at: ["body"], input: .null)]))
         }
@@ -65,7 +65,7 @@ enum SandboxFusionRequestValidator {
     {
         let object = try modelMembers(try bodyValue(bytes, contentType: contentType))
         var validator = FieldValidator()
-        func field(_ name: String) -> (OrderedJSONValue?, [OrderedJSONValue]) {
+        func field(_ name: String) -> (JSONValue?, [JSONValue]) {
             (object[name], ["body", .string(name)])
         }
 
@@ -113,10 +113,10 @@ enum SandboxFusionRequestValidator {
     }
 
     /// Validates a `/run_jupyter` body (pydantic's `RunJupyterRequest`) and returns its members.
-    static func runJupyterBody(_ bytes: [UInt8], contentType: String?) throws(Rejection) -> OrderedJSONValue {
+    static func runJupyterBody(_ bytes: [UInt8], contentType: String?) throws(Rejection) -> JSONValue {
         let object = try modelMembers(try bodyValue(bytes, contentType: contentType))
         var validator = FieldValidator()
-        func field(_ name: String) -> (OrderedJSONValue?, [OrderedJSONValue]) {
+        func field(_ name: String) -> (JSONValue?, [JSONValue]) {
             (object[name], ["body", .string(name)])
         }
         switch field("cells") {

@@ -198,7 +198,7 @@ public final class FakeExecutor: SandboxExecutor, Sendable {
                         message: "FakeExecutor rule #\(index) (\(rule)) has given all \(rule.answers.count) of its "
                             + "answers, and request #\(number) (\(request.summary)) is call \(given + 1) to it; "
                             + "add answers to the script, or use afterLast .repeatLast or .fallThrough"))
-            default:
+            case .repeatLast:
                 state.answered[index] += 1
                 return .answer(rule.answers[rule.answers.count - 1], latency: rule.latency ?? state.latency)
             }

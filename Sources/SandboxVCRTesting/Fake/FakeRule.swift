@@ -3,20 +3,17 @@
 /// A rule with several answers is a script: the nth request it matches gets the nth answer, and
 /// ``afterLast`` decides what happens past the end.
 public struct FakeRule: Sendable, CustomStringConvertible {
-    /// What a script does once every answer has been given. An open set: use the static members.
-    public struct AfterLast: Hashable, Sendable, CustomStringConvertible {
-        let rawValue: String
-        public var description: String { rawValue }
-
+    /// What a script does once every answer has been given. A closed set: a rules file with another name is
+    /// rejected.
+    public enum AfterLast: String, Hashable, Sendable, Codable, CaseIterable, CustomStringConvertible {
         /// Keep giving the last answer (the default).
-        public static let repeatLast = AfterLast(rawValue: "repeatLast")
+        case repeatLast
         /// Throw an ``ExecutionError`` with code ``ExecutionError/Code/unmatchedRequest``.
-        public static let fail = AfterLast(rawValue: "fail")
+        case fail
         /// Step aside: the request goes on to the next rules (and the default).
-        public static let fallThrough = AfterLast(rawValue: "fallThrough")
+        case fallThrough
 
-        /// Every policy, for parsing.
-        public static let all: [AfterLast] = [.repeatLast, .fail, .fallThrough]
+        public var description: String { rawValue }
     }
 
     /// Which requests the rule answers.

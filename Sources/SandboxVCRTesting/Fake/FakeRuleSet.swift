@@ -40,13 +40,13 @@ public struct FakeRuleSet: Codable, Sendable, Hashable {
         public var match: Match?
         public var result: Answer?
         public var results: [Answer]?
-        /// `repeatLast` (default), `fail` or `fallThrough`.
-        public var afterLast: String?
+        /// What a script does past its last answer; `nil` is ``FakeRule/AfterLast/repeatLast``.
+        public var afterLast: FakeRule.AfterLast?
         public var latencyMs: Double?
 
         public init(
             name: String? = nil, match: Match? = nil, result: Answer? = nil, results: [Answer]? = nil,
-            afterLast: String? = nil, latencyMs: Double? = nil
+            afterLast: FakeRule.AfterLast? = nil, latencyMs: Double? = nil
         ) {
             self.name = name
             self.match = match
@@ -59,7 +59,7 @@ public struct FakeRuleSet: Codable, Sendable, Hashable {
 
     /// What a rule matches: every key given must hold.
     public struct Match: Codable, Sendable, Hashable {
-        public var language: String?
+        public var language: Language?
         /// The code, exactly.
         public var code: String?
         public var codeContains: String?
@@ -75,7 +75,7 @@ public struct FakeRuleSet: Codable, Sendable, Hashable {
         public var files: [String: FileMatch]?
 
         public init(
-            language: String? = nil, code: String? = nil, codeContains: String? = nil, codeMatches: String? = nil,
+            language: Language? = nil, code: String? = nil, codeContains: String? = nil, codeMatches: String? = nil,
             stdin: String? = nil, stdinContains: String? = nil, argv: [String]? = nil, argvContains: String? = nil,
             files: [String: FileMatch]? = nil
         ) {
@@ -102,7 +102,7 @@ public struct FakeRuleSet: Codable, Sendable, Hashable {
         }
     }
 
-    /// One answer. `kind` is one of ``Answer/kinds``; the other keys that apply to it:
+    /// One answer. ``kind`` says which; the other keys that apply to it:
     ///
     /// | kind | keys |
     /// |---|---|
@@ -114,19 +114,24 @@ public struct FakeRuleSet: Codable, Sendable, Hashable {
     /// | `sandboxError` | `message` |
     /// | `transportError` | `code` (an ``ExecutionError/Code``, default `connectionRefused`), `message` |
     /// | `sandboxFusion` | `response`: a SandboxFusion `/run_code` answer, verbatim |
+    ///
+    /// A key that does not apply to the kind is an error (``FakeRulesError/Code/invalidRule``), as is an unknown
+    /// kind in a rules file.
     public struct Answer: Codable, Sendable, Hashable {
-        public var kind: String
+        public var kind: Kind
         public var stdout: String?
         public var stderr: String?
         public var exitCode: Int?
         public var signal: Int?
         public var message: String?
-        public var code: String?
+        /// The error code of a `transportError`.
+        public var code: ExecutionError.Code?
         public var response: SandboxFusionWire.RunCodeResponse?
 
         public init(
-            kind: String, stdout: String? = nil, stderr: String? = nil, exitCode: Int? = nil, signal: Int? = nil,
-            message: String? = nil, code: String? = nil, response: SandboxFusionWire.RunCodeResponse? = nil
+            kind: Kind, stdout: String? = nil, stderr: String? = nil, exitCode: Int? = nil, signal: Int? = nil,
+            message: String? = nil, code: ExecutionError.Code? = nil,
+            response: SandboxFusionWire.RunCodeResponse? = nil
         ) {
             self.kind = kind
             self.stdout = stdout
@@ -138,18 +143,26 @@ public struct FakeRuleSet: Codable, Sendable, Hashable {
             self.response = response
         }
 
-        /// Every `kind`, with the keys it accepts besides `kind`.
-        public static let kinds: KeyValuePairs<String, Set<String>> = [
-            "success": ["stdout", "stderr"],
-            "wrongOutput": ["stdout", "stderr"],
-            "runtimeError": ["exitCode", "stdout", "stderr"],
-            "compileError": ["exitCode", "stderr"],
-            "timeLimit": ["stdout", "stderr"],
-            "killedBySignal": ["signal", "stdout", "stderr"],
-            "sandboxError": ["message"],
-            "transportError": ["code", "message"],
-            "sandboxFusion": ["response"],
-        ]
+        /// What an answer is. A closed set: a rules file with any other `kind` is rejected.
+        public enum Kind: String, Codable, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+            case success, wrongOutput, runtimeError, compileError, timeLimit, killedBySignal, sandboxError
+            case transportError, sandboxFusion
+
+            public var description: String { rawValue }
+
+            /// The keys this kind accepts besides `kind`.
+            public var acceptedKeys: Set<String> {
+                switch self {
+                case .success, .wrongOutput, .timeLimit: ["stdout", "stderr"]
+                case .runtimeError: ["exitCode", "stdout", "stderr"]
+                case .compileError: ["exitCode", "stderr"]
+                case .killedBySignal: ["signal", "stdout", "stderr"]
+                case .sandboxError: ["message"]
+                case .transportError: ["code", "message"]
+                case .sandboxFusion: ["response"]
+                }
+            }
+        }
     }
 }
 
@@ -175,10 +188,14 @@ extension FakeRuleSet {
     /// Decodes rules from JSON.
     ///
     /// - Parameter source: The file name to put in errors, if any.
-    /// - Throws: ``FakeRulesError`` with code ``FakeRulesError/Code/invalidJSON``.
+    /// - Throws: ``FakeRulesError`` with code ``FakeRulesError/Code/invalidJSON``, or
+    ///   ``FakeRulesError/Code/invalidRule`` for an unknown `kind` or `afterLast`.
     public static func decode(_ data: Data, source: String? = nil) throws(FakeRulesError) -> FakeRuleSet {
         do {
             return try JSONDecoder().decode(FakeRuleSet.self, from: data)
+        } catch var error as FakeRulesError {  // an unknown name of a closed set (`kind`, `afterLast`)
+            error.file = source
+            throw error
         } catch let error as DecodingError {
             throw FakeRulesError(decoding: error, file: source)
         } catch {
@@ -240,20 +257,9 @@ extension FakeRuleSet.Rule {
             throw FakeRulesError(
                 code: .invalidRule, message: "the rule has both \"result\" and \"results\"; keep one", path: path)
         }
-        var afterLastPolicy = FakeRule.AfterLast.repeatLast
-        if let afterLast {
-            guard let policy = FakeRule.AfterLast.all.first(where: { $0.rawValue == afterLast }) else {
-                throw FakeRulesError(
-                    code: .invalidRule,
-                    message: "unknown afterLast \"\(afterLast)\"; use one of "
-                        + FakeRule.AfterLast.all.map(\.rawValue).joined(separator: ", "),
-                    path: path + ".afterLast")
-            }
-            afterLastPolicy = policy
-        }
         return FakeRule(
             try (match ?? FakeRuleSet.Match()).makeMatcher(path: path + ".match"),
-            answers: answers, afterLast: afterLastPolicy, latency: try milliseconds(latencyMs, path: path),
+            answers: answers, afterLast: afterLast ?? .repeatLast, latency: try milliseconds(latencyMs, path: path),
             name: name)
     }
 }
@@ -271,7 +277,7 @@ func milliseconds(_ value: Double?, path: String) throws(FakeRulesError) -> Dura
 extension FakeRuleSet.Match {
     func makeMatcher(path: String) throws(FakeRulesError) -> FakeMatcher {
         var matcher = FakeMatcher.any
-        if let language { matcher = matcher && .language(Language(rawValue: language)) }
+        if let language { matcher = matcher && .language(language) }
         if let code { matcher = matcher && .codeEquals(code) }
         if let codeContains { matcher = matcher && .codeContains(codeContains) }
         if let codeMatches {
@@ -316,12 +322,7 @@ extension FakeRuleSet.Answer {
     }
 
     func makeOutcome(path: String) throws(FakeRulesError) -> FakeOutcome {
-        guard let accepted = Self.kinds.first(where: { $0.key == kind })?.value else {
-            throw FakeRulesError(
-                code: .invalidRule,
-                message: "unknown kind \"\(kind)\"; use one of " + Self.kinds.map(\.key).joined(separator: ", "),
-                path: path + ".kind")
-        }
+        let accepted = kind.acceptedKeys
         let extra = presentKeys.subtracting(accepted)
         guard extra.isEmpty else {
             throw FakeRulesError(
@@ -332,16 +333,15 @@ extension FakeRuleSet.Answer {
                 path: path)
         }
         switch kind {
-        case "success": return .success(stdout: stdout ?? "", stderr: stderr ?? "")
-        case "wrongOutput": return .success(stdout: stdout ?? "", stderr: stderr ?? "")
-        case "runtimeError": return .runtimeError(exitCode: exitCode ?? 1, stdout: stdout ?? "", stderr: stderr ?? "")
-        case "compileError": return .compileError(stderr: stderr ?? "", exitCode: exitCode ?? 1)
-        case "timeLimit": return .timeLimit(stdout: stdout ?? "", stderr: stderr ?? "")
-        case "killedBySignal": return .killedBySignal(signal ?? 9, stdout: stdout ?? "", stderr: stderr ?? "")
-        case "sandboxError": return message.map { .sandboxError(message: $0) } ?? .sandboxError()
-        case "transportError":
-            return .transportError(ExecutionError.Code(rawValue: code ?? "connectionRefused"), message: message)
-        default:  // "sandboxFusion"
+        case .success: return .success(stdout: stdout ?? "", stderr: stderr ?? "")
+        case .wrongOutput: return .success(stdout: stdout ?? "", stderr: stderr ?? "")
+        case .runtimeError: return .runtimeError(exitCode: exitCode ?? 1, stdout: stdout ?? "", stderr: stderr ?? "")
+        case .compileError: return .compileError(stderr: stderr ?? "", exitCode: exitCode ?? 1)
+        case .timeLimit: return .timeLimit(stdout: stdout ?? "", stderr: stderr ?? "")
+        case .killedBySignal: return .killedBySignal(signal ?? 9, stdout: stdout ?? "", stderr: stderr ?? "")
+        case .sandboxError: return message.map { .sandboxError(message: $0) } ?? .sandboxError()
+        case .transportError: return .transportError(code ?? .connectionRefused, message: message)
+        case .sandboxFusion:
             guard let response else {
                 throw FakeRulesError(
                     code: .invalidRule, message: "kind \"sandboxFusion\" needs \"response\" (a /run_code answer)",
@@ -384,6 +384,24 @@ extension Decoder {
     }
 }
 
+/// The value of a closed set (an enum) named `rawValue` in a rules file.
+///
+/// - Throws: ``FakeRulesError`` with code ``FakeRulesError/Code/invalidRule`` at `codingPath` when the name is
+///   not one of the set's, listing the names it accepts.
+func closedValue<Value: RawRepresentable & CaseIterable>(
+    _ rawValue: String, named name: String, at codingPath: [any CodingKey]
+) throws(FakeRulesError) -> Value where Value.RawValue == String {
+    guard let value = Value(rawValue: rawValue) else {
+        let location = FakeRulesError.location(of: codingPath)
+        throw FakeRulesError(
+            code: .invalidRule,
+            message: "unknown \(name) \"\(rawValue)\"; use one of "
+                + Value.allCases.map(\.rawValue).joined(separator: ", "),
+            ruleIndex: location.ruleIndex, path: location.path)
+    }
+    return value
+}
+
 extension FakeRuleSet {
     private enum CodingKeys: String, CodingKey, CaseIterable { case rules, `default`, latencyMs }
 
@@ -408,7 +426,10 @@ extension FakeRuleSet.Rule {
         self.match = try container.decodeIfPresent(FakeRuleSet.Match.self, forKey: .match)
         self.result = try container.decodeIfPresent(FakeRuleSet.Answer.self, forKey: .result)
         self.results = try container.decodeIfPresent([FakeRuleSet.Answer].self, forKey: .results)
-        self.afterLast = try container.decodeIfPresent(String.self, forKey: .afterLast)
+        self.afterLast = try container.decodeIfPresent(String.self, forKey: .afterLast).map {
+            (name: String) throws(FakeRulesError) -> FakeRule.AfterLast in
+            try closedValue(name, named: "afterLast", at: decoder.codingPath + [CodingKeys.afterLast])
+        }
         self.latencyMs = try container.decodeIfPresent(Double.self, forKey: .latencyMs)
     }
 }
@@ -421,7 +442,7 @@ extension FakeRuleSet.Match {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(Set(CodingKeys.allCases.map(\.rawValue)))
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.language = try container.decodeIfPresent(String.self, forKey: .language)
+        self.language = try container.decodeIfPresent(Language.self, forKey: .language)
         self.code = try container.decodeIfPresent(String.self, forKey: .code)
         self.codeContains = try container.decodeIfPresent(String.self, forKey: .codeContains)
         self.codeMatches = try container.decodeIfPresent(String.self, forKey: .codeMatches)
@@ -452,13 +473,14 @@ extension FakeRuleSet.Answer {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(Set(CodingKeys.allCases.map(\.rawValue)))
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.kind = try container.decode(String.self, forKey: .kind)
+        self.kind = try closedValue(
+            container.decode(String.self, forKey: .kind), named: "kind", at: decoder.codingPath + [CodingKeys.kind])
         self.stdout = try container.decodeIfPresent(String.self, forKey: .stdout)
         self.stderr = try container.decodeIfPresent(String.self, forKey: .stderr)
         self.exitCode = try container.decodeIfPresent(Int.self, forKey: .exitCode)
         self.signal = try container.decodeIfPresent(Int.self, forKey: .signal)
         self.message = try container.decodeIfPresent(String.self, forKey: .message)
-        self.code = try container.decodeIfPresent(String.self, forKey: .code)
+        self.code = try container.decodeIfPresent(ExecutionError.Code.self, forKey: .code)
         self.response = try container.decodeIfPresent(SandboxFusionWire.RunCodeResponse.self, forKey: .response)
     }
 }
@@ -487,8 +509,16 @@ extension FakeRulesError {
             context = DecodingError.Context(codingPath: [], debugDescription: "\(error)")
             what = "\(error)"
         }
+        let location = Self.location(of: context.codingPath)
+        self.init(
+            code: .invalidJSON, message: what + "; see the rules format in FakeRuleSet's documentation", file: file,
+            ruleIndex: location.ruleIndex, path: location.path)
+    }
+
+    /// A coding path as a JSON path (`rules[2].result.kind`, `nil` for the top) and, under `rules`, the rule index.
+    static func location(of codingPath: [any CodingKey]) -> (path: String?, ruleIndex: Int?) {
         var path = ""
-        for key in context.codingPath {
+        for key in codingPath {
             if let index = key.intValue {
                 path += "[\(index)]"
             } else {
@@ -496,11 +526,8 @@ extension FakeRulesError {
             }
         }
         let ruleIndex: Int? =
-            context.codingPath.count >= 2 && context.codingPath[0].stringValue == "rules"
-            ? context.codingPath[1].intValue : nil
-        self.init(
-            code: .invalidJSON, message: what + "; see the rules format in FakeRuleSet's documentation", file: file,
-            ruleIndex: ruleIndex, path: path.isEmpty ? nil : path)
+            codingPath.count >= 2 && codingPath[0].stringValue == "rules" ? codingPath[1].intValue : nil
+        return (path.isEmpty ? nil : path, ruleIndex)
     }
 
     static func jsonName(_ type: Any.Type) -> String {

@@ -1,5 +1,5 @@
 /// Why a fake executor's rules file could not be used: what is wrong, in which file and which rule.
-public struct FakeRulesError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct FakeRulesError: CodedError, Hashable, Sendable, CustomStringConvertible {
     /// The kind of problem. An open set: compare with the static members.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         public let rawValue: String

@@ -7,7 +7,7 @@ import SandboxVCRTestSupport
 /// One recorded exchange with the real SandboxFusion server (Fixtures/sandboxfusion/samples).
 struct Sample: Sendable {
     let name: String
-    let json: OrderedJSONValue
+    let json: JSONValue
 
     init(_ prefix: String) throws {
         let folder = repositoryRoot.appendingPathComponent("Fixtures/sandboxfusion/samples")
@@ -25,7 +25,7 @@ struct Sample: Sendable {
         if case .integer(let digits)? = json["http_status"] { return Int(digits) ?? 0 }
         return 0
     }
-    var response: OrderedJSONValue { json["response"] ?? .null }
+    var response: JSONValue { json["response"] ?? .null }
     /// The real answer's length in bytes, from its `content-length` header.
     var responseLength: Int? { json["response_headers"]?["content-length"]?.stringValue.flatMap(Int.init) }
 
@@ -50,10 +50,4 @@ struct Sample: Sendable {
             SandboxFusionWire.RunCodeResponse.self, from: Data(self.response.pythonJSONBytes))
         return try SandboxFusionWire.result(from: response)
     }
-}
-
-/// Answers with a fixed result.
-struct FixedExecutor: SandboxExecutor {
-    let result: ExecutionResult
-    func execute(_ request: ExecutionRequest) async throws -> ExecutionResult { result }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SandboxVCR
 import SandboxVCRTestSupport
+import SandboxVCRTesting
 import Synchronization
 import Testing
 
@@ -63,19 +64,21 @@ func withServer<T: Sendable>(
     }
 }
 
-/// Answers every request with success, stdout = stdin.
-struct EchoExecutor: SandboxExecutor {
-    func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
-        ExecutionResult(
-            status: .success, run: CommandOutcome(status: .finished, exitCode: 0, stdout: request.stdin, wallTime: 0.5),
-            backend: .sandboxFusion)
-    }
+/// Success with stdout = stdin, as SandboxFusion reports it.
+func echoResult(for request: ExecutionRequest) -> ExecutionResult {
+    ExecutionResult(
+        status: .success, run: CommandOutcome(status: .finished, exitCode: 0, stdout: request.stdin, wallTime: 0.5),
+        backend: .sandboxFusion)
 }
 
-/// Always throws the given error.
-struct FailingExecutor: SandboxExecutor {
-    let error: any Error & Sendable
-    func execute(_ request: ExecutionRequest) async throws -> ExecutionResult { throw error }
+/// A fake that answers every request with ``echoResult(for:)`` and records the requests it receives.
+func makeEchoExecutor() -> FakeExecutor {
+    FakeExecutor(default: .respond(label: "echo stdin") { echoResult(for: $0) })
+}
+
+/// A fake that throws `error` for every request.
+func makeFailingExecutor(_ error: any Error & Sendable) -> FakeExecutor {
+    FakeExecutor(default: .respond(label: "throw \(error)") { _ in throw error })
 }
 
 /// A cassette miss whose message is `diagnostics`.
@@ -104,18 +107,8 @@ struct OutcomeExecutor: SandboxExecutor {
     }
 }
 
-/// Records every request it receives, then answers like ``EchoExecutor``.
-final class RecordingTestExecutor: SandboxExecutor {
-    private let received = Mutex<[ExecutionRequest]>([])
-    var requests: [ExecutionRequest] { received.withLock { $0 } }
-
-    func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
-        received.withLock { $0.append(request) }
-        return try await EchoExecutor().execute(request)
-    }
-}
-
-/// Blocks every call until released, and tracks how many calls are inside at once.
+/// Blocks every call until released, and tracks how many calls are inside at once; then answers with
+/// ``echoResult(for:)``.
 final class GateExecutor: SandboxExecutor {
     private struct State {
         var inside = 0
@@ -186,14 +179,14 @@ final class GateExecutor: SandboxExecutor {
             state.finished += 1
             state.events.append("finished")
         }
-        return try await EchoExecutor().execute(request)
+        return echoResult(for: request)
     }
 }
 
 /// Parses JSON the way the server does (key order kept).
-func parseJSON(_ bytes: [UInt8]) throws -> OrderedJSONValue {
+func parseJSON(_ bytes: [UInt8]) throws -> JSONValue {
     guard let value = try PythonJSONParser.parse(bytes) else { throw RawHTTPError(description: "not UTF-8") }
     return value
 }
 
-func parseJSON(_ text: String) throws -> OrderedJSONValue { try parseJSON(Array(text.utf8)) }
+func parseJSON(_ text: String) throws -> JSONValue { try parseJSON(Array(text.utf8)) }

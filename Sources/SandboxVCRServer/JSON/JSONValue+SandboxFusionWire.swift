@@ -1,6 +1,6 @@
 public import SandboxVCR
 
-extension OrderedJSONValue {
+extension JSONValue {
     /// A `/run_code` answer with the real server's key order (`status, message, compile_result, run_result,
     /// executor_pod_name, files`) and Python's number formatting. (`JSONEncoder` on Linux does not keep key order.)
     ///
@@ -8,7 +8,7 @@ extension OrderedJSONValue {
     ///   server does; any others follow, sorted.
     public init(_ response: SandboxFusionWire.RunCodeResponse, fileOrder: [String] = []) {
         let all = response.files ?? [:]
-        var files: [(String, OrderedJSONValue)] = []
+        var files: [(String, JSONValue)] = []
         var listed = Set<String>()
         for path in fileOrder where !listed.contains(path) {
             guard let content = all[path] else { continue }
@@ -21,9 +21,9 @@ extension OrderedJSONValue {
         self = .object([
             ("status", .string(response.status)),
             ("message", .string(response.message ?? "")),
-            ("compile_result", response.compile_result.map(OrderedJSONValue.init) ?? .null),
-            ("run_result", response.run_result.map(OrderedJSONValue.init) ?? .null),
-            ("executor_pod_name", response.executor_pod_name.map(OrderedJSONValue.string) ?? .null),
+            ("compile_result", response.compile_result.map(JSONValue.init) ?? .null),
+            ("run_result", response.run_result.map(JSONValue.init) ?? .null),
+            ("executor_pod_name", response.executor_pod_name.map(JSONValue.string) ?? .null),
             ("files", .object(files)),
         ])
     }
@@ -32,10 +32,10 @@ extension OrderedJSONValue {
     public init(_ result: SandboxFusionWire.CommandRunResult) {
         self = .object([
             ("status", .string(result.status)),
-            ("execution_time", result.execution_time.map(OrderedJSONValue.float) ?? .null),
+            ("execution_time", result.execution_time.map(JSONValue.float) ?? .null),
             ("return_code", result.return_code.map { .integer(String($0)) } ?? .null),
-            ("stdout", result.stdout.map(OrderedJSONValue.string) ?? .null),
-            ("stderr", result.stderr.map(OrderedJSONValue.string) ?? .null),
+            ("stdout", result.stdout.map(JSONValue.string) ?? .null),
+            ("stderr", result.stderr.map(JSONValue.string) ?? .null),
         ])
     }
 }

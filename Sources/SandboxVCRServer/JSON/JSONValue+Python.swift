@@ -1,4 +1,6 @@
-extension OrderedJSONValue {
+public import SandboxVCR
+
+extension JSONValue {
     /// The bytes `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` writes: what FastAPI's
     /// `JSONResponse` sends.
     public var pythonJSONBytes: [UInt8] {
