@@ -137,7 +137,8 @@ import Testing
         await cassette.close()
         #expect(!FileManager.default.fileExists(atPath: url.path + "-wal"))
         #expect(!FileManager.default.fileExists(atPath: url.path + "-shm"))
-        #expect(try RawSQLite.text("SELECT count(*) FROM interactions WHERE last_replayed_at IS NOT NULL", in: url) == "1")
+        #expect(
+            try RawSQLite.text("SELECT count(*) FROM interactions WHERE last_replayed_at IS NOT NULL", in: url) == "1")
         await #expect(throws: CassetteError.self) { try await cassette.record([self.interaction("2")]) }
     }
 

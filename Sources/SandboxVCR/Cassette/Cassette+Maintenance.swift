@@ -115,7 +115,9 @@ extension Cassette {
     @discardableResult
     public func prune(unusedSince date: Date? = nil, neverReplayed: Bool = false) async throws -> Int {
         let cutoff = date?.timeIntervalSince1970
-        let deleted = try await write { try CassetteDatabase.prune(unusedSince: cutoff, neverReplayed: neverReplayed, $0) }
+        let deleted = try await write {
+            try CassetteDatabase.prune(unusedSince: cutoff, neverReplayed: neverReplayed, $0)
+        }
         try await writer?.vacuum()
         return deleted
     }

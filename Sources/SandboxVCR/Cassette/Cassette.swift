@@ -139,7 +139,8 @@ public final class Cassette: Sendable {
                 switch try readers.read({ try CassetteDatabase.schemaState($0, path: path) }) {
                 case .current:
                     return Cassette(
-                        url: url, reader: readers, writer: access.isReadOnly ? nil : CassetteWriter(path: path, pool: nil))
+                        url: url, reader: readers,
+                        writer: access.isReadOnly ? nil : CassetteWriter(path: path, pool: nil))
                 case .empty where access.isReadOnly:
                     throw CassetteError(
                         code: .notACassette,
@@ -181,7 +182,11 @@ public final class Cassette: Sendable {
     /// Commits every pending replay stamp and closes the file (the WAL is checkpointed into it and removed). Later
     /// calls fail with an `io` error. Calling it twice is harmless.
     public func close() async {
-        guard isClosed.withLock({ closed in defer { closed = true }; return !closed }) else { return }
+        guard
+            isClosed.withLock({ closed in
+                defer { closed = true }; return !closed
+            })
+        else { return }
         await writer?.finish()
         closeConnections()
     }

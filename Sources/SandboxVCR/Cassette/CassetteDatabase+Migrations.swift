@@ -22,9 +22,9 @@ extension CassetteDatabase {
     /// The migrations, oldest first, each with the schema version it leaves.
     static let migrations:
         [(identifier: String, version: Int, migrate: @Sendable (Database, _ path: String) throws -> Void)] = [
-        ("createTables", 1, createTables),
-        ("recordsInline", 2, moveRecordsInline),
-    ]
+            ("createTables", 1, createTables),
+            ("recordsInline", 2, moveRecordsInline),
+        ]
 
     /// The migrator of the cassette at `path` (named in errors).
     static func migrator(path: String) -> DatabaseMigrator {

@@ -24,7 +24,8 @@ extension CassetteError {
         default:
             self.init(
                 code: .io,
-                message: "SQLite failed (\(error.resultCode.rawValue)/\(error.extendedResultCode.rawValue): \(message)); "
+                message:
+                    "SQLite failed (\(error.resultCode.rawValue)/\(error.extendedResultCode.rawValue): \(message)); "
                     + "check that the file and its folder exist and are accessible and the disk is not full",
                 path: path)
         }
