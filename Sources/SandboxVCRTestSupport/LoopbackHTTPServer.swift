@@ -1,5 +1,5 @@
 public import Foundation
-public import SandboxVCR
+package import SandboxVCR
 import Synchronization
 
 /// A real HTTP/1.1 server on 127.0.0.1 (port chosen by the system) for tests and benchmarks.
@@ -20,7 +20,7 @@ public final class LoopbackHTTPServer: Sendable {
         public var method: String
         /// The request target, e.g. `/run_code` (query included).
         public var path: String
-        public var headers: HTTPHeaders
+        package var headers: HTTPHeaders
         public var body: Data
         /// 1 for the first request on its connection, 2 for the next one (keep-alive), and so on.
         public var indexOnConnection: Int
@@ -31,10 +31,10 @@ public final class LoopbackHTTPServer: Sendable {
     /// An answer to send.
     public struct Response: Sendable, Hashable {
         public var status: Int
-        public var headers: HTTPHeaders
+        package var headers: HTTPHeaders
         public var body: Data
 
-        public init(status: Int, headers: HTTPHeaders = [:], body: Data = Data()) {
+        package init(status: Int, headers: HTTPHeaders = [:], body: Data = Data()) {
             self.status = status
             self.headers = headers
             self.body = body

@@ -9,8 +9,8 @@ import Testing
 
 @Suite("Modal: TOML profiles")
 struct ModalTOMLTests {
-    @Test("sections, strings, booleans, comments and bare values")
-    func parsesSubset() throws {
+    @Test("sections, strings, booleans, comments and numbers")
+    func parsesProfiles() throws {
         let text = """
             # a comment
             top = "level"
@@ -22,6 +22,9 @@ struct ModalTOMLTests {
             token_id = "ak-\\"quoted\\""
             active = false
             port = 8080
+            rate = 2.5
+            [other.nested]
+            skipped = "a nested table is not a profile value"
             """
         let sections = try ModalTOML.parse(text)
         #expect(sections[""]?["top"] == .string("level"))
@@ -31,15 +34,55 @@ struct ModalTOMLTests {
         #expect(sections["other"]?["token_id"] == .string("ak-\"quoted\""))
         #expect(sections["other"]?["active"] == .bool(false))
         #expect(sections["other"]?["port"] == .other("8080"))
+        #expect(sections["other"]?["rate"] == .other("2.5"))
+        #expect(sections["other"]?["nested"] == nil)
+        #expect(Set(sections.keys) == ["", "default", "other"])
     }
 
-    @Test("malformed lines name their line number")
-    func rejectsMalformed() {
-        #expect(throws: ModalTOML.ParseError(line: 2, reason: "expected key = value")) {
-            try ModalTOML.parse("[a]\njust words\n")
+    @Test("the whole TOML grammar: quoted table names, multi-line and escaped strings, inline tables")
+    func parsesFullGrammar() throws {
+        let text = #"""
+            ["my profile"]
+            token_id = """
+            ak-multi"""
+            token_secret = "as-\u0041"
+            environment = 'C:\not\an\escape'
+            [inline]
+            token_id = "ak-inline"
+            extra = { a = 1 }
+            """#
+        let sections = try ModalTOML.parse(text)
+        #expect(sections["my profile"]?["token_id"] == .string("ak-multi"))
+        #expect(sections["my profile"]?["token_secret"] == .string("as-A"))
+        #expect(sections["my profile"]?["environment"] == .string(#"C:\not\an\escape"#))
+        #expect(sections["inline"]?["token_id"] == .string("ak-inline"))
+        #expect(sections["inline"]?["extra"] == nil)
+    }
+
+    @Test(
+        "malformed files name their line",
+        arguments: [
+            ("[a]\njust words\n", 2),
+            ("[a\n", 1),
+            ("k = \"open\n", 1),
+            ("[a]\nk = 1\n[a]\n", 3),
+        ])
+    func rejectsMalformed(text: String, line: Int) {
+        let error = #expect(throws: ModalTOML.ParseError.self) { try ModalTOML.parse(text) }
+        #expect(error?.line == line)
+        #expect(error?.reason.isEmpty == false)
+    }
+
+    @Test("the parser's quoted fragments are redacted (they may be a token)")
+    func redactsFragments() throws {
+        #expect(ModalTOML.redacted("'123456' is not representable in 64 bits") == "'…' is not representable in 64 bits")
+        #expect(ModalTOML.redacted("expected '=', saw 'x'") == "expected '=', saw 'x'")
+        #expect(ModalTOML.redacted("unclosed 'as-secret") == "unclosed '…")
+        let error = #expect(throws: ModalTOML.ParseError.self) {
+            try ModalTOML.parse("[a]\ntoken_secret = 123456789012345678901234567890\n")
         }
-        #expect(throws: ModalTOML.ParseError.self) { try ModalTOML.parse("[a\n") }
-        #expect(throws: ModalTOML.ParseError.self) { try ModalTOML.parse("k = \"open\n") }
+        #expect(error?.line == 2)
+        #expect(error?.description.contains("1234567890") == false)
     }
 }
 
@@ -123,7 +166,7 @@ struct ModalConfigurationTests {
         #expect(configuration.tokenID == "ak-home")
     }
 
-    @Test("missing credentials, unknown profile and bad numbers are configuration errors saying what to do")
+    @Test("missing credentials, unknown profile, bad numbers, malformed files: configuration errors saying what to do")
     func errors() throws {
         let missing = #expect(throws: ExecutionError.self) {
             try ModalConfiguration.fromEnvironment(["HOME": folder.path, "MODAL_TOKEN_ID": "ak-only"])
@@ -143,6 +186,24 @@ struct ModalConfigurationTests {
             try ModalConfiguration.fromEnvironment(["MODAL_CONFIG_PATH": path, "MODAL_POOL_SIZE": "zero"])
         }
         #expect(badPool?.code == .configuration)
+        #expect(badPool?.message.contains("MODAL_POOL_SIZE") == true)
+
+        let malformed = try writeProfile("[a]\ntoken_id = \"ak\"\ntoken_secret = \"as-unterminated-secret\n")
+        let invalid = #expect(throws: ExecutionError.self) {
+            try ModalConfiguration.fromEnvironment(["MODAL_CONFIG_PATH": malformed])
+        }
+        #expect(invalid?.code == .configuration)
+        #expect(invalid?.message.contains(malformed) == true)
+        #expect(invalid?.message.contains("line 3") == true)
+        #expect(invalid?.message.contains("MODAL_CONFIG_PATH") == true)
+        #expect(invalid?.message.contains("as-unterminated-secret") == false)
+
+        let oversized = try writeProfile("[a]\ntoken_id = \"ak\"\ntoken_secret = 98765432109876543210987654321\n")
+        let numeric = #expect(throws: ExecutionError.self) {
+            try ModalConfiguration.fromEnvironment(["MODAL_CONFIG_PATH": oversized])
+        }
+        #expect(numeric?.message.contains(oversized) == true)
+        #expect(numeric?.message.contains("9876543210") == false)
     }
 }
 

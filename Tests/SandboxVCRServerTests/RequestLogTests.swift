@@ -46,7 +46,7 @@ struct CapturingLogHandler: LogHandler {
 @Suite("One structured log line per request")
 struct RequestLogTests {
     /// The key `0123abcd…` as a digest.
-    static let key = SHA256.Digest(hex: "0123abcd" + String(repeating: "0", count: 56))
+    static let key = ContentHash(hex: "0123abcd" + String(repeating: "0", count: 56))
 
     @Test func requestLinesCarryMethodPathStatusOutcomeKeyAndLatency() async throws {
         let store = CapturingLogHandlerStore()

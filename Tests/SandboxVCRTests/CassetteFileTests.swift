@@ -158,7 +158,7 @@ import Testing
         let error = try await #require(throws: CassetteError.self) {
             try await cassette.record([
                 .init(
-                    key: SHA256.hash(Data()), ordinal: 0, request: request(),
+                    key: ContentHash.sha256(Data()), ordinal: 0, request: request(),
                     outcome: .failure(ExecutionError(code: .timedOut, message: "t")))
             ])
         }

@@ -72,7 +72,7 @@ struct ByteWriter {
         bytes.append(contentsOf: data)
     }
 
-    mutating func digest(_ digest: SHA256.Digest) { digest.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+    mutating func digest(_ digest: ContentHash) { digest.withUnsafeBytes { bytes.append(contentsOf: $0) } }
 }
 
 /// Reads what ``ByteWriter`` wrote; any inconsistency is a `CodingFailure`.
@@ -142,7 +142,7 @@ struct ByteReader {
 
     mutating func raw() throws(CodingFailure) -> Data { Data(try rawBytes(try count())) }
 
-    mutating func digest() throws(CodingFailure) -> SHA256.Digest {
-        SHA256.Digest(unchecked: Array(try rawBytes(32)))
+    mutating func digest() throws(CodingFailure) -> ContentHash {
+        ContentHash(unchecked: Array(try rawBytes(32)))
     }
 }

@@ -41,7 +41,7 @@ extension Cassette {
                 files.append(url)
             }
         }
-        var next: [SHA256.Digest: Int] = [:]
+        var next: [ContentHash: Int] = [:]
         var batch: [NewInteraction] = []
         for file in files {
             let data: Data

@@ -26,7 +26,7 @@ public final class Cassette: Sendable {
     /// One interaction to write.
     public struct NewInteraction: Sendable {
         /// The request key (see ``RequestMatcher/key(for:)``).
-        public var key: SHA256.Digest
+        public var key: ContentHash
         /// Which repetition of the key this is (0 for the first).
         public var ordinal: Int
         public var session: String?
@@ -41,7 +41,7 @@ public final class Cassette: Sendable {
         public var lastReplayedAt: Date?
 
         public init(
-            key: SHA256.Digest, ordinal: Int, session: String? = nil, step: Int? = nil, backendVersion: String? = nil,
+            key: ContentHash, ordinal: Int, session: String? = nil, step: Int? = nil, backendVersion: String? = nil,
             request: ExecutionRequest, outcome: Outcome, recordedAt: Date = Date(), duration: Double? = nil,
             lastReplayedAt: Date? = nil
         ) {
@@ -67,7 +67,7 @@ public final class Cassette: Sendable {
     /// One stored interaction, read back.
     public struct Interaction: Sendable, Hashable {
         public var id: Int64
-        public var key: SHA256.Digest
+        public var key: ContentHash
         public var ordinal: Int
         public var session: String?
         public var step: Int?
@@ -79,7 +79,7 @@ public final class Cassette: Sendable {
         public var duration: Double?
         public var lastReplayedAt: Date?
         /// The content address of the stored outcome record (equal outcomes have equal hashes).
-        public var outcomeHash: SHA256.Digest
+        public var outcomeHash: ContentHash
     }
 
     /// The current schema version. Older cassettes are migrated forward when opened writable.
@@ -233,7 +233,7 @@ public final class Cassette: Sendable {
 
     /// The recording for `(key, ordinal)`; with `orLast`, the highest ordinal below it when there is none. Runs on
     /// the caller's thread.
-    func recording(key: SHA256.Digest, ordinal: Int, orLast: Bool) throws -> CassetteDatabase.Recording? {
+    func recording(key: ContentHash, ordinal: Int, orLast: Bool) throws -> CassetteDatabase.Recording? {
         let path = self.path
         return try read { try CassetteDatabase.recording(key: key, ordinal: ordinal, orLast: orLast, $0, path: path) }
     }
@@ -267,7 +267,7 @@ public final class Cassette: Sendable {
     }
 
     /// All interactions of one key, by ordinal.
-    public func interactions(forKey key: SHA256.Digest) async throws -> [Interaction] {
+    public func interactions(forKey key: ContentHash) async throws -> [Interaction] {
         let path = self.path
         return try await scan { try CassetteDatabase.interactions(forKey: key, $0, path: path) }
     }
@@ -291,12 +291,12 @@ public final class Cassette: Sendable {
     }
 
     /// The id, key and ordinal of every interaction, by id (for "never replayed" summaries).
-    func index() async throws -> [(id: Int64, key: SHA256.Digest, ordinal: Int)] {
+    func index() async throws -> [(id: Int64, key: ContentHash, ordinal: Int)] {
         try await scan { try CassetteDatabase.index($0) }
     }
 
     /// One past the highest recorded ordinal of a key (0 when it has none).
-    func nextOrdinal(for key: SHA256.Digest) throws -> Int {
+    func nextOrdinal(for key: ContentHash) throws -> Int {
         try read { try CassetteDatabase.nextOrdinal(for: key, $0) }
     }
 

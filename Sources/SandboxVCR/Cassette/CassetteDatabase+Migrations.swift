@@ -109,12 +109,12 @@ extension CassetteDatabase {
         // `request` and `outcome` hold the record hashes until this loop replaces them with the records.
         let update = try db.makeStatement(
             sql: "UPDATE interactions SET request = ?, outcome = ?, code_hash = ? WHERE id = ?")
-        var records = Set<SHA256.Digest>()
+        var records = Set<ContentHash>()
         let rows = try Row.fetchCursor(db, sql: "SELECT id, request_blob, outcome_blob FROM interactions_v1")
         while let row = try rows.next() {
             let id: Int64 = row[0]
-            let requestHash = SHA256.Digest(unchecked: Array(row[1] as Data))
-            let outcomeHash = SHA256.Digest(unchecked: Array(row[2] as Data))
+            let requestHash = ContentHash(unchecked: Array(row[1] as Data))
+            let outcomeHash = ContentHash(unchecked: Array(row[2] as Data))
             records.insert(requestHash)
             records.insert(outcomeHash)
             let request = try loadBlob(requestHash, db, path: path)

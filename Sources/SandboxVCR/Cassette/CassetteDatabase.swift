@@ -23,7 +23,7 @@ enum CassetteDatabase {
     }
 
     /// The recording of `(key, ordinal)`; with `orLast`, the highest ordinal below it when there is none.
-    static func recording(key: SHA256.Digest, ordinal: Int, orLast: Bool, _ db: Database, path: String) throws
+    static func recording(key: ContentHash, ordinal: Int, orLast: Bool, _ db: Database, path: String) throws
         -> Recording?
     {
         let statement = try db.cachedStatement(
@@ -38,7 +38,7 @@ enum CassetteDatabase {
     }
 
     /// One past the highest recorded ordinal of a key (0 when it has none).
-    static func nextOrdinal(for key: SHA256.Digest, _ db: Database) throws -> Int {
+    static func nextOrdinal(for key: ContentHash, _ db: Database) throws -> Int {
         let highest = try Int.fetchOne(
             db.cachedStatement(sql: "SELECT max(ordinal) FROM interactions WHERE key = ?"), arguments: [key.data])
         return highest.map { $0 + 1 } ?? 0
@@ -50,7 +50,7 @@ enum CassetteDatabase {
 
     /// Interactions in `(key, ordinal)` order after a given one, a page at a time.
     static func interactions(
-        after key: SHA256.Digest?, ordinal: Int?, limit: Int, _ db: Database, path: String
+        after key: ContentHash?, ordinal: Int?, limit: Int, _ db: Database, path: String
     ) throws -> [Cassette.Interaction] {
         try fetchInteractions(
             "SELECT \(interactionColumns) FROM interactions WHERE (?1 IS NULL OR key > ?1 OR (key = ?1 AND "
@@ -59,7 +59,7 @@ enum CassetteDatabase {
     }
 
     /// All interactions of one key, by ordinal.
-    static func interactions(forKey key: SHA256.Digest, _ db: Database, path: String) throws
+    static func interactions(forKey key: ContentHash, _ db: Database, path: String) throws
         -> [Cassette.Interaction]
     {
         try fetchInteractions(
@@ -90,9 +90,9 @@ enum CassetteDatabase {
     }
 
     /// The id, key and ordinal of every interaction, by id.
-    static func index(_ db: Database) throws -> [(id: Int64, key: SHA256.Digest, ordinal: Int)] {
+    static func index(_ db: Database) throws -> [(id: Int64, key: ContentHash, ordinal: Int)] {
         try Row.fetchAll(db, sql: "SELECT id, key, ordinal FROM interactions ORDER BY id").map { row in
-            (row[0], SHA256.Digest(unchecked: Array(bytes(row, 1))), row[2])
+            (row[0], ContentHash(unchecked: Array(bytes(row, 1))), row[2])
         }
     }
 
@@ -107,13 +107,13 @@ enum CassetteDatabase {
         let id: Int64 = row[0]
         let outcome = bytes(row, 8)
         return Cassette.Interaction(
-            id: id, key: SHA256.Digest(unchecked: Array(bytes(row, 1))), ordinal: row[2], session: row[3],
+            id: id, key: ContentHash(unchecked: Array(bytes(row, 1))), ordinal: row[2], session: row[3],
             step: row[4], backend: row[5] ?? "", backendVersion: row[6],
             request: try decodeRequest(bytes(row, 7), id: id, db, path: path),
             outcome: try decodeOutcome(outcome, id: id, db, path: path),
             recordedAt: Date(timeIntervalSince1970: row[9]), duration: row[10],
             lastReplayedAt: (row[11] as Double?).map { Date(timeIntervalSince1970: $0) },
-            outcomeHash: SHA256.hash(outcome))
+            outcomeHash: ContentHash.sha256(outcome))
     }
 
     /// A blob column's bytes (empty for NULL).
@@ -137,7 +137,7 @@ enum CassetteDatabase {
     }
 
     /// A stored part, uncompressed.
-    static func loadBlob(_ hash: SHA256.Digest, _ db: Database, path: String) throws -> Data {
+    static func loadBlob(_ hash: ContentHash, _ db: Database, path: String) throws -> Data {
         let statement = try db.cachedStatement(sql: "SELECT compression, size, bytes FROM blobs WHERE hash = ?")
         guard let row = try Row.fetchOne(statement, arguments: [hash.data]) else {
             throw corrupted(path, "blob \(hash.hex) is missing")
@@ -236,10 +236,10 @@ enum CassetteDatabase {
     }
 
     /// The hashes of every part the stored records reference.
-    static func referencedParts(_ db: Database) throws -> Set<SHA256.Digest> {
-        var referenced = Set<SHA256.Digest>()
+    static func referencedParts(_ db: Database) throws -> Set<ContentHash> {
+        var referenced = Set<ContentHash>()
         // Decode with a loader that notes references instead of loading them.
-        let loader: (SHA256.Digest) throws -> Data = { digest in
+        let loader: (ContentHash) throws -> Data = { digest in
             referenced.insert(digest)
             return Data()
         }
@@ -257,7 +257,7 @@ enum CassetteDatabase {
     static func collectGarbage(_ db: Database) throws -> Int {
         let referenced = try referencedParts(db)
         let unreferenced = try Data.fetchAll(db, sql: "SELECT hash FROM blobs").filter {
-            !referenced.contains(SHA256.Digest(unchecked: Array($0)))
+            !referenced.contains(ContentHash(unchecked: Array($0)))
         }
         let delete = try db.cachedStatement(sql: "DELETE FROM blobs WHERE hash = ?")
         for hash in unreferenced { try delete.execute(arguments: [hash]) }
@@ -290,16 +290,16 @@ enum CassetteDatabase {
             stats.backends[row[0] ?? "", default: 0] += row[1] as Int
         }
         // Logical size: each interaction's records plus every part they reference.
-        var sizes: [SHA256.Digest: Int64] = [:]
+        var sizes: [ContentHash: Int64] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT hash, size FROM blobs") {
-            sizes[SHA256.Digest(unchecked: Array(bytes(row, 0)))] = row[1]
+            sizes[ContentHash(unchecked: Array(bytes(row, 0)))] = row[1]
         }
         let rows = try Row.fetchCursor(db, sql: "SELECT request, outcome FROM interactions")
         while let row = try rows.next() {
             let request = bytes(row, 0)
             let outcome = bytes(row, 1)
             var total = Int64(request.count + outcome.count)
-            let loader: (SHA256.Digest) throws -> Data = { digest in
+            let loader: (ContentHash) throws -> Data = { digest in
                 total += sizes[digest] ?? 0
                 return Data()
             }
@@ -322,8 +322,8 @@ enum CassetteDatabase {
             let hash = bytes(row, 0)
             let size: Int = row[1]
             let unpacked = BlobCompression.unpack(data(row, 3), compression: row[2], size: size)
-            if unpacked.map({ SHA256.hash($0).bytes != hash || $0.count != size }) ?? true {
-                report.damagedBlobs.append(SHA256.Digest(unchecked: hash).hex)
+            if unpacked.map({ ContentHash.sha256($0).bytes != hash || $0.count != size }) ?? true {
+                report.damagedBlobs.append(ContentHash(unchecked: hash).hex)
             }
             report.checkedBlobs += 1
             if report.checkedBlobs % 1000 == 0 { progress?(report.checkedBlobs, total) }
@@ -342,7 +342,7 @@ enum CassetteDatabase {
     }
 }
 
-extension SHA256.Digest {
+extension ContentHash {
     /// The digest's 32 bytes, as SQLite stores keys and blob hashes.
     var data: Data { withUnsafeBytes { Data($0) } }
 }

@@ -246,7 +246,7 @@ enum CassetteExport {
         }
 
         func interaction() throws -> Cassette.NewInteraction {
-            guard let digest = SHA256.Digest(hex: key) else {
+            guard let digest = ContentHash(hex: key) else {
                 throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "bad key \(key)"))
             }
             let outcome: Cassette.Outcome
@@ -354,7 +354,7 @@ extension Cassette {
         func block(_ label: String, _ data: Data) -> String {
             guard !data.isEmpty else { return "" }
             guard let string = String(data: data, encoding: .utf8) else {
-                return "  \(label): \(data.count) bytes of binary, sha256 \(SHA256.hash(data).hex.prefix(16))\n"
+                return "  \(label): \(data.count) bytes of binary, sha256 \(ContentHash.sha256(data).hex.prefix(16))\n"
             }
             var lines = string.split(separator: "\n", omittingEmptySubsequences: false)
             if lines.last == "" { lines.removeLast() }

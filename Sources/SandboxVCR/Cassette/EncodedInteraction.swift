@@ -12,7 +12,7 @@ struct EncodedInteraction: Sendable {
     var request: Data
     var outcome: Data
     /// The parts the records reference, by hash.
-    var blobs: [SHA256.Digest: Data]
+    var blobs: [ContentHash: Data]
     var recordedAt: Double
     var duration: Double?
     var lastReplayedAt: Double?

@@ -7,7 +7,7 @@ final class PartDigestCache: Sendable {
     /// Parts at least this large are cached.
     static let minimumSize = 2048
     private struct State {
-        var entries: [Data: SHA256.Digest] = [:]
+        var entries: [Data: ContentHash] = [:]
         var bytes = 0
     }
 
@@ -20,10 +20,10 @@ final class PartDigestCache: Sendable {
         self.byteCapacity = byteCapacity
     }
 
-    func digest(of data: Data) -> SHA256.Digest {
-        guard data.count >= Self.minimumSize else { return SHA256.hash(data) }
+    func digest(of data: Data) -> ContentHash {
+        guard data.count >= Self.minimumSize else { return ContentHash.sha256(data) }
         if let hit = state.withLock({ $0.entries[data] }) { return hit }
-        let digest = SHA256.hash(data)
+        let digest = ContentHash.sha256(data)
         guard data.count <= byteCapacity / 4 else { return digest }
         state.withLock { state in
             if state.entries.count >= capacity || state.bytes + data.count > byteCapacity {
@@ -41,13 +41,13 @@ final class PartDigestCache: Sendable {
 struct BlobSink {
     /// Parts shorter than this stay inline in the record.
     static let inlineLimit = 256
-    var blobs: [SHA256.Digest: Data] = [:]
+    var blobs: [ContentHash: Data] = [:]
     let cache: PartDigestCache?
 
     init(cache: PartDigestCache? = nil) { self.cache = cache }
 
-    mutating func digest(_ data: Data) -> SHA256.Digest {
-        let digest = cache?.digest(of: data) ?? SHA256.hash(data)
+    mutating func digest(_ data: Data) -> ContentHash {
+        let digest = cache?.digest(of: data) ?? ContentHash.sha256(data)
         blobs[digest] = data
         return digest
     }
@@ -77,7 +77,7 @@ extension ByteWriter {
 }
 
 extension ByteReader {
-    mutating func part(_ load: (SHA256.Digest) throws -> Data) throws -> Data {
+    mutating func part(_ load: (ContentHash) throws -> Data) throws -> Data {
         switch try byte() {
         case 0: return try raw()
         case 1: return try load(try digest())
@@ -85,7 +85,7 @@ extension ByteReader {
         }
     }
 
-    mutating func partText(_ load: (SHA256.Digest) throws -> Data) throws -> String {
+    mutating func partText(_ load: (ContentHash) throws -> Data) throws -> String {
         String(decoding: try part(load), as: UTF8.self)
     }
 }
@@ -125,7 +125,7 @@ enum RecordCoding {
         return writer.bytes
     }
 
-    static func decodeRequest(_ bytes: [UInt8], load: (SHA256.Digest) throws -> Data) throws -> ExecutionRequest {
+    static func decodeRequest(_ bytes: [UInt8], load: (ContentHash) throws -> Data) throws -> ExecutionRequest {
         var reader = ByteReader(bytes)
         guard try reader.byte() == requestVersion else { throw ByteReader.CodingFailure() }
         let program: ExecutionRequest.Program
@@ -208,7 +208,7 @@ enum RecordCoding {
         return writer.bytes
     }
 
-    static func decodeOutcome(_ bytes: [UInt8], load: (SHA256.Digest) throws -> Data) throws -> Cassette.Outcome {
+    static func decodeOutcome(_ bytes: [UInt8], load: (ContentHash) throws -> Data) throws -> Cassette.Outcome {
         var reader = ByteReader(bytes)
         guard try reader.byte() == outcomeVersion else { throw ByteReader.CodingFailure() }
         switch try reader.byte() {

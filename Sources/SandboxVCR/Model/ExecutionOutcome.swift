@@ -34,12 +34,12 @@ public struct ExecutionOutcome: Sendable {
     /// The answer, or the error the call threw.
     public var result: Result<ExecutionResult, any Error>
     /// The request's cassette key, when a cassette was consulted.
-    public var key: SHA256.Digest?
+    public var key: ContentHash?
     /// How long the live executor took, when one was called.
     public var liveDuration: Duration?
 
     public init(
-        source: Source, result: Result<ExecutionResult, any Error>, key: SHA256.Digest? = nil,
+        source: Source, result: Result<ExecutionResult, any Error>, key: ContentHash? = nil,
         liveDuration: Duration? = nil
     ) {
         self.source = source

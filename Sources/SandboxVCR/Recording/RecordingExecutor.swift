@@ -64,12 +64,12 @@ public final class RecordingExecutor: SandboxExecutor {
     /// Counters and usage shared by an executor and its sessions.
     private final class Shared: Sendable {
         struct State {
-            var counters: [SHA256.Digest: Int] = [:]
+            var counters: [ContentHash: Int] = [:]
             var used: Set<UsedRecording> = []
         }
 
         struct UsedRecording: Hashable {
-            var key: SHA256.Digest
+            var key: ContentHash
             var ordinal: Int
         }
 
@@ -81,7 +81,7 @@ public final class RecordingExecutor: SandboxExecutor {
     /// A session's chain: the previous step's key.
     private final class Chain: Sendable {
         let id: String
-        let state = Mutex<(step: Int, previous: SHA256.Digest)>((0, SHA256.hash(Array("session".utf8))))
+        let state = Mutex<(step: Int, previous: ContentHash)>((0, ContentHash.sha256(Array("session".utf8))))
         init(id: String) { self.id = id }
     }
 
@@ -207,12 +207,12 @@ public final class RecordingExecutor: SandboxExecutor {
 
     /// Where a recording goes: its key, ordinal and session step.
     private struct Slot {
-        var key: SHA256.Digest
+        var key: ContentHash
         var ordinal: Int
         var step: Int?
     }
 
-    private func replay(_ recording: CassetteDatabase.Recording, key: SHA256.Digest) -> ExecutionOutcome {
+    private func replay(_ recording: CassetteDatabase.Recording, key: ContentHash) -> ExecutionOutcome {
         if configuration.stampsReplays ?? (mode != .never) { cassette.markReplayed(recording.id) }
         switch recording.outcome {
         case .result(let result): return ExecutionOutcome(source: .hit, result: .success(result), key: key)
@@ -222,7 +222,7 @@ public final class RecordingExecutor: SandboxExecutor {
 
     /// Calls the live executor and, with a slot, records what it answered (a recordable failure too) before
     /// answering.
-    private func callLive(_ request: ExecutionRequest, key: SHA256.Digest?, recording slot: Slot?) async
+    private func callLive(_ request: ExecutionRequest, key: ContentHash?, recording slot: Slot?) async
         -> ExecutionOutcome
     {
         guard let live else {

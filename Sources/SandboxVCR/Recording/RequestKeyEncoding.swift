@@ -31,7 +31,7 @@ enum RequestKeyEncoding {
                 writer.raw(data)
             } else {
                 writer.byte(1)
-                writer.digest(digests?.digest(of: data) ?? SHA256.hash(data))
+                writer.digest(digests?.digest(of: data) ?? ContentHash.sha256(data))
             }
         }
         func part(_ text: String) {

@@ -74,17 +74,17 @@ public struct RequestMatcher: Sendable {
     }
 
     /// The key of a request: SHA-256 of the canonical encoding of the normalized request.
-    public func key(for request: ExecutionRequest) -> SHA256.Digest { key(for: request, cache: Self.digests) }
+    public func key(for request: ExecutionRequest) -> ContentHash { key(for: request, cache: Self.digests) }
 
     /// Digests of large parts seen recently by any matcher in the process.
     private static let digests = PartDigestCache()
 
-    func key(for request: ExecutionRequest, cache: PartDigestCache?) -> SHA256.Digest {
-        SHA256.hash(RequestKeyEncoding.bytes(of: normalize(request), digests: cache))
+    func key(for request: ExecutionRequest, cache: PartDigestCache?) -> ContentHash {
+        ContentHash.sha256(RequestKeyEncoding.bytes(of: normalize(request), digests: cache))
     }
 
     /// The key of step `k` of a session: SHA-256 of the previous step's key and this request's key.
-    public static func chainedKey(previous: SHA256.Digest, current: SHA256.Digest) -> SHA256.Digest {
-        SHA256.hash(previous.bytes + current.bytes)
+    public static func chainedKey(previous: ContentHash, current: ContentHash) -> ContentHash {
+        ContentHash.sha256(previous.bytes + current.bytes)
     }
 }

@@ -1,20 +1,20 @@
-public import Foundation
+package import Foundation
 
 /// Receives a response body piece by piece as it arrives, instead of the response holding it whole.
 ///
 /// Give one to ``HTTPRequest/bodySink`` to stream or cap a large answer (e.g. a gRPC output stream): the response's
 /// ``HTTPResponse/body`` then stays empty. The handler runs on the client's transfer thread: keep it short and never
 /// block in it. Sinks compare by identity.
-public final class HTTPBodySink: Sendable, Hashable {
+package final class HTTPBodySink: Sendable, Hashable {
     private let handler: @Sendable (Data) -> Void
 
     /// - Parameter handler: called with each piece of the body, in order.
-    public init(_ handler: @escaping @Sendable (Data) -> Void) {
+    package init(_ handler: @escaping @Sendable (Data) -> Void) {
         self.handler = handler
     }
 
     func receive(_ data: Data) { handler(data) }
 
-    public static func == (lhs: HTTPBodySink, rhs: HTTPBodySink) -> Bool { lhs === rhs }
-    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+    package static func == (lhs: HTTPBodySink, rhs: HTTPBodySink) -> Bool { lhs === rhs }
+    package func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }

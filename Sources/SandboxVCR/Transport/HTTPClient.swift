@@ -1,5 +1,5 @@
 import Foundation
-public import Logging
+package import Logging
 import Synchronization
 
 /// An async HTTP client over libcurl: one curl multi handle driven by one dedicated thread, keep-alive
@@ -16,23 +16,23 @@ import Synchronization
 ///
 /// The client shuts its thread down when released (or on ``shutdown()``); requests still running then fail
 /// with ``ExecutionError/Code/cancelled``.
-public final class HTTPClient: Sendable {
+package final class HTTPClient: Sendable {
     /// How a client behaves. Every field has a documented default.
-    public struct Configuration: Sendable {
+    package struct Configuration: Sendable {
         /// At most this many requests run at once; the others wait in FIFO order. `nil`: no limit.
-        public var maxConcurrentRequests: Int?
+        package var maxConcurrentRequests: Int?
         /// The HTTP version for requests that do not ask for one.
-        public var httpVersion: HTTPVersion
+        package var httpVersion: HTTPVersion
         /// How long connecting may take (TCP and TLS). Default 10 s.
-        public var connectTimeout: Duration
+        package var connectTimeout: Duration
         /// At most this many connections to one host at once (`nil`: no limit; HTTP/2 multiplexes on one).
-        public var maxConnectionsPerHost: Int?
+        package var maxConnectionsPerHost: Int?
         /// How many idle connections the cache keeps for reuse. Default 256.
-        public var maxCachedConnections: Int
+        package var maxCachedConnections: Int
         /// The `User-Agent` header.
-        public var userAgent: String
+        package var userAgent: String
 
-        public init(
+        package init(
             maxConcurrentRequests: Int? = nil,
             httpVersion: HTTPVersion = .http1_1,
             connectTimeout: Duration = .seconds(10),
@@ -49,7 +49,7 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private let logger: Logger
     private let loop: CurlMultiLoop
     private let limiter: ConcurrencyLimiter?
@@ -60,7 +60,7 @@ public final class HTTPClient: Sendable {
     /// - Parameters:
     ///   - configuration: limits, HTTP version and timeouts.
     ///   - logger: where to log each request at `trace` level; no-op by default.
-    public init(
+    package init(
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "sandbox-vcr.http", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
@@ -82,7 +82,7 @@ public final class HTTPClient: Sendable {
     deinit { loop.shutdown() }
 
     /// Stops the curl thread. Requests still running fail with ``ExecutionError/Code/cancelled``; later ones too.
-    public func shutdown() { loop.shutdown() }
+    package func shutdown() { loop.shutdown() }
 
     /// Sends a request and returns the whole response, whatever its status.
     ///
@@ -94,7 +94,7 @@ public final class HTTPClient: Sendable {
     ///   ``ExecutionError/Code/timedOut``, ``ExecutionError/Code/connectionReset``,
     ///   ``ExecutionError/Code/transport`` or ``ExecutionError/Code/cancelled`` (the task was cancelled: the
     ///   transfer was aborted).
-    public func execute(_ request: HTTPRequest, deadline: ContinuousClock.Instant? = nil) async throws
+    package func execute(_ request: HTTPRequest, deadline: ContinuousClock.Instant? = nil) async throws
         -> HTTPResponse
     {
         guard let limiter else { return try await transfer(request, deadline: deadline) }
@@ -110,7 +110,7 @@ public final class HTTPClient: Sendable {
     ///   - timeout: how long the transfer itself may take, from when it starts.
     /// - Returns: the response, whatever its status.
     /// - Throws: ``ExecutionError`` as ``execute(_:deadline:)`` does.
-    public func execute(_ request: HTTPRequest, timeout: Duration) async throws -> HTTPResponse {
+    package func execute(_ request: HTTPRequest, timeout: Duration) async throws -> HTTPResponse {
         guard let limiter else { return try await transfer(request, deadline: .now + timeout) }
         try await limiter.acquire()
         defer { limiter.release() }
@@ -143,7 +143,7 @@ public final class HTTPClient: Sendable {
     }
 
     /// The URL with any user name and password removed, for messages and logs.
-    public static func redactedURL(_ url: String) -> String {
+    package static func redactedURL(_ url: String) -> String {
         guard let schemeEnd = url.range(of: "://") else { return url }
         let rest = url[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex

@@ -1,20 +1,20 @@
-public import Foundation
+package import Foundation
 
 /// One HTTP request: method, absolute URL, header fields and a body held in memory.
-public struct HTTPRequest: Hashable, Sendable {
+package struct HTTPRequest: Hashable, Sendable {
     /// The method, e.g. `GET`, `POST`.
-    public var method: String
+    package var method: String
     /// The absolute URL (`http://127.0.0.1:8080/run_code`). Credentials in it are never logged or reported.
-    public var url: String
-    public var headers: HTTPHeaders
+    package var url: String
+    package var headers: HTTPHeaders
     /// The body; sent when non-empty or when the method is not `GET`/`HEAD`.
-    public var body: Data
+    package var body: Data
     /// The HTTP version to ask for, or `nil` for the client's ``HTTPClient/Configuration/httpVersion``.
-    public var httpVersion: HTTPVersion?
+    package var httpVersion: HTTPVersion?
     /// Where the response body goes as it arrives, or `nil` to collect it into ``HTTPResponse/body``.
-    public var bodySink: HTTPBodySink?
+    package var bodySink: HTTPBodySink?
 
-    public init(
+    package init(
         method: String = "GET",
         url: String,
         headers: HTTPHeaders = [:],

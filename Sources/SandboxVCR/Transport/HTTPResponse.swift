@@ -1,17 +1,17 @@
-public import Foundation
+package import Foundation
 
 /// One HTTP response: status, header fields, the whole body, and any trailer fields sent after the body.
-public struct HTTPResponse: Hashable, Sendable {
+package struct HTTPResponse: Hashable, Sendable {
     /// The status code of the final response (after any `1xx`).
-    public var status: Int
-    public var headers: HTTPHeaders
-    public var body: Data
+    package var status: Int
+    package var headers: HTTPHeaders
+    package var body: Data
     /// Trailer fields sent after the body (HTTP/2 trailers, as gRPC sends `grpc-status`; chunked HTTP/1.1 trailers).
-    public var trailers: HTTPHeaders
+    package var trailers: HTTPHeaders
     /// The version the server answered with.
-    public var httpVersion: HTTPVersion
+    package var httpVersion: HTTPVersion
 
-    public init(
+    package init(
         status: Int,
         headers: HTTPHeaders = [:],
         body: Data = Data(),
@@ -26,5 +26,5 @@ public struct HTTPResponse: Hashable, Sendable {
     }
 
     /// The body as text (invalid UTF-8 replaced).
-    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+    package var bodyText: String { String(decoding: body, as: UTF8.self) }
 }

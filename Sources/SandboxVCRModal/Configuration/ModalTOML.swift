@@ -1,17 +1,23 @@
 import Foundation
+import TOMLKit
 
-/// The small subset of TOML that `~/.modal.toml` uses: `[section]` headers and `key = value` lines, values being
-/// strings (basic `"…"` with escapes, or literal `'…'`), `true` / `false`, or bare words and numbers (kept as text).
-public enum ModalTOML {
+/// The profiles of a `~/.modal.toml` file, parsed by TOMLKit (toml++, the whole TOML 1.0 grammar).
+///
+/// A profile is a top-level table (`[name]`); keys outside any table go in the section named `""`. Only scalar
+/// values are kept: strings, booleans, and numbers as text. Arrays, dates and nested tables are skipped: Modal's
+/// profiles have none.
+///
+/// See https://toml.io/en/v1.0.0 for the grammar and https://marzer.github.io/tomlplusplus/ for the parser.
+enum ModalTOML {
     /// A value of the file.
-    public enum Value: Hashable, Sendable {
+    enum Value: Hashable, Sendable {
         case string(String)
         case bool(Bool)
-        /// A number or other bare value, as written.
+        /// A number, as text (`8080`, `2.5`).
         case other(String)
 
         /// The value as text (booleans as `true` / `false`).
-        public var text: String {
+        var text: String {
             switch self {
             case .string(let text), .other(let text): text
             case .bool(let value): value ? "true" : "false"
@@ -19,100 +25,74 @@ public enum ModalTOML {
         }
     }
 
-    /// A line the parser does not understand.
-    public struct ParseError: Error, Hashable, Sendable, CustomStringConvertible {
-        public var line: Int
-        public var reason: String
-        public var description: String { "line \(line): \(reason)" }
+    /// Why a file is not valid TOML, and where.
+    ///
+    /// The reason never quotes the file: toml++ quotes the piece of text it could not read (a number too large, a
+    /// key defined twice), and that piece may be a token, so every quoted fragment longer than one character is
+    /// replaced by `'…'`. The line and column say where to look.
+    struct ParseError: Error, Hashable, Sendable, CustomStringConvertible {
+        var line: Int
+        var column: Int
+        var reason: String
+        var description: String { "line \(line), column \(column): \(reason)" }
     }
 
     /// The sections of a file, by name; keys before any section go in the section named `""`.
-    public static func parse(_ text: String) throws(ParseError) -> [String: [String: Value]] {
+    ///
+    /// - Throws: ``ParseError`` when the text is not valid TOML.
+    static func parse(_ text: String) throws(ParseError) -> [String: [String: Value]] {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ParseError(
+                line: error.source.begin.line, column: error.source.begin.column,
+                reason: redacted(error.description))
+        } catch {
+            throw ParseError(line: 0, column: 0, reason: "the TOML parser failed")
+        }
         var sections: [String: [String: Value]] = [:]
-        var current = ""
-        for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let number = offset + 1
-            let line = stripComment(Substring(rawLine)).trimmingCharacters(in: .whitespaces)
-            if line.isEmpty { continue }
-            if line.hasPrefix("[") {
-                guard line.hasSuffix("]"), !line.hasPrefix("[[") else {
-                    throw ParseError(line: number, reason: "a section header must look like [name]")
+        for key in table.keys {
+            guard let node = table[key] else { continue }
+            if let profile = node.table {
+                var values: [String: Value] = [:]
+                for name in profile.keys {
+                    if let value = profile[name].flatMap(scalar) { values[name] = value }
                 }
-                var name = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
-                if name.count >= 2, name.first == "\"", name.last == "\"" { name = String(name.dropFirst().dropLast()) }
-                guard !name.isEmpty else { throw ParseError(line: number, reason: "empty section name") }
-                current = name
-                sections[current, default: [:]] = sections[current, default: [:]]
-                continue
+                sections[key] = values
+            } else if let value = scalar(node) {
+                sections["", default: [:]][key] = value
             }
-            guard let equals = line.firstIndex(of: "=") else {
-                throw ParseError(line: number, reason: "expected key = value")
-            }
-            var key = line[..<equals].trimmingCharacters(in: .whitespaces)
-            if key.count >= 2, key.first == "\"", key.last == "\"" { key = String(key.dropFirst().dropLast()) }
-            guard !key.isEmpty else { throw ParseError(line: number, reason: "missing key before =") }
-            let rawValue = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            sections[current, default: [:]][key] = try value(rawValue, line: number)
         }
         return sections
     }
 
-    /// The line without a `#` comment (a `#` inside quotes is text).
-    private static func stripComment(_ line: Substring) -> Substring {
-        var quote: Character?
-        var escaped = false
-        for index in line.indices {
-            let character = line[index]
-            if escaped {
-                escaped = false
-                continue
-            }
-            if let open = quote {
-                if character == "\\" && open == "\"" { escaped = true } else if character == open { quote = nil }
-            } else if character == "\"" || character == "'" {
-                quote = character
-            } else if character == "#" {
-                return line[..<index]
-            }
+    private static func scalar(_ node: any TOMLValueConvertible) -> Value? {
+        switch node.type {
+        case .string: node.string.map(Value.string)
+        case .bool: node.bool.map(Value.bool)
+        case .int: node.int.map { .other(String($0)) }
+        case .double: node.double.map { .other(String($0)) }
+        default: nil
         }
-        return line
     }
 
-    private static func value(_ raw: String, line: Int) throws(ParseError) -> Value {
-        if raw == "true" { return .bool(true) }
-        if raw == "false" { return .bool(false) }
-        if raw.hasPrefix("'") {
-            guard raw.count >= 2, raw.hasSuffix("'") else {
-                throw ParseError(line: line, reason: "unterminated string")
+    /// The parser's message with every quoted fragment of two characters or more replaced by `'…'`.
+    static func redacted(_ message: String) -> String {
+        var result = ""
+        var rest = Substring(message)
+        while let open = rest.firstIndex(of: "'") {
+            result += rest[...open]
+            let afterOpen = rest.index(after: open)
+            guard let close = rest[afterOpen...].firstIndex(of: "'") else {
+                // An unclosed quote: nothing after it is shown.
+                return result + "…"
             }
-            return .string(String(raw.dropFirst().dropLast()))
+            let fragment = rest[afterOpen..<close]
+            result += fragment.count <= 1 ? String(fragment) : "…"
+            result += "'"
+            rest = rest[rest.index(after: close)...]
         }
-        if raw.hasPrefix("\"") {
-            guard raw.count >= 2, raw.hasSuffix("\"") else {
-                throw ParseError(line: line, reason: "unterminated string")
-            }
-            var result = ""
-            var escaped = false
-            for character in raw.dropFirst().dropLast() {
-                if escaped {
-                    switch character {
-                    case "n": result.append("\n")
-                    case "t": result.append("\t")
-                    case "r": result.append("\r")
-                    case "\\": result.append("\\")
-                    case "\"": result.append("\"")
-                    default: result.append("\\"); result.append(character)
-                    }
-                    escaped = false
-                } else if character == "\\" {
-                    escaped = true
-                } else {
-                    result.append(character)
-                }
-            }
-            return .string(result)
-        }
-        guard !raw.isEmpty else { throw ParseError(line: line, reason: "missing value after =") }
-        return .other(raw)
+        return result + rest
     }
 }

@@ -1,23 +1,23 @@
-public import Foundation
-public import Logging
-public import ModalProto
-public import SandboxVCR
-public import SwiftProtobuf
+package import Foundation
+package import Logging
+package import ModalProto
+package import SandboxVCR
+package import SwiftProtobuf
 
-/// gRPC calls over the package's libcurl ``HTTPClient``: HTTP/2 (TLS with ALPN for `https://`, cleartext with
+/// gRPC calls over the package's libcurl `HTTPClient`: HTTP/2 (TLS with ALPN for `https://`, cleartext with
 /// prior knowledge for `http://`), message framing, metadata, trailers and trailers-only answers, deadlines
 /// (`grpc-timeout` plus the transport deadline), cancellation, and retries with backoff as Modal's SDKs do.
 ///
 /// Streaming answers are read whole: a stream's messages arrive when it ends (Modal's streams end by themselves).
-public final class GRPCChannel: Sendable {
+package final class GRPCChannel: Sendable {
     /// One try's answer: the messages received and how the call ended (`nil`: `OK`).
-    public struct Answer: Sendable {
-        public var messages: [Data]
-        public var status: GRPCStatusError?
+    package struct Answer: Sendable {
+        package var messages: [Data]
+        package var status: GRPCStatusError?
     }
 
     /// The server's base URL, e.g. `https://api.modal.com` or `http://127.0.0.1:40123`.
-    public let baseURL: String
+    package let baseURL: String
     private let http: HTTPClient
     private let logger: Logger
 
@@ -25,7 +25,7 @@ public final class GRPCChannel: Sendable {
     ///   - baseURL: scheme, host and port; `http://` means cleartext HTTP/2 with prior knowledge.
     ///   - http: the transport (shared by channels).
     ///   - logger: logs each call's method and outcome at `debug` level (never metadata values).
-    public init(baseURL: String, http: HTTPClient, logger: Logger) {
+    package init(baseURL: String, http: HTTPClient, logger: Logger) {
         var trimmed = baseURL
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.baseURL = trimmed
@@ -38,7 +38,7 @@ public final class GRPCChannel: Sendable {
     /// - Returns: the messages and the final status (a failed status is returned, not thrown).
     /// - Throws: ``ExecutionError`` for transport failures; libcurl's HTTP/2 stream error (92) without a status
     ///   comes back as an `UNAVAILABLE` answer, so callers retry it.
-    public func attempt(path: String, body: Data, metadata: HTTPHeaders, timeout: Duration) async throws -> Answer {
+    package func attempt(path: String, body: Data, metadata: HTTPHeaders, timeout: Duration) async throws -> Answer {
         try await attempt(path: path, body: body, metadata: metadata, timeout: timeout, sink: nil)
     }
 
@@ -47,7 +47,7 @@ public final class GRPCChannel: Sendable {
     ///
     /// - Returns: the final status (`nil`: `OK`).
     /// - Throws: ``ExecutionError`` as ``attempt(path:body:metadata:timeout:)`` does.
-    public func attemptStreaming(
+    package func attemptStreaming(
         path: String, body: Data, metadata: HTTPHeaders, timeout: Duration,
         onMessage: @escaping @Sendable (Data) -> Void
     ) async throws -> GRPCStatusError? {
@@ -143,7 +143,7 @@ public final class GRPCChannel: Sendable {
     ///   - idempotencyKeys: whether to send `x-idempotency-key` / `x-retry-attempt` (control plane).
     /// - Returns: the messages of the successful try.
     /// - Throws: ``GRPCStatusError`` (final status) or ``ExecutionError`` (transport, cancellation).
-    public func call(
+    package func call(
         path: String, body: Data, metadata: @Sendable () async throws -> HTTPHeaders, timeout: Duration,
         retry: GRPCRetryPolicy, idempotencyKeys: Bool
     ) async throws -> [Data] {
@@ -182,7 +182,7 @@ public final class GRPCChannel: Sendable {
     }
 
     /// A unary call with retries.
-    public func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+    package func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         _ method: ModalRPCMethod<Request, Response>, _ request: Request,
         metadata: @Sendable () async throws -> HTTPHeaders, timeout: Duration = .seconds(60),
         retry: GRPCRetryPolicy = .controlPlane, idempotencyKeys: Bool = true
@@ -198,7 +198,7 @@ public final class GRPCChannel: Sendable {
     }
 
     /// A server-streaming call with retries of the whole call; returns every message once the stream ended.
-    public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+    package func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         _ method: ModalRPCMethod<Request, Response>, _ request: Request,
         metadata: @Sendable () async throws -> HTTPHeaders, timeout: Duration = .seconds(60),
         retry: GRPCRetryPolicy = .controlPlane, idempotencyKeys: Bool = false

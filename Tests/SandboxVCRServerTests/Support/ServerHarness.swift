@@ -91,7 +91,7 @@ func testReplayMiss(diagnostics: String) -> CassetteError {
 struct OutcomeExecutor: SandboxExecutor {
     var inner: any SandboxExecutor
     var source: ExecutionOutcome.Source
-    var key: SHA256.Digest?
+    var key: ContentHash?
     var liveDuration: Duration?
 
     func execute(_ request: ExecutionRequest) async throws -> ExecutionResult {
