@@ -7,7 +7,7 @@ internal import Synchronization
 ///
 /// Built on GRDB the way GRDB's `DatabasePool` is meant to be used: lookups run on the caller's thread through a
 /// pool of WAL reader connections (a point read takes microseconds, less than a hand-off to another thread), and
-/// recordings go through one serialized writer that commits concurrent recordings together (``CassetteWriter``).
+/// recordings go through one serialized writer that commits concurrent recordings together (`CassetteWriter`).
 /// A recording returns only once it is committed. The file uses WAL and a 10 s busy timeout, so many tasks and
 /// several processes can record and replay through one file. Large parts of requests and results are stored once
 /// by SHA-256. See the "Cassette format" article.

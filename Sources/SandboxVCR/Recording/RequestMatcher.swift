@@ -2,7 +2,7 @@ internal import Foundation
 
 /// Decides which parts of a request count when matching it against recordings.
 ///
-/// A request's key is the SHA-256 of the canonical bytes (``RequestKeyEncoding``, versioned and independent of how
+/// A request's key is the SHA-256 of the canonical bytes (`RequestKeyEncoding`, versioned and independent of how
 /// cassettes store requests) of the request after ``normalize(_:)``: maps
 /// sorted by path, every default spelled out. Two requests match when their keys are equal. The key is
 /// computed from the request as the caller made it, before redaction; a cassette must be replayed with the
