@@ -68,7 +68,9 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark(
             "Open in a fresh process",
             configuration: .suite(
-                checked: [FreshProcessOpen.openMicroseconds: Tolerance.timing, FreshProcessOpen.residentKiB: Tolerance.memory],
+                checked: [
+                    FreshProcessOpen.openMicroseconds: Tolerance.timing, FreshProcessOpen.residentKiB: Tolerance.memory,
+                ],
                 tags: tags, maxIterations: 10, maxDuration: .seconds(5))
         ) { benchmark, url in
             let figures = try FreshProcessOpen.measure(url)
@@ -98,7 +100,8 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
         benchmark.record(SuiteMetric.latencyNanoseconds, latencies)
     } setup: {
-        CassetteFixture.sampleIndices(count: 10_000, samples: replaysPerSample.rawValue).map(CassetteFixture.makeRequest)
+        CassetteFixture.sampleIndices(count: 10_000, samples: replaysPerSample.rawValue).map(
+            CassetteFixture.makeRequest)
     }
 
     // The 10,000-interaction cassette's size on disk (file + WAL) against its JSON Lines export.

@@ -47,7 +47,8 @@ enum CassetteFixture {
     static func url(interactions count: Int) async throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-vcr-benchmarks")
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let built = (try? executable.resourceValues(forKeys: [.contentModificationDateKey]))?
+        let built =
+            (try? executable.resourceValues(forKeys: [.contentModificationDateKey]))?
             .contentModificationDate?.timeIntervalSince1970 ?? 0
         let name = "replay-\(count)-\(Int(built))"
         let folder = root.appendingPathComponent(name)
