@@ -17,6 +17,10 @@ let package = Package(
         .library(name: "SandboxVCR", targets: ["SandboxVCR"]),
         .library(name: "SandboxVCRTesting", targets: ["SandboxVCRTesting"]),
         .library(name: "SandboxVCRModal", targets: ["SandboxVCRModal"]),
+        // The `serve` server and the loopback test servers, as products for the benchmarks package
+        // (Tools/Benchmarks), which depends on this package by path.
+        .library(name: "SandboxVCRServer", targets: ["SandboxVCRServer"]),
+        .library(name: "SandboxVCRTestSupport", targets: ["SandboxVCRTestSupport"]),
         .executable(name: "sandbox-vcr", targets: ["sandbox-vcr"]),
     ],
     dependencies: [
@@ -112,14 +116,10 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // A peer process for the multi-process cassette tests (CassetteFileTests), not a product.
         .executableTarget(
             name: "cassette-stress",
             dependencies: ["SandboxVCR"],
-            swiftSettings: strictSettings
-        ),
-        .executableTarget(
-            name: "sandbox-vcr-bench",
-            dependencies: ["SandboxVCR", "SandboxVCRTestSupport", "SandboxVCRServer"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -7,7 +7,6 @@ import Synchronization
 //
 //   cassette-stress record PATH PREFIX COUNT SHARED   record COUNT own requests and SHARED common ones, print "done N"
 //   cassette-stress crash PATH AFTER                 record from 16 tasks; SIGKILL itself once AFTER commits are done
-//   cassette-stress open PATH                        open, replay the first interaction, print "open_ms X rss_mb Y"
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -25,22 +24,6 @@ let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
     FileHandle.standardError.write(Data("usage: cassette-stress record|crash PATH ...\n".utf8))
     exit(2)
-}
-if arguments[1] == "open" {
-    let start = ContinuousClock.now
-    let opened = try await Cassette.open(at: URL(fileURLWithPath: arguments[2]))
-    let elapsed = ContinuousClock.now - start
-    let first = try await opened.interactions(limit: 1)
-    if let interaction = first.first {
-        _ = try? await RecordingExecutor(cassette: opened, mode: .never).execute(interaction.request)
-    }
-    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-    let rss =
-        status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?
-        .split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
-    let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
-    print("open_ms \(milliseconds) rss_mb \(rss / 1024)")
-    exit(0)
 }
 let cassette = try await Cassette.open(at: URL(fileURLWithPath: arguments[2]))
 let executor = RecordingExecutor(cassette: cassette, mode: .missing, live: InstantExecutor())
