@@ -38,7 +38,7 @@ if arguments[1] == "open" {
     let rss =
         status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?
         .split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
-    let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+    let milliseconds = elapsed.inSeconds * 1000
     print("open_ms \(milliseconds) rss_mb \(rss / 1024)")
     exit(0)
 }

@@ -117,7 +117,7 @@ enum CassetteBenchmarks {
         while code.utf8.count < 1024 { code += "x_\(index) = \(index) * 2  # padding line\n" }
         code = String(code.utf8.prefix(1024))!
         return ExecutionRequest(
-            code: code, language: .python, files: ["harness.py": harness], stdin: "\(index)\n", runTimeout: 5)
+            code: code, language: .python, files: ["harness.py": harness], stdin: "\(index)\n", runTimeout: .seconds(5))
     }
 
     static func makeResult(_ index: Int) -> ExecutionResult {
@@ -173,7 +173,7 @@ enum CassetteBenchmarks {
     }
 
     static func microseconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) * 1_000_000 + Double(duration.components.attoseconds) / 1e12
+        duration.inSeconds * 1_000_000
     }
 
     static func fileSize(_ url: URL) -> Int64 {

@@ -85,21 +85,20 @@ enum ClientBenchmark {
                         let began = clock.now
                         let result = try await executor.execute(request)
                         guard result.isSuccess else { throw BenchError(message: "unexpected result \(result.status)") }
-                        let elapsed = began.duration(to: clock.now).components
-                        latencies.append(Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
+                        latencies.append(began.duration(to: clock.now).inSeconds)
                     }
                     return latencies
                 }
             }
             return try await group.reduce(into: [Double]()) { $0 += $1 }
         }
-        let elapsed = start.duration(to: clock.now).components
+        let elapsed = start.duration(to: clock.now).inSeconds
         let sorted = latencies.sorted()
         func percentile(_ fraction: Double) -> Double {
             sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
         }
         return Run(
-            seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18, p50: percentile(0.5),
+            seconds: elapsed, p50: percentile(0.5),
             p99: percentile(0.99))
     }
 

@@ -134,8 +134,7 @@ enum RecordingBenchmark {
             try await group.waitForAll()
         }
         try await finish()
-        let elapsed = start.duration(to: clock.now).components
-        return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        return start.duration(to: clock.now).inSeconds
     }
 
     /// Answers every request at once with a fixed success (the recorder's own cost, without a live call).
