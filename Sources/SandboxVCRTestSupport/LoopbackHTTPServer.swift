@@ -275,8 +275,7 @@ public final class LoopbackHTTPServer: Sendable {
             if let end {
                 let left = ContinuousClock.now.duration(to: end)
                 if left <= .zero { return true }
-                let (seconds, attoseconds) = left.components
-                timeout = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
+                timeout = left.milliseconds(clampedTo: 1...Int32.max)
             }
             let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
             if ready < 0 && errno == EINTR { continue }

@@ -29,11 +29,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("file"), help: "A file for the sandbox, as NAME=PATH (repeatable).")
     var files: [String] = []
 
-    @Option(help: "The run timeout in seconds.")
-    var timeout: Double = ExecutionRequest.defaultTimeout
+    @Option(help: "The run timeout in seconds (at most a year).")
+    var timeout: Double = ExecutionRequest.defaultTimeout.inSeconds
 
-    @Option(help: "The compile timeout in seconds.")
-    var compileTimeout: Double = ExecutionRequest.defaultTimeout
+    @Option(help: "The compile timeout in seconds (at most a year).")
+    var compileTimeout: Double = ExecutionRequest.defaultTimeout.inSeconds
 
     @Option(help: "The memory limit in MiB.")
     var memoryLimit: Int?
@@ -52,7 +52,7 @@ struct RunCommand: AsyncParsableCommand {
     func validate() throws {
         if file == nil && code == nil { throw ValidationError("give a source file or -c CODE") }
         if file != nil && code != nil { throw ValidationError("give a source file or -c CODE, not both") }
-        if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if !(timeout > 0) { throw ValidationError("--timeout must be positive") }
         for entry in files where !entry.contains("=") {
             throw ValidationError("--file takes NAME=PATH, got \"\(entry)\"")
         }
@@ -84,7 +84,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         return ExecutionRequest(
             program: .source(language: Language(rawValue: language ?? Self.inferLanguage(file)), code: source),
-            files: sandboxFiles, stdin: input, runTimeout: timeout, compileTimeout: compileTimeout,
+            files: sandboxFiles, stdin: input, runTimeout: Duration(secondsClamped: timeout),
+            compileTimeout: Duration(secondsClamped: compileTimeout),
             memoryLimitMB: memoryLimit, fetchFiles: Set(fetch))
     }
 

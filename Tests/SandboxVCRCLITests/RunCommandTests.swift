@@ -1,6 +1,7 @@
 import Foundation
 import SandboxVCR
 import SandboxVCRTestSupport
+import Synchronization
 import Testing
 
 /// Runs the built `sandbox-vcr` (root command and `run`) end to end against a loopback SandboxFusion server that
@@ -155,6 +156,41 @@ import Testing
         #expect(refused.stderrText.contains("connectionRefused"), "\(refused.stderrText)")
         #expect(refused.stderrText.contains("127.0.0.1"), "the message names the server: \(refused.stderrText)")
         #expect(refused.stdoutText.isEmpty)
+    }
+
+    /// Issue 12: a huge `--timeout` is clamped to a year on its way to the server, never a trap.
+    @Test(arguments: ["1e16", "1e300", "inf"])
+    func hugeTimeoutIsClamped(timeout: String) async throws {
+        let dead = try startServer()
+        let deadURL = dead.baseURL
+        dead.shutdown()
+        let refused = try await SandboxVCRTool.run(["run", "--timeout", timeout, "-c", "print(1)", "--url", deadURL])
+        #expect(refused.status == 3, "\(refused.stderrText)")
+        #expect(refused.stderrText.contains("connectionRefused"), "\(refused.stderrText)")
+
+        let received = Mutex<[Data]>([])
+        let server = try LoopbackHTTPServer { request in
+            received.withLock { $0.append(request.body) }
+            return .respond(
+                .json(
+                    #"{"status":"Success","message":"","compile_result":null,"run_result":{"status":"Finished","#
+                        + #""execution_time":0.01,"return_code":0,"stdout":"1\n","stderr":""},"#
+                        + #""executor_pod_name":null,"files":{}}"#))
+        }
+        defer { server.shutdown() }
+        let answered = try await SandboxVCRTool.run(
+            ["run", "--timeout", timeout, "-c", "print(1)", "--url", server.baseURL])
+        #expect(answered.status == 0, "\(answered.stderrText)")
+        #expect(answered.stdoutText.contains("status: Success"), "\(answered.stdoutText)")
+        let body = try #require(received.withLock { $0.first })
+        let sent = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+        #expect(sent["run_timeout"] as? Double == 31_536_000, "\(String(decoding: body, as: UTF8.self))")
+    }
+
+    @Test func nanTimeoutIsAUsageError() async throws {
+        let nan = try await SandboxVCRTool.run(["run", "--timeout", "nan", "-c", "print(1)"])
+        #expect(nan.status == 64)
+        #expect(nan.stderrText.contains("--timeout must be positive"), "\(nan.stderrText)")
     }
 
     @Test func usageErrors() async throws {

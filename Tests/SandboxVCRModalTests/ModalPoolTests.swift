@@ -17,7 +17,7 @@ struct ModalPoolTests {
                     group.addTask {
                         let result = try await pool.runInWorkdir(
                             files: ["input.txt": Data("run \(index)\n".utf8)],
-                            command: "cat input.txt; pwd; cat; echo", timeout: 30,
+                            command: "cat input.txt; pwd; cat; echo", timeout: .seconds(30),
                             stdin: Data("stdin \(index)".utf8))
                         return (index, result)
                     }
@@ -88,7 +88,7 @@ struct ModalPoolTests {
             #expect(command.files == ["out.txt": Data("copied".utf8)])
 
             let slow = try await pool.execute(
-                ExecutionRequest(code: "while true; do :; done", language: .bash, runTimeout: 1))
+                ExecutionRequest(code: "while true; do :; done", language: .bash, runTimeout: .seconds(1)))
             #expect(slow.run?.status == .timeLimitExceeded)
             #expect(slow.status == .failed)
 

@@ -87,7 +87,7 @@ struct ModalSandboxTests {
             #expect(big.exitCode == 0)
             #expect(big.isTruncated)
 
-            let slow = try await sandbox.runCommand("echo started; sleep 20; echo never", timeout: 1)
+            let slow = try await sandbox.runCommand("echo started; sleep 20; echo never", timeout: .seconds(1))
             #expect(slow.timedOut)
             #expect(slow.signal == 9)
             #expect(slow.stdoutText == "started\n")
@@ -224,11 +224,11 @@ struct ModalSandboxTests {
         try await withFakeModalServer { server in
             let client = ModalClient(configuration: modalConfiguration(for: server))
             let pip = try await ModalSandbox.create(
-                client: client, options: .init(image: .debianSlim(pipPackages: ["numpy"]), timeout: 60))
+                client: client, options: .init(image: .debianSlim(pipPackages: ["numpy"]), timeout: .seconds(60)))
             let again = try await ModalSandbox.create(
-                client: client, options: .init(image: .debianSlim(pipPackages: ["numpy"]), timeout: 60))
+                client: client, options: .init(image: .debianSlim(pipPackages: ["numpy"]), timeout: .seconds(60)))
             let registry = try await ModalSandbox.create(
-                client: client, options: .init(image: .registry("python:3.12-slim"), timeout: 60))
+                client: client, options: .init(image: .registry("python:3.12-slim"), timeout: .seconds(60)))
             for sandbox in [pip, again, registry] { try await sandbox.terminate() }
             let stats = try server.stats()
             #expect(stats.calls(to: "ImageGetOrCreate") == 3)

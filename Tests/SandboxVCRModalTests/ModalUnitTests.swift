@@ -288,7 +288,7 @@ struct GRPCFramingTests {
         let error = try #require(GRPCChannel.status(of: throttled, path: "/modal.client.ModalClient/AppGetOrCreate"))
         #expect(error.code == .resourceExhausted)
         #expect(error.message == "slow down")
-        #expect(error.retryAfter == 0.25)
+        #expect(error.retryAfter == .milliseconds(250))
         #expect(error.description.contains("AppGetOrCreate failed with RESOURCE_EXHAUSTED"))
 
         let ok = HTTPResponse(status: 200, trailers: ["grpc-status": "0"], httpVersion: .http2PriorKnowledge)

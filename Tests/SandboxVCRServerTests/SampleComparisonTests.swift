@@ -83,7 +83,7 @@ struct SampleComparisonTests {
         }
         let request = try #require(executor.requests.first)
         #expect(request.program == .source(language: .python, code: "print(1)"))
-        #expect(request.runTimeout == 10)
+        #expect(request.runTimeout == .seconds(10))
     }
 
     /// Python's `base64.b64decode` skips line breaks and other characters outside the alphabet.

@@ -211,7 +211,7 @@ struct FakeExecutorTests {
 
 @Suite("FakeOutcome ready-made results")
 struct FakeOutcomeTests {
-    let request = ExecutionRequest(code: "print(1)", language: .python, runTimeout: 2)
+    let request = ExecutionRequest(code: "print(1)", language: .python, runTimeout: .seconds(2))
 
     func answer(_ outcome: FakeOutcome) async throws -> ExecutionResult {
         try await FakeExecutor(default: outcome).execute(request)

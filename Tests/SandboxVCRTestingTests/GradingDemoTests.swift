@@ -86,7 +86,7 @@ struct GradingDemoTests {
         let fake = try Self.makeFake(try Self.exchanges())
         // The same problems with a different time limit build different requests: none is recorded.
         var changed = problems[0]
-        changed.timeLimitSeconds = 5
+        changed.timeLimit = .seconds(5)
         let report = await Grader(executor: fake).grade([changed])
         #expect(report.executionErrors.count == changed.candidates.count * changed.tests.count)
         #expect(report.executionErrors.allSatisfy { $0.test.errorCode == "ExecutionError.unmatchedRequest" })

@@ -23,7 +23,7 @@ func readmeUseFromSwift() async throws {
 
     let result = try await executor.execute(
         ExecutionRequest(
-            code: "print(sum(map(int, input().split())))", language: .python, stdin: "3 4\n", runTimeout: 2))
+            code: "print(sum(map(int, input().split())))", language: .python, stdin: "3 4\n", runTimeout: .seconds(2)))
     print(result.status, result.stdoutText)  // Success 7
     try await cassette.flush()
     // end of README example
@@ -77,9 +77,10 @@ func readmeModal() async throws {
 
     // One persistent sandbox.
     let sandbox = try await ModalSandbox.create(
-        configuration: configuration, options: .init(image: .debianSlim(pipPackages: ["numpy"]), timeout: 600))
+        configuration: configuration,
+        options: .init(image: .debianSlim(pipPackages: ["numpy"]), timeout: .seconds(600)))
     try await sandbox.writeFile("/workspace/main.py", content: Data("print(6 * 7)\n".utf8))
-    let result = try await sandbox.runCommand("python3 main.py", workdir: "/workspace", timeout: 30)
+    let result = try await sandbox.runCommand("python3 main.py", workdir: "/workspace", timeout: .seconds(30))
     print(result.exitCode ?? -1, result.stdoutText)
     try await sandbox.terminate()
 

@@ -42,7 +42,7 @@ import Testing
         let result = try await replay.execute(
             ExecutionRequest(
                 code: "a, b = map(int, input().split())\nprint(a + b)\n", language: .python, stdin: "3 4\n",
-                runTimeout: 2))
+                runTimeout: .seconds(2)))
         #expect(result.stdoutText == "7\n")
     }
 
@@ -93,7 +93,7 @@ import Testing
         _ = try await RecordingExecutor(cassette: cassette, mode: .never).execute(
             ExecutionRequest(
                 code: "a, b = map(int, input().split())\nprint(a + b)\n", language: .python, stdin: "3 4\n",
-                runTimeout: 2))
+                runTimeout: .seconds(2)))
         await cassette.close()
         let reopened = try await Cassette.open(at: folder.file("show.sqlite"))
         let second = try await reopened.showText()

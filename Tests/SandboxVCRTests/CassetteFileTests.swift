@@ -240,4 +240,25 @@ import Testing
         }
         #expect(replayed == count)
     }
+
+    /// A value of the wrong type where the store expects a number (a damaged or hand-edited file) is a `corrupted`
+    /// error naming the file, never a crash.
+    @Test func aValueOfTheWrongTypeIsCorruptedNotACrash() async throws {
+        let url = folder.file("typed.sqlite")
+        try await recordSome(url, count: 1)
+        try RawSQLite.execute("UPDATE interactions SET recorded_at = 'yesterday', ordinal = 0", in: url)
+        let cassette = try await Cassette.open(at: url)
+        let outcome = await RecordingExecutor(cassette: cassette, mode: .never).outcome(of: request(stdin: "0"))
+        #expect(outcome.source == .error)
+        guard case .failure(let error as CassetteError) = outcome.result else {
+            Issue.record("expected a cassette error, got \(outcome.result)")
+            return
+        }
+        #expect(error.code == .corrupted)
+        #expect(error.message.contains("wrong type"))
+        #expect(error.path == url.path)
+        let report = try await cassette.verify()
+        #expect(report.unreadableInteractions.count == 1)
+        await cassette.close()
+    }
 }

@@ -55,7 +55,9 @@ func packageRoot(_ filePath: String = #filePath) -> URL {
     CommandRunner.packageRoot(from: filePath)
 }
 
-func request(_ code: String = "print(1)", stdin: String = "", files: [String: Data] = [:], timeout: Double = 10)
+func request(
+    _ code: String = "print(1)", stdin: String = "", files: [String: Data] = [:], timeout: Duration = .seconds(10)
+)
     -> ExecutionRequest
 {
     ExecutionRequest(code: code, language: .python, files: files, stdin: stdin, runTimeout: timeout)

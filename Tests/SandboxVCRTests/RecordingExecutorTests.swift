@@ -118,12 +118,12 @@ import Testing
     @Test func matchersIgnoreConfiguredParts() async throws {
         let base = ExecutionRequest(
             code: "print(1)\r\n", language: .python, files: ["seed.txt": Data("1".utf8), "a.py": Data("x".utf8)],
-            stdin: "in", runTimeout: 5)
+            stdin: "in", runTimeout: .seconds(5))
         var changed = base
         changed.program = .source(language: .python, code: "print(1)  \n\n")
         changed.files["seed.txt"] = Data("2".utf8)
         changed.stdin = Data("other".utf8)
-        changed.runTimeout = 7
+        changed.runTimeout = .seconds(7)
         #expect(RequestMatcher.exact.key(for: base) != RequestMatcher.exact.key(for: changed))
         let loose = RequestMatcher(
             ignoresLimits: true, ignoredFiles: ["seed.txt"], ignoresStdin: true, normalizesLineEndings: true,
@@ -145,7 +145,8 @@ import Testing
     @Test func keyIgnoresMapOrderAndSpelledOutDefaults() {
         let a = ExecutionRequest(
             code: "x", language: .python, files: ["a": Data("1".utf8), "b": Data("2".utf8)], fetchFiles: ["p", "q"])
-        var b = ExecutionRequest(program: .source(language: .python, code: "x"), runTimeout: 10, compileTimeout: 10)
+        var b = ExecutionRequest(
+            program: .source(language: .python, code: "x"), runTimeout: .seconds(10), compileTimeout: .seconds(10))
         b.files = ["b": Data("2".utf8), "a": Data("1".utf8)]
         b.fetchFiles = ["q", "p"]
         #expect(RequestMatcher.exact.key(for: a) == RequestMatcher.exact.key(for: b))
@@ -155,12 +156,16 @@ import Testing
         let cassette = try await open()
         let recorder = RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
         _ = try await recorder.execute(
-            request("a = 1\nb = 2\nprint(a + b)\n", stdin: "1 2", files: ["data.txt": Data("old".utf8)], timeout: 2))
+            request(
+                "a = 1\nb = 2\nprint(a + b)\n", stdin: "1 2", files: ["data.txt": Data("old".utf8)],
+                timeout: .seconds(2)))
         _ = try await recorder.execute(ExecutionRequest(code: "echo hi", language: .bash))
         let replay = RecordingExecutor(cassette: cassette, mode: .never)
         let error = try await #require(throws: CassetteError.self) {
             try await replay.execute(
-                request("a = 1\nb = 3\nprint(a + b)\n", stdin: "1 3", files: ["data.txt": Data("new".utf8)], timeout: 5)
+                request(
+                    "a = 1\nb = 3\nprint(a + b)\n", stdin: "1 3", files: ["data.txt": Data("new".utf8)],
+                    timeout: .seconds(5))
             )
         }
         #expect(error.code == .miss)
@@ -259,12 +264,12 @@ import Testing
         ])
         let live = SandboxExecutorStub()
         let fresh = RecordingExecutor(
-            cassette: cassette, mode: .missing, live: live, configuration: .init(maxAge: 86_400))
+            cassette: cassette, mode: .missing, live: live, configuration: .init(maxAge: .seconds(86_400)))
         #expect(try await fresh.execute(request(stdin: "")).stdoutText == "")
         #expect(live.callCount == 1)
         #expect(try await cassette.count() == 1)
         // Without expiry the (now fresh) recording replays; in never mode stale entries still replay.
-        let never = RecordingExecutor(cassette: cassette, mode: .never, configuration: .init(maxAge: 0.000_001))
+        let never = RecordingExecutor(cassette: cassette, mode: .never, configuration: .init(maxAge: .microseconds(1)))
         #expect(try await never.execute(request()).stderrText == "call 1")
     }
 

@@ -9,7 +9,7 @@ struct SandboxFusionRunTests {
         let server = try SandboxFusionTestFixtures.sampleServer()
         defer { server.shutdown() }
         let (success, response) = await SandboxFusionTestFixtures.executor(server).run(
-            code: "print(\"hello world\")", timeout: 10.9)
+            code: "print(\"hello world\")", timeout: .seconds(10.9))
         #expect(success)
         #expect(response.status == "Success")
         #expect(response.stdout == "hello world\n")
@@ -26,7 +26,7 @@ struct SandboxFusionRunTests {
         }
         defer { captured.shutdown() }
         let (success, response) = await SandboxFusionTestFixtures.executor(captured).run(
-            code: "x", files: ["a.txt": "héllo"], timeout: 7.8, language: "bash")
+            code: "x", files: ["a.txt": "héllo"], timeout: .seconds(7.8), language: "bash")
         #expect(!success)
         let sent = try JSONValue(data: Data((response.message ?? "").utf8))
         #expect(

@@ -112,9 +112,9 @@ extension CassetteDatabase {
         var records = Set<ContentHash>()
         let rows = try Row.fetchCursor(db, sql: "SELECT id, request_blob, outcome_blob FROM interactions_v1")
         while let row = try rows.next() {
-            let id: Int64 = row[0]
-            let requestHash = ContentHash(unchecked: Array(row[1] as Data))
-            let outcomeHash = ContentHash(unchecked: Array(row[2] as Data))
+            let id: Int64 = try column(row, 0, path: path)
+            let requestHash = ContentHash(unchecked: Array(try column(row, 1, path: path) as Data))
+            let outcomeHash = ContentHash(unchecked: Array(try column(row, 2, path: path) as Data))
             records.insert(requestHash)
             records.insert(outcomeHash)
             let request = try loadBlob(requestHash, db, path: path)

@@ -31,10 +31,15 @@ enum CassetteDatabase {
                 ? "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal <= ? "
                     + "ORDER BY ordinal DESC LIMIT 1"
                 : "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal = ?")
-        guard let row = try Row.fetchOne(statement, arguments: [key.data, ordinal]) else { return nil }
-        let id: Int64 = row[0]
-        let outcome = try decodeOutcome(bytes(row, 1), id: id, db, path: path)
-        return Recording(id: id, ordinal: row[3], outcome: outcome, recordedAt: row[2])
+        // A cursor's row reads the statement's current values in place (no copy of the row).
+        let rows = try Row.fetchCursor(statement, arguments: [key.data, ordinal])
+        guard let row = try rows.next() else { return nil }
+        let id: Int64 = try column(row, 0, path: path)
+        let recordedAt: Double = try column(row, 2, path: path)
+        let found: Int = try column(row, 3, path: path)
+        let record = try row.withUnsafeData(atIndex: 1) { $0.map { [UInt8]($0) } ?? [] }
+        let outcome = try decodeOutcome(record, id: id, db, path: path)
+        return Recording(id: id, ordinal: found, outcome: outcome, recordedAt: recordedAt)
     }
 
     /// One past the highest recorded ordinal of a key (0 when it has none).
@@ -92,7 +97,7 @@ enum CassetteDatabase {
     /// The id, key and ordinal of every interaction, by id.
     static func index(_ db: Database) throws -> [(id: Int64, key: ContentHash, ordinal: Int)] {
         try Row.fetchAll(db, sql: "SELECT id, key, ordinal FROM interactions ORDER BY id").map { row in
-            (row[0], ContentHash(unchecked: Array(bytes(row, 1))), row[2])
+            (try column(row, 0, path: ""), ContentHash(unchecked: Array(bytes(row, 1))), try column(row, 2, path: ""))
         }
     }
 
@@ -104,16 +109,41 @@ enum CassetteDatabase {
 
     /// An interaction from a row of ``interactionColumns``.
     static func interaction(_ row: Row, _ db: Database, path: String) throws -> Cassette.Interaction {
-        let id: Int64 = row[0]
+        let id: Int64 = try column(row, 0, path: path)
         let outcome = bytes(row, 8)
         return Cassette.Interaction(
-            id: id, key: ContentHash(unchecked: Array(bytes(row, 1))), ordinal: row[2], session: row[3],
-            step: row[4], backend: row[5] ?? "", backendVersion: row[6],
+            id: id, key: ContentHash(unchecked: Array(bytes(row, 1))), ordinal: try column(row, 2, path: path),
+            session: try optionalColumn(row, 3, path: path), step: try optionalColumn(row, 4, path: path),
+            backend: try optionalColumn(row, 5, path: path) ?? "",
+            backendVersion: try optionalColumn(row, 6, path: path),
             request: try decodeRequest(bytes(row, 7), id: id, db, path: path),
             outcome: try decodeOutcome(outcome, id: id, db, path: path),
-            recordedAt: Date(timeIntervalSince1970: row[9]), duration: row[10],
-            lastReplayedAt: (row[11] as Double?).map { Date(timeIntervalSince1970: $0) },
+            recordedAt: Date(timeIntervalSince1970: try column(row, 9, path: path)),
+            duration: try optionalColumn(row, 10, path: path),
+            lastReplayedAt: (try optionalColumn(row, 11, path: path) as Double?).map {
+                Date(timeIntervalSince1970: $0)
+            },
             outcomeHash: ContentHash.sha256(outcome))
+    }
+
+    /// A column's value. GRDB's subscripts trap on a NULL or a value of another type; a damaged or foreign file must
+    /// give a `corrupted` error instead.
+    static func column<Value: DatabaseValueConvertible>(_ row: Row, _ index: Int, path: String) throws -> Value {
+        guard let value: Value = try optionalColumn(row, index, path: path) else {
+            throw corrupted(path, "a required value is missing (column \(index) is NULL)")
+        }
+        return value
+    }
+
+    /// A column's value, `nil` for NULL; a value of another type is a `corrupted` error.
+    static func optionalColumn<Value: DatabaseValueConvertible>(_ row: Row, _ index: Int, path: String) throws
+        -> Value?
+    {
+        do {
+            return try row.decode(Value?.self, atIndex: index)
+        } catch {
+            throw corrupted(path, "column \(index) holds a value of the wrong type")
+        }
     }
 
     /// A blob column's bytes (empty for NULL).
@@ -123,7 +153,7 @@ enum CassetteDatabase {
 
     /// A blob column's bytes as `Data` (empty for NULL).
     private static func data(_ row: Row, _ index: Int) -> Data {
-        (row[index] as Data?) ?? Data()
+        ((try? row.decode(Data?.self, atIndex: index)) ?? nil) ?? Data()
     }
 
     // MARK: Records and their parts
@@ -139,14 +169,18 @@ enum CassetteDatabase {
     /// A stored part, uncompressed.
     static func loadBlob(_ hash: ContentHash, _ db: Database, path: String) throws -> Data {
         let statement = try db.cachedStatement(sql: "SELECT compression, size, bytes FROM blobs WHERE hash = ?")
-        guard let row = try Row.fetchOne(statement, arguments: [hash.data]) else {
-            throw corrupted(path, "blob \(hash.hex) is missing")
+        let rows = try Row.fetchCursor(statement, arguments: [hash.data])
+        guard let row = try rows.next() else { throw corrupted(path, "blob \(hash.hex) is missing") }
+        let compression: Int64 = try column(row, 0, path: path)
+        let size: Int = try column(row, 1, path: path)
+        // The bytes are SQLite's until the next step: unpacking copies them (or inflates them into new storage).
+        let unpacked = try row.withUnsafeData(atIndex: 2) { stored in
+            BlobCompression.unpack(stored ?? Data(), compression: compression, size: size).map { unpacked in
+                compression == BlobCompression.raw ? unpacked.withUnsafeBytes { Data($0) } : unpacked
+            }
         }
-        guard
-            let data = BlobCompression.unpack(
-                data(row, 2), compression: row[0], size: row[1])
-        else { throw corrupted(path, "blob \(hash.hex) cannot be read") }
-        return data
+        guard let unpacked else { throw corrupted(path, "blob \(hash.hex) cannot be read") }
+        return unpacked
     }
 
     /// Decodes an outcome record, loading the parts it references.
@@ -281,18 +315,20 @@ enum CassetteDatabase {
         stats.neverReplayed =
             try Int.fetchOne(db, sql: "SELECT count(*) FROM interactions WHERE last_replayed_at IS NULL") ?? 0
         if let ages = try Row.fetchOne(db, sql: "SELECT min(recorded_at), max(recorded_at) FROM interactions"),
-            let oldest = ages[0] as Double?, let newest = ages[1] as Double?
+            let oldest = try optionalColumn(ages, 0, path: "") as Double?,
+            let newest = try optionalColumn(ages, 1, path: "") as Double?
         {
             stats.oldest = Date(timeIntervalSince1970: oldest)
             stats.newest = Date(timeIntervalSince1970: newest)
         }
         for row in try Row.fetchAll(db, sql: "SELECT backend, count(*) FROM interactions GROUP BY backend") {
-            stats.backends[row[0] ?? "", default: 0] += row[1] as Int
+            let count: Int = try column(row, 1, path: "")
+            stats.backends[try optionalColumn(row, 0, path: "") ?? "", default: 0] += count
         }
         // Logical size: each interaction's records plus every part they reference.
         var sizes: [ContentHash: Int64] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT hash, size FROM blobs") {
-            sizes[ContentHash(unchecked: Array(bytes(row, 0)))] = row[1]
+            sizes[ContentHash(unchecked: Array(bytes(row, 0)))] = try optionalColumn(row, 1, path: "") ?? 0
         }
         let rows = try Row.fetchCursor(db, sql: "SELECT request, outcome FROM interactions")
         while let row = try rows.next() {
@@ -320,8 +356,11 @@ enum CassetteDatabase {
         let blobs = try Row.fetchCursor(db, sql: "SELECT hash, size, compression, bytes FROM blobs")
         while let row = try blobs.next() {
             let hash = bytes(row, 0)
-            let size: Int = row[1]
-            let unpacked = BlobCompression.unpack(data(row, 3), compression: row[2], size: size)
+            let size: Int? = try? optionalColumn(row, 1, path: path)
+            let compression: Int64? = try? optionalColumn(row, 2, path: path)
+            let unpacked = size.flatMap { size in
+                compression.flatMap { BlobCompression.unpack(data(row, 3), compression: $0, size: size) }
+            }
             if unpacked.map({ ContentHash.sha256($0).bytes != hash || $0.count != size }) ?? true {
                 report.damagedBlobs.append(ContentHash(unchecked: hash).hex)
             }
@@ -333,7 +372,7 @@ enum CassetteDatabase {
             do {
                 _ = try interaction(row, db, path: path)
             } catch {
-                report.unreadableInteractions.append(row[0])
+                report.unreadableInteractions.append((try? column(row, 0, path: path)) ?? -1)
             }
             report.checkedInteractions += 1
         }

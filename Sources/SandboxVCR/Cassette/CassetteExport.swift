@@ -58,8 +58,8 @@ enum CassetteExport {
             }
             files = request.files.mapValues(Bytes.init)
             stdin = Bytes(request.stdin)
-            run_timeout = request.runTimeout
-            compile_timeout = request.compileTimeout
+            run_timeout = request.runTimeout.inSeconds
+            compile_timeout = request.compileTimeout.inSeconds
             memory_limit_mb = request.memoryLimitMB
             fetch_files = request.fetchFiles.sorted(by: RecordCoding.utf8Order)
         }
@@ -74,8 +74,10 @@ enum CassetteExport {
                     .command(argv: (argv ?? []).map { String(decoding: $0.data, as: UTF8.self) }, workdir: workdir)
                 }
             return ExecutionRequest(
-                program: program, files: files.mapValues(\.data), stdin: stdin.data, runTimeout: run_timeout,
-                compileTimeout: compile_timeout, memoryLimitMB: memory_limit_mb, fetchFiles: Set(fetch_files))
+                program: program, files: files.mapValues(\.data), stdin: stdin.data,
+                runTimeout: Duration(secondsClamped: run_timeout),
+                compileTimeout: Duration(secondsClamped: compile_timeout), memoryLimitMB: memory_limit_mb,
+                fetchFiles: Set(fetch_files))
         }
     }
 

@@ -117,8 +117,8 @@ enum RecordCoding {
             writer.part(request.files[path]!, sink: &sink)
         }
         writer.part(request.stdin, sink: &sink)
-        writer.double(request.runTimeout)
-        writer.double(request.compileTimeout)
+        writer.double(request.runTimeout.inSeconds)
+        writer.double(request.compileTimeout.inSeconds)
         writer.optionalInt(request.memoryLimitMB)
         writer.unsigned(UInt64(request.fetchFiles.count))
         for path in request.fetchFiles.sorted(by: utf8Order) { writer.string(path) }
@@ -145,8 +145,8 @@ enum RecordCoding {
             files[path] = try reader.part(load)
         }
         let stdin = try reader.part(load)
-        let runTimeout = try reader.double()
-        let compileTimeout = try reader.double()
+        let runTimeout = Duration(secondsClamped: try reader.double())
+        let compileTimeout = Duration(secondsClamped: try reader.double())
         let memory = try reader.optionalInt()
         var fetch: Set<String> = []
         for _ in 0..<(try reader.count()) { fetch.insert(try reader.string()) }

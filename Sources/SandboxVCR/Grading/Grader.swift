@@ -32,7 +32,7 @@ public struct Grader: Sendable {
     ) -> ExecutionRequest {
         ExecutionRequest(
             code: candidate.code, language: candidate.language, stdin: test.input,
-            runTimeout: problem.timeLimitSeconds)
+            runTimeout: problem.timeLimit)
     }
 
     /// Whether `actual` stdout matches `expected` after ``normalizedOutput(_:)`` of both.

@@ -55,25 +55,25 @@ public struct GradingProblem: Codable, Hashable, Sendable, Identifiable {
     public var id: String
     public var title: String
     public var statement: String
-    /// The run timeout of every test, in seconds (sent as `run_timeout`).
-    public var timeLimitSeconds: Double
+    /// The run timeout of every test (sent as `run_timeout`; `time_limit_s` seconds in the JSON Lines file).
+    public var timeLimit: Duration
     public var tests: [Test]
     public var candidates: [Candidate]
 
     public init(
-        id: String, title: String = "", statement: String = "", timeLimitSeconds: Double, tests: [Test],
+        id: String, title: String = "", statement: String = "", timeLimit: Duration, tests: [Test],
         candidates: [Candidate]
     ) {
         self.id = id
         self.title = title
         self.statement = statement
-        self.timeLimitSeconds = timeLimitSeconds
+        self.timeLimit = timeLimit
         self.tests = tests
         self.candidates = candidates
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, title, statement, timeLimitSeconds = "time_limit_s", tests, candidates
+        case id, title, statement, timeLimit = "time_limit_s", tests, candidates
     }
 
     public init(from decoder: any Decoder) throws {
@@ -82,9 +82,19 @@ public struct GradingProblem: Codable, Hashable, Sendable, Identifiable {
             id: try container.decode(String.self, forKey: .id),
             title: try container.decodeIfPresent(String.self, forKey: .title) ?? "",
             statement: try container.decodeIfPresent(String.self, forKey: .statement) ?? "",
-            timeLimitSeconds: try container.decode(Double.self, forKey: .timeLimitSeconds),
+            timeLimit: Duration(secondsClamped: try container.decode(Double.self, forKey: .timeLimit)),
             tests: try container.decode([Test].self, forKey: .tests),
             candidates: try container.decode([Candidate].self, forKey: .candidates))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(title, forKey: .title)
+        try container.encode(statement, forKey: .statement)
+        try container.encode(timeLimit.inSeconds, forKey: .timeLimit)
+        try container.encode(tests, forKey: .tests)
+        try container.encode(candidates, forKey: .candidates)
     }
 }
 

@@ -4,6 +4,8 @@ public import Foundation
 ///
 /// Every field has a default, and a request that leaves a field out is equal to (and hashes like) one that
 /// spells the default out, so requests can key a cassette. Maps are unordered and `fetchFiles` is a set.
+/// Timeouts compare as the `Double` seconds a cassette key carries: `.seconds(7.8)` (7.799999999999999872 s, as the
+/// standard library rounds it) equals the 7.8 s read back from a cassette.
 ///
 /// ```swift
 /// let request = ExecutionRequest(code: "print(input())", language: .python, stdin: "hi\n")
@@ -18,18 +20,21 @@ public struct ExecutionRequest: Hashable, Sendable, Codable {
         case command(argv: [String], workdir: String?)
     }
 
-    /// The default run and compile timeout in seconds, as on SandboxFusion.
-    public static let defaultTimeout: Double = 10
+    /// The default run and compile timeout, as on SandboxFusion: 10 seconds.
+    public static let defaultTimeout: Duration = .seconds(10)
 
     public var program: Program
     /// Files written into the run's working folder before it starts, by relative path.
     public var files: [String: Data]
     /// Bytes given to the program's standard input (empty: none).
     public var stdin: Data
-    /// Wall-clock limit for the run, in seconds.
-    public var runTimeout: Double
-    /// Wall-clock limit for compilation, in seconds (compiled languages only).
-    public var compileTimeout: Double
+    /// Wall-clock limit for the run.
+    ///
+    /// Cassettes, keys and SandboxFusion's JSON carry it as a `Double` of seconds; a value read from one of them
+    /// is clamped between zero and `Duration.maximumTimeLimit` (one year).
+    public var runTimeout: Duration
+    /// Wall-clock limit for compilation (compiled languages only).
+    public var compileTimeout: Duration
     /// Memory limit in MiB, or `nil` for no limit.
     public var memoryLimitMB: Int?
     /// Paths, relative to the working folder, to read back after the run.
@@ -39,8 +44,8 @@ public struct ExecutionRequest: Hashable, Sendable, Codable {
         program: Program,
         files: [String: Data] = [:],
         stdin: Data = Data(),
-        runTimeout: Double = ExecutionRequest.defaultTimeout,
-        compileTimeout: Double = ExecutionRequest.defaultTimeout,
+        runTimeout: Duration = ExecutionRequest.defaultTimeout,
+        compileTimeout: Duration = ExecutionRequest.defaultTimeout,
         memoryLimitMB: Int? = nil,
         fetchFiles: Set<String> = []
     ) {
@@ -59,8 +64,8 @@ public struct ExecutionRequest: Hashable, Sendable, Codable {
         language: Language,
         files: [String: Data] = [:],
         stdin: String = "",
-        runTimeout: Double = ExecutionRequest.defaultTimeout,
-        compileTimeout: Double = ExecutionRequest.defaultTimeout,
+        runTimeout: Duration = ExecutionRequest.defaultTimeout,
+        compileTimeout: Duration = ExecutionRequest.defaultTimeout,
         memoryLimitMB: Int? = nil,
         fetchFiles: Set<String> = []
     ) {
@@ -76,7 +81,7 @@ public struct ExecutionRequest: Hashable, Sendable, Codable {
         workdir: String? = nil,
         files: [String: Data] = [:],
         stdin: String = "",
-        runTimeout: Double = ExecutionRequest.defaultTimeout,
+        runTimeout: Duration = ExecutionRequest.defaultTimeout,
         memoryLimitMB: Int? = nil,
         fetchFiles: Set<String> = []
     ) {
@@ -124,6 +129,25 @@ public struct ExecutionRequest: Hashable, Sendable, Codable {
 }
 
 extension ExecutionRequest {
+    public static func == (lhs: ExecutionRequest, rhs: ExecutionRequest) -> Bool {
+        lhs.program == rhs.program && lhs.files == rhs.files && lhs.stdin == rhs.stdin
+            && lhs.runTimeout.inSeconds == rhs.runTimeout.inSeconds
+            && lhs.compileTimeout.inSeconds == rhs.compileTimeout.inSeconds && lhs.memoryLimitMB == rhs.memoryLimitMB
+            && lhs.fetchFiles == rhs.fetchFiles
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(program)
+        hasher.combine(files)
+        hasher.combine(stdin)
+        hasher.combine(runTimeout.inSeconds)
+        hasher.combine(compileTimeout.inSeconds)
+        hasher.combine(memoryLimitMB)
+        hasher.combine(fetchFiles)
+    }
+}
+
+extension ExecutionRequest {
     private enum CodingKeys: String, CodingKey {
         case program, files, stdin, runTimeout, compileTimeout, memoryLimitMB, fetchFiles
     }
@@ -134,9 +158,10 @@ extension ExecutionRequest {
             program: try container.decode(Program.self, forKey: .program),
             files: try container.decodeIfPresent([String: Data].self, forKey: .files) ?? [:],
             stdin: try container.decodeIfPresent(Data.self, forKey: .stdin) ?? Data(),
-            runTimeout: try container.decodeIfPresent(Double.self, forKey: .runTimeout) ?? Self.defaultTimeout,
+            runTimeout: try container.decodeIfPresent(Double.self, forKey: .runTimeout)
+                .map(Duration.init(secondsClamped:)) ?? Self.defaultTimeout,
             compileTimeout: try container.decodeIfPresent(Double.self, forKey: .compileTimeout)
-                ?? Self.defaultTimeout,
+                .map(Duration.init(secondsClamped:)) ?? Self.defaultTimeout,
             memoryLimitMB: try container.decodeIfPresent(Int.self, forKey: .memoryLimitMB),
             fetchFiles: try container.decodeIfPresent(Set<String>.self, forKey: .fetchFiles) ?? [])
     }
@@ -146,8 +171,8 @@ extension ExecutionRequest {
         try container.encode(program, forKey: .program)
         if !files.isEmpty { try container.encode(files, forKey: .files) }
         if !stdin.isEmpty { try container.encode(stdin, forKey: .stdin) }
-        try container.encode(runTimeout, forKey: .runTimeout)
-        try container.encode(compileTimeout, forKey: .compileTimeout)
+        try container.encode(runTimeout.inSeconds, forKey: .runTimeout)
+        try container.encode(compileTimeout.inSeconds, forKey: .compileTimeout)
         try container.encodeIfPresent(memoryLimitMB, forKey: .memoryLimitMB)
         if !fetchFiles.isEmpty { try container.encode(fetchFiles.sorted(), forKey: .fetchFiles) }
     }

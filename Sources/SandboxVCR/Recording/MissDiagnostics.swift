@@ -40,12 +40,12 @@ enum MissDiagnostics {
             lines.append(
                 "stdin: recorded \(quoted(recorded.stdin)), requested \(quoted(requested.stdin))")
         }
-        if recorded.runTimeout != requested.runTimeout {
+        if recorded.runTimeout.inSeconds != requested.runTimeout.inSeconds {
             lines.append(
                 "run timeout: recorded \(recorded.runTimeout.formattedSeconds), requested "
                     + requested.runTimeout.formattedSeconds)
         }
-        if recorded.compileTimeout != requested.compileTimeout {
+        if recorded.compileTimeout.inSeconds != requested.compileTimeout.inSeconds {
             lines.append(
                 "compile timeout: recorded \(recorded.compileTimeout.formattedSeconds), requested "
                     + requested.compileTimeout.formattedSeconds)

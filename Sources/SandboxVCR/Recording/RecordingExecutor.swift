@@ -34,7 +34,7 @@ public final class RecordingExecutor: SandboxExecutor {
         /// What happens past the last recording of a request (mode `never`).
         public var exhaustion: ExhaustionPolicy = .repeatLast
         /// Recordings older than this are re-recorded in mode `missing` (`nil`: never expire).
-        public var maxAge: TimeInterval?
+        public var maxAge: Duration?
         /// Record ``ExecutionError``s thrown by the live executor, so replay throws them again. Only failures
         /// about the request are recorded (an HTTP 4xx such as a 422, an undecodable answer); a failure of the
         /// moment (connection refused or reset, timeout, cancellation, HTTP 429/502/503/504) or a fake executor's
@@ -48,7 +48,7 @@ public final class RecordingExecutor: SandboxExecutor {
 
         public init(
             matcher: RequestMatcher = .exact, redactor: Redactor = .standard,
-            exhaustion: ExhaustionPolicy = .repeatLast, maxAge: TimeInterval? = nil, recordsFailures: Bool = true,
+            exhaustion: ExhaustionPolicy = .repeatLast, maxAge: Duration? = nil, recordsFailures: Bool = true,
             backendVersion: String? = nil, stampsReplays: Bool? = nil
         ) {
             self.matcher = matcher
@@ -175,7 +175,7 @@ public final class RecordingExecutor: SandboxExecutor {
             case .missing:
                 if let recording = try cassette.recording(key: key, ordinal: ordinal, orLast: false) {
                     let age = Date().timeIntervalSince1970 - recording.recordedAt
-                    if let maxAge = configuration.maxAge, age > maxAge {
+                    if let maxAge = configuration.maxAge, age > maxAge.inSeconds {
                         return await callLive(request, key: key, recording: slot)
                     }
                     return replay(recording, key: key)

@@ -60,8 +60,9 @@ enum RequestKeyEncoding {
             part(data)
         }
         part(request.stdin)
-        writer.double(request.runTimeout)
-        writer.double(request.compileTimeout)
+        // Version 1 keys hash the seconds as a Double: the same bytes as before timeouts were `Duration`s.
+        writer.double(request.runTimeout.inSeconds)
+        writer.double(request.compileTimeout.inSeconds)
         writer.optionalInt(request.memoryLimitMB)
         writer.unsigned(UInt64(request.fetchFiles.count))
         for path in request.fetchFiles.sorted(by: RecordCoding.utf8Order) { writer.string(path) }

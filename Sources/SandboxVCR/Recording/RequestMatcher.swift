@@ -41,8 +41,8 @@ public struct RequestMatcher: Sendable {
     public func normalize(_ request: ExecutionRequest) -> ExecutionRequest {
         var request = request
         if ignoresLimits {
-            request.runTimeout = 0
-            request.compileTimeout = 0
+            request.runTimeout = .zero
+            request.compileTimeout = .zero
             request.memoryLimitMB = nil
         }
         for path in ignoredFiles { request.files[path] = nil }

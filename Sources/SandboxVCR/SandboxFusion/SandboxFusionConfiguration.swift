@@ -98,7 +98,7 @@ public struct SandboxFusionConfiguration: Sendable, Hashable {
     /// How long one attempt of `request` may take.
     func attemptTimeout(for request: ExecutionRequest) -> Duration {
         if let requestTimeout { return requestTimeout }
-        return .seconds(max(0, request.compileTimeout) + max(0, request.runTimeout)) + timeoutMargin
+        return request.compileTimeout.clampedToTimeLimit + request.runTimeout.clampedToTimeLimit + timeoutMargin
     }
 
     /// A base URL without a trailing `/` or `/run_code`.

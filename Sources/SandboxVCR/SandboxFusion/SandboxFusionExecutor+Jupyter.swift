@@ -9,7 +9,7 @@ extension SandboxFusionExecutor {
     public func runJupyter(_ request: SandboxFusionJupyterRequest) async throws -> SandboxFusionJupyterResponse {
         let body = try Self.encode(request)
         let timeout =
-            configuration.requestTimeout ?? .seconds(max(0, request.totalTimeout)) + configuration.timeoutMargin
+            configuration.requestTimeout ?? request.totalTimeout.clampedToTimeLimit + configuration.timeoutMargin
         let (response, url, attempts) = try await send(
             method: "POST", path: "/run_jupyter", body: body, timeout: timeout)
         guard response.status == 200 else {

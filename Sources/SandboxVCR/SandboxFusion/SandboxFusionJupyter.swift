@@ -4,10 +4,10 @@ public import Foundation
 public struct SandboxFusionJupyterRequest: Hashable, Sendable, Encodable {
     /// The cells' source code, in order.
     public var cells: [String]
-    /// Seconds each cell may take (0: no per-cell limit). Server default 0.
-    public var cellTimeout: Double
-    /// Seconds the whole notebook may take. Server default 45.
-    public var totalTimeout: Double
+    /// How long each cell may take (zero: no per-cell limit). Server default zero.
+    public var cellTimeout: Duration
+    /// How long the whole notebook may take. Server default 45 seconds.
+    public var totalTimeout: Duration
     /// Memory limit in MiB, `nil` for none.
     public var memoryLimitMB: Int?
     /// The kernel name. Server default `python3`.
@@ -19,8 +19,8 @@ public struct SandboxFusionJupyterRequest: Hashable, Sendable, Encodable {
 
     public init(
         cells: [String],
-        cellTimeout: Double = 0,
-        totalTimeout: Double = 45,
+        cellTimeout: Duration = .zero,
+        totalTimeout: Duration = .seconds(45),
         memoryLimitMB: Int? = nil,
         kernel: String = "python3",
         files: [String: Data] = [:],
@@ -44,8 +44,8 @@ public struct SandboxFusionJupyterRequest: Hashable, Sendable, Encodable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(cells, forKey: .cells)
-        if cellTimeout != 0 { try container.encode(cellTimeout, forKey: .cellTimeout) }
-        if totalTimeout != 45 { try container.encode(totalTimeout, forKey: .totalTimeout) }
+        if cellTimeout != .zero { try container.encode(cellTimeout.inSeconds, forKey: .cellTimeout) }
+        if totalTimeout != .seconds(45) { try container.encode(totalTimeout.inSeconds, forKey: .totalTimeout) }
         try container.encodeIfPresent(memoryLimitMB, forKey: .memoryLimitMB)
         if kernel != "python3" { try container.encode(kernel, forKey: .kernel) }
         if !files.isEmpty { try container.encode(files.mapValues { $0.base64EncodedString() }, forKey: .files) }

@@ -175,8 +175,8 @@ public enum SandboxFusionWire {
         return RunCodeBody(
             code: code,
             language: language.rawValue,
-            compile_timeout: request.compileTimeout,
-            run_timeout: request.runTimeout,
+            compile_timeout: request.compileTimeout.inSeconds,
+            run_timeout: request.runTimeout.inSeconds,
             memory_limit_MB: request.memoryLimitMB ?? -1,
             stdin: stdin,
             files: request.files.mapValues { Optional($0.base64EncodedString()) },
@@ -201,8 +201,8 @@ public enum SandboxFusionWire {
             program: .source(language: Language(rawValue: body.language), code: body.code),
             files: files,
             stdin: Data((body.stdin ?? "").utf8),
-            runTimeout: body.run_timeout ?? ExecutionRequest.defaultTimeout,
-            compileTimeout: body.compile_timeout ?? ExecutionRequest.defaultTimeout,
+            runTimeout: body.run_timeout.map(Duration.init(secondsClamped:)) ?? ExecutionRequest.defaultTimeout,
+            compileTimeout: body.compile_timeout.map(Duration.init(secondsClamped:)) ?? ExecutionRequest.defaultTimeout,
             memoryLimitMB: body.memory_limit_MB,
             fetchFiles: Set(body.fetch_files ?? []))
     }

@@ -31,8 +31,7 @@ final class TransferTable {
                     .executionError(url: start.request.url))
                 return
             }
-            let (seconds, attoseconds) = remaining.components
-            timeoutMilliseconds = max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+            timeoutMilliseconds = remaining.milliseconds(clampedTo: 1...Int.max)
         }
         guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
             start.continuation.resume(

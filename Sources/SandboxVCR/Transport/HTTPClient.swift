@@ -66,13 +66,9 @@ package final class HTTPClient: Sendable {
     ) {
         self.configuration = configuration
         self.logger = logger
-        let connectMilliseconds = configuration.connectTimeout.components
         self.loop = CurlMultiLoop(
             options: .init(
-                connectTimeoutMilliseconds: max(
-                    1,
-                    Int(connectMilliseconds.seconds) * 1000
-                        + Int(connectMilliseconds.attoseconds / 1_000_000_000_000_000)),
+                connectTimeoutMilliseconds: configuration.connectTimeout.milliseconds(clampedTo: 1...Int.max),
                 maxConnectionsPerHost: configuration.maxConnectionsPerHost,
                 maxCachedConnections: configuration.maxCachedConnections,
                 userAgent: configuration.userAgent))

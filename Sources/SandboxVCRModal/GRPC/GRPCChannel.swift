@@ -109,7 +109,7 @@ package final class GRPCChannel: Sendable {
         let rawCode = Int(source.first(name: "grpc-status") ?? "") ?? GRPCStatusError.Code.unknown.rawValue
         if rawCode == 0 { return nil }
         let message = GRPCFraming.decodeMessage(source.first(name: "grpc-message") ?? "")
-        var retryAfter: Double?
+        var retryAfter: Duration?
         if let details = source.first(name: "grpc-status-details-bin") {
             retryAfter = Self.retryAfter(fromDetails: details)
         }
@@ -118,7 +118,7 @@ package final class GRPCChannel: Sendable {
     }
 
     /// `retry_after_secs` of an `RPCRetryPolicy` in a base64 `RPCStatus` (padding optional).
-    static func retryAfter(fromDetails value: String) -> Double? {
+    static func retryAfter(fromDetails value: String) -> Duration? {
         var text = value.trimmingCharacters(in: .whitespaces)
         while text.count % 4 != 0 { text += "=" }
         guard let bytes = Data(base64Encoded: text),
@@ -126,7 +126,7 @@ package final class GRPCChannel: Sendable {
         else { return nil }
         for detail in status.details where detail.typeURL.hasSuffix("modal.client.RPCRetryPolicy") {
             if let policy = try? Modal_Client_RPCRetryPolicy(serializedBytes: detail.value) {
-                return Double(policy.retryAfterSecs)
+                return Duration(secondsClamped: Double(policy.retryAfterSecs))
             }
         }
         return nil
@@ -164,7 +164,7 @@ package final class GRPCChannel: Sendable {
                 if let retryAfter = status.retryAfter, throttles < retry.maxThrottleRetries {
                     throttles += 1
                     attempt += 1
-                    try await Self.sleep(.milliseconds(Int(max(0, retryAfter) * 1000)))
+                    try await Self.sleep(retryAfter)
                     continue
                 }
                 guard status.isRetryable else { throw status }

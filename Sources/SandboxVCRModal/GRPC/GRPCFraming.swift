@@ -1,4 +1,5 @@
 public import Foundation
+internal import SandboxVCR
 
 /// gRPC's message framing: each message is 1 flag byte (0: not compressed), a 4-byte big-endian length, the bytes.
 public enum GRPCFraming {
@@ -57,8 +58,7 @@ public enum GRPCFraming {
 
     /// The `grpc-timeout` header value for a duration: whole milliseconds (`1500m`), at most 8 digits.
     public static func timeoutHeader(_ duration: Duration) -> String {
-        let components = duration.components
-        let milliseconds = max(1, components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = duration.milliseconds(clampedTo: 1...Int64.max, rounding: .towardZero)
         if milliseconds < 100_000_000 { return "\(milliseconds)m" }
         return "\(min(99_999_999, milliseconds / 1000))S"
     }

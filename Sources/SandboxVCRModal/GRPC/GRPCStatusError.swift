@@ -44,9 +44,9 @@ public struct GRPCStatusError: Error, Hashable, Sendable, CustomStringConvertibl
     /// The method's full path.
     public var path: String
     /// How long Modal asked the client to wait before retrying (an `RPCRetryPolicy` in the status details).
-    public var retryAfter: Double?
+    public var retryAfter: Duration?
 
-    public init(code: Code, message: String, path: String = "", retryAfter: Double? = nil) {
+    public init(code: Code, message: String, path: String = "", retryAfter: Duration? = nil) {
         self.code = code
         self.message = message
         self.path = path

@@ -53,7 +53,7 @@ public final class ModalSandboxPool: SandboxExecutor {
     ///   - keepsWarm: replace each retired sandbox with a warm one in the background (default `true`).
     ///   - logger: sandbox creations and failures; never credentials.
     public init(
-        configuration: ModalConfiguration, sandboxOptions: ModalSandbox.Options = .init(timeout: 1200),
+        configuration: ModalConfiguration, sandboxOptions: ModalSandbox.Options = .init(timeout: .seconds(1200)),
         maxOutputBytes: Int = ModalSandbox.defaultMaxOutputBytes, keepsWarm: Bool = true,
         logger: Logger = Logger(label: "sandbox-vcr.modal")
     ) {
@@ -74,12 +74,12 @@ public final class ModalSandboxPool: SandboxExecutor {
     /// - Parameters:
     ///   - files: files to write first, by path relative to the folder.
     ///   - command: the shell command.
-    ///   - timeout: seconds for the command.
+    ///   - timeout: how long the command may run.
     ///   - stdin: bytes for its standard input.
     /// - Throws: ``ExecutionError`` (``ExecutionError/Code/sandboxTerminated`` if the sandbox died,
     ///   ``ExecutionError/Code/cancelled`` once the pool is terminating).
     public func runInWorkdir(
-        files: [String: Data] = [:], command: String, timeout: Double = 60, stdin: Data = Data()
+        files: [String: Data] = [:], command: String, timeout: Duration = .seconds(60), stdin: Data = Data()
     ) async throws -> ModalCommandResult {
         try await withSandbox { sandbox, workdir in
             try await Self.prepare(sandbox, workdir: workdir, files: files)
@@ -169,7 +169,7 @@ public final class ModalSandboxPool: SandboxExecutor {
     /// Makes the folder and writes the files (relative paths inside it).
     static func prepare(_ sandbox: ModalSandbox, workdir: String, files: [String: Data]) async throws {
         if files.isEmpty {
-            let made = try await sandbox.runCommand("mkdir -p -- \(shellQuoted(workdir))", timeout: 60)
+            let made = try await sandbox.runCommand("mkdir -p -- \(shellQuoted(workdir))", timeout: .seconds(60))
             guard made.exitCode == 0 else {
                 throw ExecutionError(
                     code: .sandboxError, message: "cannot make \(workdir) in the Modal sandbox: \(made.stderrText)")
@@ -272,9 +272,9 @@ public final class ModalSandboxPool: SandboxExecutor {
     private func createSandbox() async throws -> ModalSandbox {
         let now = clock.now - epoch
         let wait = state.withLock { state in
-            state.limiter.reserve(now: Double(now.components.seconds) + Double(now.components.attoseconds) * 1e-18)
+            state.limiter.reserve(now: now.inSeconds)
         }
-        if wait > 0 { try await GRPCChannel.sleep(.milliseconds(Int((wait * 1000).rounded(.up)))) }
+        if wait > 0 { try await GRPCChannel.sleep(Duration(secondsClamped: wait)) }
         return try await ModalSandbox.create(client: client, options: sandboxOptions)
     }
 

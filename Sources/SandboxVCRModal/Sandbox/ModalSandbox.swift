@@ -23,13 +23,13 @@ public final class ModalSandbox: Sendable {
         public var appName: String
         /// The image.
         public var image: ModalImage
-        /// How long the sandbox may live, in seconds (Modal ends it afterwards).
-        public var timeout: Double
+        /// How long the sandbox may live (Modal ends it afterwards; sent as whole seconds, rounded up).
+        public var timeout: Duration
         /// Whether the sandbox may reach the network.
         public var networkAccess: Bool
 
         public init(
-            appName: String = "sandbox-vcr", image: ModalImage = .debianSlim(), timeout: Double = 600,
+            appName: String = "sandbox-vcr", image: ModalImage = .debianSlim(), timeout: Duration = .seconds(600),
             networkAccess: Bool = true
         ) {
             self.appName = appName
@@ -82,7 +82,7 @@ public final class ModalSandbox: Sendable {
         let imageID = try await client.imageID(for: options.image, appID: appID)
         var definition = Modal_Client_Sandbox()
         definition.imageID = imageID
-        definition.timeoutSecs = UInt32(max(1, options.timeout.rounded(.up)))
+        definition.timeoutSecs = options.timeout.wholeSeconds(clampedTo: 1...UInt32.max)
         definition.resources = Modal_Client_Resources()
         var network = Modal_Client_NetworkAccess()
         network.networkAccessType = options.networkAccess ? .open : .blocked
@@ -137,12 +137,13 @@ public final class ModalSandbox: Sendable {
     /// - Parameters:
     ///   - command: the shell command line.
     ///   - workdir: the folder to run in (must exist), or `nil` for the sandbox's default.
-    ///   - timeout: seconds; the command is killed (signal 9, ``ModalCommandResult/timedOut``) afterwards.
+    ///   - timeout: how long the command may run (whole seconds, rounded up); it is killed (signal 9,
+    ///     ``ModalCommandResult/timedOut``) afterwards.
     ///   - maxOutputBytes: the most bytes kept of each stream (the rest is read and dropped).
     ///   - stdin: bytes for standard input, streamed in chunks; closed afterwards.
     /// - Throws: ``ExecutionError`` (``ExecutionError/Code/sandboxTerminated`` when the sandbox is gone).
     public func runCommand(
-        _ command: String, workdir: String? = nil, timeout: Double = 60,
+        _ command: String, workdir: String? = nil, timeout: Duration = .seconds(60),
         maxOutputBytes: Int = ModalSandbox.defaultMaxOutputBytes, stdin: Data = Data()
     ) async throws -> ModalCommandResult {
         try await exec(
@@ -151,7 +152,7 @@ public final class ModalSandbox: Sendable {
 
     /// Runs a program with arguments (no shell), as ``runCommand(_:workdir:timeout:maxOutputBytes:stdin:)`` does.
     public func exec(
-        _ argv: [String], workdir: String? = nil, timeout: Double = 60,
+        _ argv: [String], workdir: String? = nil, timeout: Duration = .seconds(60),
         maxOutputBytes: Int = ModalSandbox.defaultMaxOutputBytes, stdin: Data = Data()
     ) async throws -> ModalCommandResult {
         guard !terminated.load(ordering: .relaxed) else {
@@ -160,7 +161,7 @@ public final class ModalSandbox: Sendable {
         }
         let execID = UUID().uuidString.lowercased()
         let taskID = self.taskID
-        let timeoutSecs = UInt32(max(1, timeout.rounded(.up)))
+        let timeoutSecs = timeout.wholeSeconds(clampedTo: 1...UInt32.max)
         var start = Modal_TaskCommandRouter_TaskExecStartRequest()
         start.taskID = taskID
         start.execID = execID
@@ -173,7 +174,7 @@ public final class ModalSandbox: Sendable {
         let began = clock.now
         _ = try await routerUnary(ModalRPC.TaskCommandRouter.taskExecStart, start, timeout: .seconds(30))
         try await writeStdin(stdin, taskID: taskID, execID: execID)
-        let streamTimeout = Duration.seconds(Double(timeoutSecs) + 30)
+        let streamTimeout = Duration.seconds(timeoutSecs) + .seconds(30)
         async let output = readStream(
             .stdout, taskID: taskID, execID: execID, cap: maxOutputBytes, timeout: streamTimeout)
         async let errors = readStream(
@@ -181,7 +182,7 @@ public final class ModalSandbox: Sendable {
         async let exit = waitForExit(taskID: taskID, execID: execID, timeout: streamTimeout)
         let (stdout, stderr, status) = try await (output, errors, exit)
         let elapsed = clock.now - began
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = elapsed.inSeconds
         var result = ModalCommandResult(
             exitCode: nil, stdout: stdout.kept, stderr: stderr.kept, stdoutDroppedBytes: stdout.dropped,
             stderrDroppedBytes: stderr.dropped, duration: seconds)
@@ -253,7 +254,7 @@ public final class ModalSandbox: Sendable {
                 throw (failure as? GRPCStatusError).map(mapRouterError) ?? failure
             }
             let wait =
-                (failure as? GRPCStatusError)?.retryAfter.map { Duration.milliseconds(Int($0 * 1000)) }
+                (failure as? GRPCStatusError)?.retryAfter
                 ?? policy.delay(beforeRetry: retries)
             retries += 1
             client.logger.debug(
@@ -330,7 +331,7 @@ public final class ModalSandbox: Sendable {
     /// Reads a file (`cat`, or `head -c maxBytes`).
     ///
     /// - Throws: ``ExecutionError`` with code ``ExecutionError/Code/sandboxError`` when the file cannot be read.
-    public func readFile(_ path: String, maxBytes: Int? = nil, timeout: Double = 300) async throws -> Data {
+    public func readFile(_ path: String, maxBytes: Int? = nil, timeout: Duration = .seconds(300)) async throws -> Data {
         let command = maxBytes.map { "head -c \(max(0, $0)) -- \(shellQuoted(path))" } ?? "cat -- \(shellQuoted(path))"
         let result = try await runCommand(command, timeout: timeout, maxOutputBytes: maxBytes ?? Int.max)
         guard result.exitCode == 0 else {
@@ -345,7 +346,9 @@ public final class ModalSandbox: Sendable {
     /// Writes a file of any size (streamed through standard input in chunks), creating its folder.
     ///
     /// - Throws: ``ExecutionError`` with code ``ExecutionError/Code/sandboxError`` when the file cannot be written.
-    public func writeFile(_ path: String, content: Data, executable: Bool = false, timeout: Double = 300) async throws {
+    public func writeFile(_ path: String, content: Data, executable: Bool = false, timeout: Duration = .seconds(300))
+        async throws
+    {
         let command = Self.writeCommand(path: path, executable: executable)
         let result = try await runCommand(command, timeout: timeout, stdin: content)
         guard result.exitCode == 0 else {
@@ -365,7 +368,7 @@ public final class ModalSandbox: Sendable {
 
     /// Runs `true`: proves the sandbox is alive.
     public func heartbeat() async throws {
-        _ = try await runCommand("true", timeout: 30)
+        _ = try await runCommand("true", timeout: .seconds(30))
     }
 
     /// Terminates the sandbox and waits until Modal reports it ended. Calling it again does nothing.

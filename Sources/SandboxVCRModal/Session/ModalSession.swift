@@ -67,7 +67,7 @@ public final class ModalSession: Sendable {
     /// - Throws: ``ExecutionError`` as the sandbox does (replayed as recorded), or a ``CassetteError`` with code
     ///   ``CassetteError/Code/miss`` naming the step when the session deviates from its recording.
     public func runCommand(
-        _ command: String, workdir: String? = nil, timeout: Double = 60,
+        _ command: String, workdir: String? = nil, timeout: Duration = .seconds(60),
         maxOutputBytes: Int = ModalSandbox.defaultMaxOutputBytes, stdin: Data = Data()
     ) async throws -> ModalCommandResult {
         let request = ExecutionRequest(
@@ -96,7 +96,7 @@ public final class ModalSession: Sendable {
     /// Reads a file through a step (`cat` / `head -c`).
     public func readFile(_ path: String, maxBytes: Int? = nil) async throws -> Data {
         let command = maxBytes.map { "head -c \(max(0, $0)) -- \(shellQuoted(path))" } ?? "cat -- \(shellQuoted(path))"
-        let result = try await runCommand(command, timeout: 300, maxOutputBytes: maxBytes ?? Int.max)
+        let result = try await runCommand(command, timeout: .seconds(300), maxOutputBytes: maxBytes ?? Int.max)
         guard result.exitCode == 0 else {
             throw ExecutionError(
                 code: .sandboxError,
@@ -109,7 +109,7 @@ public final class ModalSession: Sendable {
     /// Writes a file through a step (the content goes through standard input).
     public func writeFile(_ path: String, content: Data, executable: Bool = false) async throws {
         let result = try await runCommand(
-            ModalSandbox.writeCommand(path: path, executable: executable), timeout: 300, stdin: content)
+            ModalSandbox.writeCommand(path: path, executable: executable), timeout: .seconds(300), stdin: content)
         guard result.exitCode == 0 else {
             throw ExecutionError(
                 code: .sandboxError,

@@ -262,8 +262,6 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 
     private static func milliseconds(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let value = Double(seconds) * 1000 + Double(attoseconds) / 1e15
-        return String((value * 100).rounded() / 100)
+        String((duration.inSeconds * 100_000).rounded() / 100)
     }
 }

@@ -111,7 +111,7 @@ public struct FakeOutcome: Sendable, CustomStringConvertible {
             return result
         case .timeLimit(let stdout, let stderr):
             let run = CommandOutcome(
-                status: .timeLimitExceeded, stdout: stdout, stderr: stderr, wallTime: request.runTimeout)
+                status: .timeLimitExceeded, stdout: stdout, stderr: stderr, wallTime: request.runTimeout.inSeconds)
             return ExecutionResult(
                 status: ExecutionResult.derivedStatus(compile: nil, run: run), run: run, backend: .fake)
         case .error(let error):

@@ -271,7 +271,7 @@ func milliseconds(_ value: Double?, path: String) throws(FakeRulesError) -> Dura
             code: .invalidRule, message: "latencyMs must be a number of milliseconds >= 0, not \(value)",
             path: path + ".latencyMs")
     }
-    return .milliseconds(value)
+    return Duration(secondsClamped: value / 1000)
 }
 
 extension FakeRuleSet.Match {

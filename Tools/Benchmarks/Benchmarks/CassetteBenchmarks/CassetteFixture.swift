@@ -17,7 +17,7 @@ enum CassetteFixture {
         while code.utf8.count < 1024 { code += "x_\(index) = \(index) * 2  # padding line\n" }
         code = String(code.utf8.prefix(1024))!
         return ExecutionRequest(
-            code: code, language: .python, files: ["harness.py": harness], stdin: "\(index)\n", runTimeout: 5)
+            code: code, language: .python, files: ["harness.py": harness], stdin: "\(index)\n", runTimeout: .seconds(5))
     }
 
     /// The answer recorded for request `index`: 1 KB of stdout.
