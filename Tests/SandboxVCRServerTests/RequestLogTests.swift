@@ -101,4 +101,35 @@ struct RequestLogTests {
         #expect(warning.metadata["diagnostics"] == "nothing recorded for key ffff0000")
         #expect(store.records.first { $0.message == "request" }?.metadata["outcome"] == "miss")
     }
+
+    /// Issue 12, item 7: the request line previews the code's first line; a secret in it is scrubbed first, on a
+    /// replay hit as on a miss.
+    @Test func theLoggedPreviewOfTheCodeIsScrubbed() async throws {
+        let secret = "as-abc123secretvalue"
+        for executor in [
+            OutcomeExecutor(inner: makeEchoExecutor(), source: .hit, key: Self.key) as any SandboxExecutor,
+            makeFailingExecutor(testReplayMiss(diagnostics: "nothing recorded")),
+        ] {
+            let store = CapturingLogHandlerStore()
+            var configuration = ServeConfiguration()
+            configuration.port = 0
+            let server = SandboxFusionServer(
+                executor: executor, configuration: configuration, logger: store.makeLogger())
+            let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
+            let running = Task { try await server.run(onReady: { readyContinuation.yield($0.port) }) }
+            var iterator = ready.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            let body = ##"{"code": "# MODAL_TOKEN_SECRET=\##(secret)\nprint(1)", "language": "python"}"##
+            _ = try await RawHTTP.exchange(port: port, request: RawHTTP.postJSON(path: "/run_code", body: body))
+            await server.triggerGracefulShutdown()
+            try await running.value
+
+            let request = try #require(store.records.first { $0.message == "request" }?.metadata["request"])
+            #expect(request.contains("MODAL_TOKEN_SECRET"), "the preview is still there: \(request)")
+            for record in store.records {
+                #expect(!record.message.contains(secret))
+                #expect(!record.metadata.values.contains { $0.contains(secret) }, "\(record.metadata)")
+            }
+        }
+    }
 }

@@ -82,3 +82,16 @@ extension Result {
         return nil
     }
 }
+
+/// A request's one-line summary goes to logs and error messages: its preview is scrubbed before it is cut.
+@Suite struct RequestSummaryTests {
+    @Test func secretsInThePreviewAreScrubbed() {
+        let source = ExecutionRequest(
+            code: "# MODAL_TOKEN_SECRET=as-abc123secretvalue and a long tail to be cut off\nprint(1)",
+            language: .python)
+        #expect(!source.summary.contains("abc123"), "\(source.summary)")
+        #expect(source.summary.contains("MODAL_TOKEN_SECRET"))
+        let command = ExecutionRequest(argv: ["curl", "-H", "Authorization: Bearer sk-live-1234567890abcdef"])
+        #expect(!command.summary.contains("1234567890abcdef"), "\(command.summary)")
+    }
+}

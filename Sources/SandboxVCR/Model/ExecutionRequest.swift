@@ -111,16 +111,18 @@ public struct ExecutionRequest: Hashable, Sendable, Codable {
     /// `stdin` decoded as UTF-8 (invalid bytes replaced).
     public var stdinText: String { String(decoding: stdin, as: UTF8.self) }
 
-    /// A one-line description for logs and diagnostics (never the whole code).
+    /// One line for logs and diagnostics (never the whole code): the kind of program, a preview of its first line
+    /// with secret-looking values scrubbed (``Redactor/scrub(_:)``), sizes and the run timeout.
     public var summary: String {
         switch program {
         case .source(let language, let code):
-            let firstLine = code.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+            // Scrubbed before it is cut, so that no part of a secret is left (the summary goes to logs and errors).
+            let firstLine = Redactor.scrub(code.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? "")
             let shown = firstLine.count > 60 ? String(firstLine.prefix(57)) + "..." : firstLine
             return "\(language) code (\(code.utf8.count) bytes: \"\(shown)\"), stdin \(stdin.count) bytes, "
                 + "\(files.count) file(s), run timeout \(runTimeout.formattedSeconds)"
         case .command(let argv, let workdir):
-            let line = argv.joined(separator: " ")
+            let line = Redactor.scrub(argv.joined(separator: " "))
             let shown = line.count > 60 ? String(line.prefix(57)) + "..." : line
             return "command \"\(shown)\"\(workdir.map { " in \($0)" } ?? ""), stdin \(stdin.count) bytes, "
                 + "\(files.count) file(s), run timeout \(runTimeout.formattedSeconds)"
