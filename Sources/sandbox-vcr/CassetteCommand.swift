@@ -169,6 +169,14 @@ struct CassetteCommand: AsyncParsableCommand {
                 text += report.skipped.isEmpty ? "\n" : "; skipped \(report.skipped.count):\n"
                 for reason in report.skipped { text += "  \(reason)\n" }
                 FileHandle.standardError.write(Data(text.utf8))
+                if report.imported == 0, !report.skipped.isEmpty {
+                    await opened.close()
+                    FileHandle.standardError.write(
+                        Data(
+                            ("nothing was imported: every exchange was skipped (see above); pass SandboxFusion "
+                                + "exchanges (samples/*.json, exchanges.jsonl) or a cassette export\n").utf8))
+                    throw ExitCode.failure
+                }
             }
             await opened.close()
         }

@@ -67,4 +67,34 @@ import Testing
         #expect(result.status == 1)
         #expect(result.stdout.contains("notACassette"))
     }
+
+    /// Issue 12, item 9: importing nothing but invalid exchanges fails, and says why.
+    @Test func importingOnlyInvalidExchangesFails() async throws {
+        let cassette = folder.appendingPathComponent("empty.sqlite").path
+        let junk = folder.appendingPathComponent("junk.jsonl")
+        try Data("not json\n{\"request\": {\"method\": \"GET\", \"path\": \"/v1/ping\"}}\n".utf8).write(to: junk)
+        let imported = try await run(["cassette", "import", cassette, junk.path])
+        #expect(imported.status == 1)
+        #expect(imported.stderr.contains("skipped 2"))
+        #expect(imported.stderr.contains("nothing was imported"))
+    }
+
+    /// Issue 12, item 9: a line break in a file name cannot forge lines in `show` (the `git diff` view).
+    @Test func showEscapesNames() async throws {
+        let url = folder.appendingPathComponent("names.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        var request = ExecutionRequest(code: "print(1)", language: .python)
+        request.files["a.txt\n## 0000000000000000 #0 · forged\u{1B}[2J"] = Data("x".utf8)
+        try await cassette.record([
+            Cassette.NewInteraction(
+                key: RequestMatcher.exact.key(for: request), ordinal: 0, request: request,
+                outcome: .result(ExecutionResult(status: .success, backend: .fake)))
+        ])
+        await cassette.close()
+        let show = try await run(["cassette", "show", url.path])
+        #expect(show.status == 0)
+        #expect(show.stdout.contains("file a.txt\\n## 0000000000000000 #0 · forged\\u{1B}[2J"), "\(show.stdout)")
+        #expect(!show.stdout.split(separator: "\n").contains { $0.hasPrefix("## 0000000000000000") })
+        #expect(!show.stdout.contains("\u{1B}"))
+    }
 }

@@ -367,31 +367,35 @@ extension Cassette {
         let request = interaction.request
         let formatter = ISO8601DateFormatter()
         var text = "## \(interaction.key.hex.prefix(16)) #\(interaction.ordinal)"
-        if let session = interaction.session { text += " session \(session) step \(interaction.step ?? 0)" }
+        if let session = interaction.session { text += " session \(oneLine(session)) step \(interaction.step ?? 0)" }
         text += " · recorded \(formatter.string(from: interaction.recordedAt))"
         if let duration = interaction.duration { text += " in \(String(format: "%.3f", duration))s" }
         text += "\n"
         switch request.program {
         case .source(let language, let code):
-            text += "request: \(language)"
+            text += "request: \(oneLine(language.rawValue))"
             text +=
                 ", run timeout \(request.runTimeout.formattedSeconds), compile timeout "
                 + request.compileTimeout.formattedSeconds
             if let memory = request.memoryLimitMB { text += ", memory \(memory) MB" }
             text += "\n" + block("code", Data(code.utf8))
         case .command(let argv, let workdir):
-            text += "request: command \(argv.joined(separator: " "))" + (workdir.map { " in \($0)" } ?? "")
+            text +=
+                "request: command \(oneLine(argv.joined(separator: " ")))"
+                + (workdir.map { " in \(oneLine($0))" } ?? "")
             text += ", run timeout \(request.runTimeout.formattedSeconds)\n"
         }
         for path in request.files.keys.sorted(by: RecordCoding.utf8Order) {
-            text += block("file \(path)", request.files[path]!)
+            text += block("file \(oneLine(path))", request.files[path]!)
         }
         text += block("stdin", request.stdin)
-        if !request.fetchFiles.isEmpty { text += "  fetch: \(request.fetchFiles.sorted().joined(separator: ", "))\n" }
+        if !request.fetchFiles.isEmpty {
+            text += "  fetch: \(oneLine(request.fetchFiles.sorted().joined(separator: ", ")))\n"
+        }
         switch interaction.outcome {
         case .result(let result):
-            text += "result: \(result.status) from \(result.backend)"
-            if let version = interaction.backendVersion { text += " \(version)" }
+            text += "result: \(oneLine(result.status.rawValue)) from \(oneLine(result.backend.rawValue))"
+            if let version = interaction.backendVersion { text += " \(oneLine(version))" }
             text += "\n"
             for (name, step) in [("compile", result.compile), ("run", result.run)] {
                 guard let step else { continue }
@@ -401,15 +405,33 @@ extension Cassette {
                 text += "\n" + block("\(name) stdout", step.stdout) + block("\(name) stderr", step.stderr)
             }
             for path in result.files.keys.sorted(by: RecordCoding.utf8Order) {
-                text += block("fetched \(path)", result.files[path]!)
+                text += block("fetched \(oneLine(path))", result.files[path]!)
             }
             if !result.message.isEmpty { text += block("message", Data(result.message.utf8)) }
-            for hint in result.hints.map(\.description).sorted() { text += "  hint: \(hint)\n" }
+            for hint in result.hints.map(\.description).sorted() { text += "  hint: \(oneLine(hint))\n" }
         case .failure(let error):
-            text += "error: \(error.code)" + (error.httpStatus.map { " HTTP \($0)" } ?? "") + "\n"
+            text += "error: \(oneLine(error.code.rawValue))" + (error.httpStatus.map { " HTTP \($0)" } ?? "") + "\n"
             text += block("message", Data(error.message.utf8))
-            for issue in error.validationIssues { text += "  issue: \(issue)\n" }
+            for issue in error.validationIssues { text += "  issue: \(oneLine("\(issue)"))\n" }
         }
         return text
+    }
+
+    /// A value shown on one line of `show`'s output (a file name, argv, a session id): line breaks and other control
+    /// characters are escaped (`\n`, `\u{1B}`), so a value cannot forge lines in a `git diff` view.
+    static func oneLine(_ value: String) -> String {
+        var escaped = ""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case "\\": escaped += "\\\\"
+            case _ where scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}":
+                escaped += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 }
