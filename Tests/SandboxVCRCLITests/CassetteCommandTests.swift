@@ -97,4 +97,21 @@ import Testing
         #expect(!show.stdout.split(separator: "\n").contains { $0.hasPrefix("## 0000000000000000") })
         #expect(!show.stdout.contains("\u{1B}"))
     }
+
+    /// Issue 12, item 9: read-only commands on a WAL-mode cassette (`stats`, `verify`, a `never`-mode `run`) leave
+    /// the folder as they found it: no `-wal` or `-shm` file beside the cassette.
+    @Test func readOnlyCommandsLeaveTheFolderAsItWas() async throws {
+        let folder = self.folder.appendingPathComponent("clean")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let cassette = folder.appendingPathComponent("c.sqlite").path
+        let exchanges = Self.root.appendingPathComponent("Fixtures/grading-demo/exchanges.jsonl").path
+        #expect(try await run(["cassette", "import", cassette, exchanges]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["c.sqlite"])
+        let before = try Data(contentsOf: URL(fileURLWithPath: cassette))
+        #expect(try await run(["cassette", "stats", cassette]).status == 0)
+        #expect(try await run(["cassette", "verify", cassette]).status == 0)
+        _ = try await run(["run", "-c", "print(1)", "--cassette", cassette, "--record", "never"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["c.sqlite"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: cassette)) == before)
+    }
 }
