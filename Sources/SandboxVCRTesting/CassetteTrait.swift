@@ -9,7 +9,7 @@ public import Testing
 /// `RecordingExecutor.current`). After the test, recordings it did not use are listed on standard error.
 ///
 /// ```swift
-/// @Test(.cassette("sum-two", record: .missing, live: SandboxFusionExecutor(url: url)))
+/// @Test(.cassette("sum-two", live: SandboxFusionExecutor(configuration: try .fromEnvironment())))
 /// func grades() async throws {
 ///     let result = try await testExecutor.execute(ExecutionRequest(code: "print(1+1)", language: .python))
 ///     #expect(result.stdoutText == "2\n")
@@ -20,8 +20,9 @@ public struct CassetteTrait: TestTrait, TestScoping {
     public var name: String
     /// The record mode; `nil` resolves it (task-local, `SANDBOX_VCR_RECORD`, default).
     public var record: RecordMode?
-    /// Makes the live executor, called once per test when the mode needs one.
-    public var live: @Sendable () -> (any SandboxExecutor)?
+    /// Makes the live executor: called at most once per test, and only when a call needs one (a miss to record);
+    /// a throw fails that call with the error, never the process.
+    public var live: @Sendable () throws -> (any SandboxExecutor)?
     /// Matching, redaction, exhaustion and expiry.
     public var configuration: RecordingExecutor.Configuration
     /// The folder holding `__Cassettes__` (default: the test file's folder).
@@ -38,7 +39,7 @@ public struct CassetteTrait: TestTrait, TestScoping {
         let mode = try RecordMode.resolve(record)
         let cassette = try await Cassette.open(at: url, readOnly: false, create: mode != .never)
         let executor = RecordingExecutor(
-            cassette: cassette, mode: mode, live: mode == .never ? nil : live(), configuration: configuration)
+            cassette: cassette, mode: mode, makeLive: live, configuration: configuration)
         do {
             try await RecordMode.$current.withValue(mode) {
                 try await RecordingExecutor.$current.withValue(executor) { try await function() }
@@ -69,12 +70,13 @@ extension Trait where Self == CassetteTrait {
     /// - Parameters:
     ///   - name: the cassette's name (no folders, no `..`).
     ///   - record: the record mode; `nil` resolves it from the environment (default `missing`, `never` on CI).
-    ///   - live: the live executor used when recording.
+    ///   - live: the live executor used when recording; evaluated only when a call needs it (so a replay needs no
+    ///     live configuration), and a throw from it fails that call with its error instead of crashing the tests.
     ///   - configuration: matching, redaction, exhaustion and expiry.
     ///   - directory: where `__Cassettes__` goes (default: next to the test file).
     public static func cassette(
         _ name: String, record: RecordMode? = nil,
-        live: @autoclosure @escaping @Sendable () -> (any SandboxExecutor)? = nil,
+        live: @autoclosure @escaping @Sendable () throws -> (any SandboxExecutor)? = nil,
         configuration: RecordingExecutor.Configuration = .init(), directory: URL? = nil,
         reportsUnused: Bool = true, filePath: String = #filePath
     ) -> Self {

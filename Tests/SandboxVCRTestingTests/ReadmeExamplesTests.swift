@@ -34,7 +34,7 @@ func readmeUseFromSwift() async throws {
 @Suite(.disabled("a README example that records from a live SandboxFusion"))
 struct ReadmeCassetteTraitExample {
     // README example
-    @Test(.cassette("sum-two", live: SandboxFusionExecutor(configuration: try! .fromEnvironment())))
+    @Test(.cassette("sum-two", live: try SandboxFusionExecutor(configuration: .fromEnvironment())))
     func sumTwo() async throws {
         let result = try await testExecutor.execute(ExecutionRequest(code: "print(3 + 4)", language: .python))
         #expect(result.stdoutText == "7\n")

@@ -1,6 +1,7 @@
 import Foundation
 import SandboxVCR
 import SandboxVCRTesting
+import Synchronization
 import Testing
 
 /// ``SandboxExecutor/outcome(of:)``: where each answer came from, as a value.
@@ -93,5 +94,59 @@ extension Result {
         #expect(source.summary.contains("MODAL_TOKEN_SECRET"))
         let command = ExecutionRequest(argv: ["curl", "-H", "Authorization: Bearer sk-live-1234567890abcdef"])
         #expect(!command.summary.contains("1234567890abcdef"), "\(command.summary)")
+    }
+}
+
+/// Issue 14, item 3: the live executor is made lazily, only when a call needs it, from a factory that may throw.
+@Suite struct LazyLiveExecutorTests {
+    let folder = TemporaryFolder()
+
+    struct BadConfiguration: Error, CustomStringConvertible {
+        var description: String { "SANDBOX_URL has no scheme" }
+    }
+
+    @Test func hitsNeverMakeItAndAFailingFactoryFailsOnlyTheCallsThatNeedIt() async throws {
+        let cassette = try await Cassette.open(at: folder.file("lazy.sqlite"))
+        _ = try await RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
+            .execute(request(stdin: "recorded"))
+        let attempts = Mutex(0)
+        let executor = RecordingExecutor(
+            cassette: cassette, mode: .missing,
+            makeLive: {
+                attempts.withLock { $0 += 1 }
+                throw BadConfiguration()
+            })
+        let hit = await executor.outcome(of: request(stdin: "recorded"))
+        #expect(hit.source == .hit)
+        #expect(attempts.withLock { $0 } == 0, "a hit needs no live executor")
+        #expect(executor.live == nil)
+
+        for _ in 0..<2 {
+            let miss = await executor.outcome(of: request(stdin: "new"))
+            #expect(miss.source == .error)
+            let error = try #require(miss.result.failure as? ExecutionError)
+            #expect(error.code == .configuration)
+            #expect(error.message.contains("SANDBOX_URL has no scheme"))
+        }
+        #expect(attempts.withLock { $0 } == 1, "the factory runs once; its failure is remembered")
+        await cassette.close()
+    }
+
+    @Test func aFactoryThatWorksIsCalledOnceOnTheFirstMiss() async throws {
+        let cassette = try await Cassette.open(at: folder.file("made.sqlite"))
+        let attempts = Mutex(0)
+        let live = SandboxExecutorStub()
+        let executor = RecordingExecutor(
+            cassette: cassette, mode: .missing,
+            makeLive: {
+                attempts.withLock { $0 += 1 }
+                return live
+            })
+        #expect(try await executor.execute(request(stdin: "a")).stdoutText == "a")
+        #expect(try await executor.execute(request(stdin: "b")).stdoutText == "b")
+        #expect(attempts.withLock { $0 } == 1)
+        #expect(executor.live != nil)
+        #expect(live.callCount == 2)
+        await cassette.close()
     }
 }

@@ -90,8 +90,11 @@ public final class RecordingExecutor: SandboxExecutor {
 
     public let cassette: Cassette
     public let mode: RecordMode
-    public let live: (any SandboxExecutor)?
+    /// The live executor: the one given, or the one the factory made (`nil` until a call needed it).
+    public var live: (any SandboxExecutor)? { liveSource.madeExecutor }
     public let configuration: Configuration
+    /// Where the live executor comes from: given, or made on the first call that needs it.
+    private let liveSource: LiveSource
     private let shared: Shared
     private let chain: Chain?
     /// Why the mode could not be resolved (`SANDBOX_VCR_RECORD` names no mode), if so.
@@ -102,10 +105,31 @@ public final class RecordingExecutor: SandboxExecutor {
     ///   - mode: the record mode; `nil` resolves it (task-local, `SANDBOX_VCR_RECORD`, default).
     ///   - live: the executor to call when recording; may be `nil` for `never`.
     ///   - configuration: matching, redaction, exhaustion and expiry.
-    public init(
+    public convenience init(
         cassette: Cassette, mode: RecordMode? = nil, live: (any SandboxExecutor)? = nil,
         configuration: Configuration = Configuration()
     ) {
+        self.init(cassette: cassette, mode: mode, liveSource: LiveSource(executor: live), configuration: configuration)
+    }
+
+    /// A recording executor whose live executor is made only when a call needs one (a miss to record, mode `all` or
+    /// `live`), by `makeLive`, at most once. A replay that hits every time never makes it, so a test needs no live
+    /// configuration to replay; a factory that throws makes those calls fail with its error (nothing crashes).
+    ///
+    /// - Parameters:
+    ///   - cassette: where recordings live.
+    ///   - mode: the record mode; `nil` resolves it (task-local, `SANDBOX_VCR_RECORD`, default).
+    ///   - makeLive: makes the executor to call when recording; `nil` from it means there is none.
+    ///   - configuration: matching, redaction, exhaustion and expiry.
+    public convenience init(
+        cassette: Cassette, mode: RecordMode? = nil,
+        makeLive: @escaping @Sendable () throws -> (any SandboxExecutor)?,
+        configuration: Configuration = Configuration()
+    ) {
+        self.init(cassette: cassette, mode: mode, liveSource: LiveSource(makeLive), configuration: configuration)
+    }
+
+    private init(cassette: Cassette, mode: RecordMode?, liveSource: LiveSource, configuration: Configuration) {
         self.cassette = cassette
         do {
             self.mode = try RecordMode.resolve(mode)
@@ -115,7 +139,7 @@ public final class RecordingExecutor: SandboxExecutor {
             self.mode = .never
             self.modeError = error as? ExecutionError
         }
-        self.live = live
+        self.liveSource = liveSource
         self.configuration = configuration
         self.shared = Shared()
         self.chain = nil
@@ -125,7 +149,7 @@ public final class RecordingExecutor: SandboxExecutor {
         cassette = parent.cassette
         mode = parent.mode
         modeError = parent.modeError
-        live = parent.live
+        liveSource = parent.liveSource
         configuration = parent.configuration
         shared = parent.shared
         self.chain = chain
@@ -180,7 +204,7 @@ public final class RecordingExecutor: SandboxExecutor {
                     }
                     return replay(recording, key: key)
                 }
-                guard live != nil else { throw try await missError(request, noLive: true) }
+                guard liveSource.mayHaveExecutor else { throw try await missError(request, noLive: true) }
                 return await callLive(request, key: key, recording: slot)
             default:
                 let repeatsLast = configuration.exhaustion == .repeatLast
@@ -225,7 +249,17 @@ public final class RecordingExecutor: SandboxExecutor {
     private func callLive(_ request: ExecutionRequest, key: ContentHash?, recording slot: Slot?) async
         -> ExecutionOutcome
     {
-        guard let live else {
+        let made: (any SandboxExecutor)?
+        do {
+            made = try liveSource.executor()
+        } catch {
+            let failure = ExecutionError(
+                code: .configuration,
+                message: "the live executor could not be made to run \(request.summary): \(error); fix its "
+                    + "configuration, or replay with SANDBOX_VCR_RECORD=never")
+            return ExecutionOutcome(source: .error, result: .failure(failure), key: key)
+        }
+        guard let live = made else {
             let error = ExecutionError(
                 code: .configuration,
                 message: "record mode `\(mode)` needs a live executor to run \(request.summary), and none was "
@@ -293,6 +327,56 @@ extension ExecutionError {
         case .unmatchedRequest: false  // A fake executor missing a rule: fix the rules, then record.
         case .httpStatus: ![429, 502, 503, 504].contains(httpStatus ?? 0)
         default: true
+        }
+    }
+}
+
+/// Where a ``RecordingExecutor``'s live executor comes from: given, or made once by a factory on first need.
+private final class LiveSource: Sendable {
+    private enum State {
+        case made((any SandboxExecutor)?)
+        case factory(@Sendable () throws -> (any SandboxExecutor)?)
+        case failed(any Error)
+    }
+
+    private let state: Mutex<State>
+
+    init(executor: (any SandboxExecutor)?) { state = Mutex(.made(executor)) }
+    init(_ factory: @escaping @Sendable () throws -> (any SandboxExecutor)?) { state = Mutex(.factory(factory)) }
+
+    /// The executor if it exists now (given, or already made); never calls the factory.
+    var madeExecutor: (any SandboxExecutor)? {
+        state.withLock { if case .made(let executor) = $0 { executor } else { nil } }
+    }
+
+    /// Whether a call could get an executor: one was given, or a factory may make one.
+    var mayHaveExecutor: Bool {
+        state.withLock {
+            switch $0 {
+            case .made(let executor): executor != nil
+            case .factory, .failed: true
+            }
+        }
+    }
+
+    /// The executor, made now by the factory if needed (once: a failure is remembered and thrown again).
+    func executor() throws -> (any SandboxExecutor)? {
+        try state.withLock { state in
+            switch state {
+            case .made(let executor):
+                return executor
+            case .failed(let error):
+                throw error
+            case .factory(let make):
+                do {
+                    let executor = try make()
+                    state = .made(executor)
+                    return executor
+                } catch {
+                    state = .failed(error)
+                    throw error
+                }
+            }
         }
     }
 }
