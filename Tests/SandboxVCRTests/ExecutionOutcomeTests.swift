@@ -150,3 +150,24 @@ extension Result {
         await cassette.close()
     }
 }
+
+/// Issue 14, item 7: a miss names the cassette once, and its diff shows the recorded line (`-`) before the
+/// requested one (`+`), as `diff -u` does.
+@Suite struct MissMessageTests {
+    let folder = TemporaryFolder()
+
+    @Test func recordedLinesComeFirstAndThePathOnce() async throws {
+        let url = folder.file("miss.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        _ = try await RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
+            .execute(request("x = 1\nprint(x)\n"))
+        let miss = await RecordingExecutor(cassette: cassette, mode: .never).outcome(of: request("x = 2\nprint(x)\n"))
+        let error = try #require(miss.result.failure as? CassetteError)
+        let lines = error.message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let removed = try #require(lines.firstIndex(of: "-x = 1"), "\(error.message)")
+        let added = try #require(lines.firstIndex(of: "+x = 2"), "\(error.message)")
+        #expect(removed < added)
+        #expect(error.description.components(separatedBy: url.path).count == 2, "\(error.description)")
+        await cassette.close()
+    }
+}

@@ -38,5 +38,8 @@ public struct CassetteError: Error, Hashable, Sendable, CustomStringConvertible 
         self.path = path
     }
 
-    public var description: String { "cassette \(code) (\(path)): \(message)" }
+    /// The code, the file and the message; the file is named once (a miss message names it already).
+    public var description: String {
+        message.contains(path) ? "cassette \(code): \(message)" : "cassette \(code) (\(path)): \(message)"
+    }
 }

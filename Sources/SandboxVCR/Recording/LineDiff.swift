@@ -30,12 +30,13 @@ enum LineDiff {
                     edits.append((" ", a[i]))
                     i += 1
                     j += 1
-                } else if j < m, i == n || table[i][j + 1] >= table[i + 1][j] {
-                    edits.append(("+", b[j]))
-                    j += 1
-                } else {
+                } else if i < n, j == m || table[i + 1][j] >= table[i][j + 1] {
+                    // On a tie the recorded line goes first: `-` lines before `+` lines, as `diff -u` shows them.
                     edits.append(("-", a[i]))
                     i += 1
+                } else {
+                    edits.append(("+", b[j]))
+                    j += 1
                 }
             }
         }
