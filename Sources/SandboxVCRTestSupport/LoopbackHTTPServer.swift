@@ -49,6 +49,15 @@ public final class LoopbackHTTPServer: Sendable {
         public static func json(status: Int = 200, _ text: String) -> Response {
             json(status: status, Data(text.utf8))
         }
+
+        /// A SandboxFusion `/run_code` answer of a program that finished with exit code 0 and printed `stdout`.
+        public static func sandboxFusionSuccess(stdout: String) -> Response {
+            let quoted = String(decoding: (try? JSONEncoder().encode(stdout)) ?? Data("\"\"".utf8), as: UTF8.self)
+            return json(
+                #"{"status":"Success","message":"","compile_result":null,"run_result":{"status":"Finished","#
+                    + #""execution_time":0.01,"return_code":0,"stdout":\#(quoted),"stderr":""},"#
+                    + #""executor_pod_name":null,"files":{}}"#)
+        }
     }
 
     /// What the server does with a request.

@@ -171,11 +171,7 @@ import Testing
         let received = Mutex<[Data]>([])
         let server = try LoopbackHTTPServer { request in
             received.withLock { $0.append(request.body) }
-            return .respond(
-                .json(
-                    #"{"status":"Success","message":"","compile_result":null,"run_result":{"status":"Finished","#
-                        + #""execution_time":0.01,"return_code":0,"stdout":"1\n","stderr":""},"#
-                        + #""executor_pod_name":null,"files":{}}"#))
+            return .respond(.sandboxFusionSuccess(stdout: "1\n"))
         }
         defer { server.shutdown() }
         let answered = try await SandboxVCRTool.run(

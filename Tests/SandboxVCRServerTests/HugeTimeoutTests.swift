@@ -14,11 +14,7 @@ import Testing
         let received = Mutex<[Data]>([])
         let upstream = try LoopbackHTTPServer { request in
             received.withLock { $0.append(request.body) }
-            return .respond(
-                .json(
-                    #"{"status":"Success","message":"","compile_result":null,"run_result":{"status":"Finished","#
-                        + #""execution_time":0.01,"return_code":0,"stdout":"7\n","stderr":""},"#
-                        + #""executor_pod_name":null,"files":{}}"#))
+            return .respond(.sandboxFusionSuccess(stdout: "7\n"))
         }
         defer { upstream.shutdown() }
         let executor = SandboxFusionExecutor(configuration: .init(url: upstream.baseURL))

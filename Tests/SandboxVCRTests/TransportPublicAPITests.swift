@@ -13,12 +13,7 @@ import Testing
 struct TransportPublicAPITests {
     @Test("SandboxFusionExecutor(configuration:) from fromEnvironment runs a request over loopback")
     func executorFromPublicConfiguration() async throws {
-        let server = try LoopbackHTTPServer { _ in
-            .respond(
-                .json(
-                    #"{"status":"Success","message":"","compile_result":null,"run_result":{"status":"Finished","#
-                        + #""execution_time":0.01,"return_code":0,"stdout":"hello world\n","stderr":""},"files":{}}"#))
-        }
+        let server = try LoopbackHTTPServer { _ in .respond(.sandboxFusionSuccess(stdout: "hello world\n")) }
         defer { server.shutdown() }
         var configuration = try SandboxFusionConfiguration.fromEnvironment([
             "SANDBOX_URL": server.baseURL + "/run_code", "SANDBOX_MAX_CONCURRENCY": "2",
