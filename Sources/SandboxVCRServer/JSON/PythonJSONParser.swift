@@ -1,15 +1,29 @@
-import SandboxVCR
+package import SandboxVCR
 
 /// A JSON parser that accepts and rejects exactly what Python's `json.loads` does, with the same error messages
 /// and positions (character offsets), so a malformed body gets FastAPI's `json_invalid` answer byte for byte.
 ///
 /// Follows CPython's C scanner (`Modules/_json.c`): strict strings (no raw control characters), `NaN`,
-/// `Infinity` and `-Infinity` accepted, a UTF-8 byte order mark skipped (as `json.loads(bytes)` does).
-struct PythonJSONParser {
+/// `Infinity` and `-Infinity` accepted, a UTF-8 byte order mark skipped (as `json.loads(bytes)` does). Nesting
+/// deeper than ``maximumDepth`` fails as Python's `RecursionError` does, for which FastAPI answers 400.
+///
+/// It builds strings one scalar at a time: the request path runs ``FastJSONParser`` first and this parser only for
+/// the bodies that one rejects, to say why.
+package struct PythonJSONParser {
     /// A parse failure: the message and character offset Python's `JSONDecodeError` would carry.
-    struct DecodeError: Error, Equatable {
-        var message: String
-        var position: Int
+    package struct DecodeError: Error, Equatable {
+        package var message: String
+        package var position: Int
+    }
+
+    /// The deepest nesting of arrays and objects accepted: Python's default recursion limit, which its C scanner
+    /// counts against (the real server fails a little earlier, its own frames being on the stack).
+    package static let maximumDepth = 1000
+
+    /// Why scanning stopped: a decode error, or nesting past ``maximumDepth``.
+    private enum Failure: Error {
+        case decode(DecodeError)
+        case tooDeep
     }
 
     private let text: [Unicode.Scalar]
@@ -19,19 +33,27 @@ struct PythonJSONParser {
 
     /// Parses a whole document.
     ///
-    /// - Returns: `nil` when the bytes are not UTF-8 (FastAPI answers 400 then, not 422).
+    /// - Returns: `nil` when FastAPI answers 400 rather than 422: the bytes are not UTF-8, or they nest deeper than
+    ///   ``maximumDepth``.
     /// - Throws: ``DecodeError`` as Python would raise it.
-    static func parse(_ bytes: some Collection<UInt8>) throws(DecodeError) -> JSONValue? {
+    package static func parse(_ bytes: some Collection<UInt8>) throws(DecodeError) -> JSONValue? {
         guard var string = String(validating: bytes, as: UTF8.self) else { return nil }
         if string.unicodeScalars.first == "\u{FEFF}" { string.unicodeScalars.removeFirst() }
         var parser = PythonJSONParser(text: Array(string.unicodeScalars))
-        parser.skipWhitespace()
-        let value = try parser.scanValue()
-        parser.skipWhitespace()
-        if parser.position != parser.text.count {
-            throw DecodeError(message: "Extra data", position: parser.position)
+        do throws(Failure) {
+            parser.skipWhitespace()
+            let value = try parser.scanValue(depth: 0)
+            parser.skipWhitespace()
+            if parser.position != parser.text.count {
+                throw Failure.decode(DecodeError(message: "Extra data", position: parser.position))
+            }
+            return value
+        } catch {
+            switch error {
+            case .decode(let decodeError): throw decodeError
+            case .tooDeep: return nil
+            }
         }
-        return value
     }
 
     private func character(at index: Int) -> Unicode.Scalar? {
@@ -56,17 +78,19 @@ struct PythonJSONParser {
         return true
     }
 
-    private mutating func scanValue() throws(DecodeError) -> JSONValue {
+    private mutating func scanValue(depth: Int) throws(Failure) -> JSONValue {
         guard let first = character(at: position) else {
-            throw DecodeError(message: "Expecting value", position: position)
+            throw .decode(DecodeError(message: "Expecting value", position: position))
         }
         switch first {
         case "\"":
             return .string(try scanString())
         case "{":
-            return try scanObject()
+            guard depth < Self.maximumDepth else { throw .tooDeep }
+            return try scanObject(depth: depth + 1)
         case "[":
-            return try scanArray()
+            guard depth < Self.maximumDepth else { throw .tooDeep }
+            return try scanArray(depth: depth + 1)
         case "n" where matches("null"):
             position += 4
             return .null
@@ -90,7 +114,7 @@ struct PythonJSONParser {
         }
     }
 
-    private mutating func scanNumber() throws(DecodeError) -> JSONValue {
+    private mutating func scanNumber() throws(Failure) -> JSONValue {
         let start = position
         var index = position
         func isDigit(_ index: Int) -> Bool {
@@ -99,7 +123,7 @@ struct PythonJSONParser {
         }
         if character(at: index) == "-" {
             index += 1
-            if index >= text.count { throw DecodeError(message: "Expecting value", position: start) }
+            if index >= text.count { throw .decode(DecodeError(message: "Expecting value", position: start)) }
         }
         if let scalar = character(at: index), scalar >= "1" && scalar <= "9" {
             index += 1
@@ -107,7 +131,7 @@ struct PythonJSONParser {
         } else if character(at: index) == "0" {
             index += 1
         } else {
-            throw DecodeError(message: "Expecting value", position: start)
+            throw .decode(DecodeError(message: "Expecting value", position: start))
         }
         var isFloat = false
         if character(at: index) == ".", isDigit(index + 1) {
@@ -130,7 +154,7 @@ struct PythonJSONParser {
         return .integer(lexeme)
     }
 
-    private mutating func scanString() throws(DecodeError) -> String {
+    private mutating func scanString() throws(Failure) -> String {
         let begin = position
         var index = position + 1
         var result = String.UnicodeScalarView()
@@ -144,12 +168,12 @@ struct PythonJSONParser {
                     break
                 }
                 if scalar.value <= 0x1F {
-                    throw DecodeError(message: "Invalid control character at", position: chunkEnd)
+                    throw .decode(DecodeError(message: "Invalid control character at", position: chunkEnd))
                 }
                 chunkEnd += 1
             }
             guard let terminator else {
-                throw DecodeError(message: "Unterminated string starting at", position: begin)
+                throw .decode(DecodeError(message: "Unterminated string starting at", position: begin))
             }
             result.append(contentsOf: text[index..<chunkEnd])
             if terminator == "\"" {
@@ -158,7 +182,7 @@ struct PythonJSONParser {
             }
             var next = chunkEnd + 1
             guard next < text.count else {
-                throw DecodeError(message: "Unterminated string starting at", position: begin)
+                throw .decode(DecodeError(message: "Unterminated string starting at", position: begin))
             }
             let escape = text[next]
             if escape != "u" {
@@ -175,7 +199,7 @@ struct PythonJSONParser {
                     default: nil
                     }
                 guard let replacement else {
-                    throw DecodeError(message: "Invalid \\escape", position: chunkEnd)
+                    throw .decode(DecodeError(message: "Invalid \\escape", position: chunkEnd))
                 }
                 result.append(replacement)
                 index = next + 1
@@ -184,16 +208,16 @@ struct PythonJSONParser {
             next += 1
             var end = next + 4
             guard end < text.count else {
-                throw DecodeError(message: "Invalid \\uXXXX escape", position: next - 1)
+                throw .decode(DecodeError(message: "Invalid \\uXXXX escape", position: next - 1))
             }
             guard var code = hexValue(from: next, to: end) else {
-                throw DecodeError(message: "Invalid \\uXXXX escape", position: end - 5)
+                throw .decode(DecodeError(message: "Invalid \\uXXXX escape", position: end - 5))
             }
             if (0xD800...0xDBFF).contains(code), end + 6 < text.count, text[end] == "\\", text[end + 1] == "u" {
                 let lowStart = end + 2
                 end += 6
                 guard let low = hexValue(from: lowStart, to: end) else {
-                    throw DecodeError(message: "Invalid \\uXXXX escape", position: end - 5)
+                    throw .decode(DecodeError(message: "Invalid \\uXXXX escape", position: end - 5))
                 }
                 if (0xDC00...0xDFFF).contains(low) {
                     code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
@@ -225,7 +249,7 @@ struct PythonJSONParser {
         }
     }
 
-    private mutating func scanObject() throws(DecodeError) -> JSONValue {
+    private mutating func scanObject(depth: Int) throws(Failure) -> JSONValue {
         var members: [(String, JSONValue)] = []
         var indexByKey: [String: Int] = [:]
         position += 1
@@ -236,16 +260,17 @@ struct PythonJSONParser {
         }
         while true {
             guard character(at: position) == "\"" else {
-                throw DecodeError(message: "Expecting property name enclosed in double quotes", position: position)
+                throw .decode(
+                    DecodeError(message: "Expecting property name enclosed in double quotes", position: position))
             }
             let key = try scanString()
             skipWhitespace()
             guard character(at: position) == ":" else {
-                throw DecodeError(message: "Expecting ':' delimiter", position: position)
+                throw .decode(DecodeError(message: "Expecting ':' delimiter", position: position))
             }
             position += 1
             skipWhitespace()
-            let value = try scanValue()
+            let value = try scanValue(depth: depth)
             if let existing = indexByKey[key] {
                 members[existing].1 = value
             } else {
@@ -255,7 +280,7 @@ struct PythonJSONParser {
             skipWhitespace()
             if character(at: position) == "}" { break }
             guard character(at: position) == "," else {
-                throw DecodeError(message: "Expecting ',' delimiter", position: position)
+                throw .decode(DecodeError(message: "Expecting ',' delimiter", position: position))
             }
             position += 1
             skipWhitespace()
@@ -264,7 +289,7 @@ struct PythonJSONParser {
         return .object(members)
     }
 
-    private mutating func scanArray() throws(DecodeError) -> JSONValue {
+    private mutating func scanArray(depth: Int) throws(Failure) -> JSONValue {
         var elements: [JSONValue] = []
         position += 1
         skipWhitespace()
@@ -273,11 +298,11 @@ struct PythonJSONParser {
             return .array(elements)
         }
         while true {
-            elements.append(try scanValue())
+            elements.append(try scanValue(depth: depth))
             skipWhitespace()
             if character(at: position) == "]" { break }
             guard character(at: position) == "," else {
-                throw DecodeError(message: "Expecting ',' delimiter", position: position)
+                throw .decode(DecodeError(message: "Expecting ',' delimiter", position: position))
             }
             position += 1
             skipWhitespace()

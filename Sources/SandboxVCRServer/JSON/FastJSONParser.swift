@@ -1,0 +1,309 @@
+package import SandboxVCR
+
+/// The request path's JSON parser: the happy path over UTF-8 bytes, in one pass with bulk string decoding.
+///
+/// It accepts exactly what ``PythonJSONParser`` accepts and gives the same values (a fuzz target compares the two),
+/// but says nothing about a body it rejects: the caller then runs ``PythonJSONParser`` for Python's exact message
+/// and position. Strings without escapes are made from the bytes in one copy; the scan for a string's end, for
+/// escapes and for control characters reads eight bytes at a time.
+package enum FastJSONParser {
+    /// Parses a whole document, or returns `nil` when ``PythonJSONParser`` would reject it (or the bytes are not
+    /// UTF-8, or nest deeper than ``PythonJSONParser/maximumDepth``).
+    package static func parse(_ bytes: [UInt8]) -> JSONValue? {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress, !buffer.isEmpty else { return nil }
+            var scanner = Scanner(base: base, count: buffer.count)
+            if buffer.count >= 3, base[0] == 0xEF, base[1] == 0xBB, base[2] == 0xBF { scanner.index = 3 }
+            scanner.skipWhitespace()
+            guard let value = scanner.value(depth: 0) else { return nil }
+            scanner.skipWhitespace()
+            // (Not a `?:` expression: JSONValue is ExpressibleByNilLiteral, so its `nil` would be JSON's null.)
+            guard scanner.index == scanner.count else { return nil }
+            return value
+        }
+    }
+
+    private struct Scanner {
+        let base: UnsafePointer<UInt8>
+        let count: Int
+        var index = 0
+
+        init(base: UnsafePointer<UInt8>, count: Int) {
+            self.base = base
+            self.count = count
+        }
+
+        mutating func skipWhitespace() {
+            while index < count {
+                switch base[index] {
+                case 0x20, 0x09, 0x0A, 0x0D: index += 1
+                default: return
+                }
+            }
+        }
+
+        /// Whether the ASCII `literal` starts at the current index.
+        func matches(_ literal: StaticString) -> Bool {
+            let length = literal.utf8CodeUnitCount
+            guard count - index >= length else { return false }
+            let start = literal.utf8Start
+            for offset in 0..<length where base[index + offset] != start[offset] { return false }
+            return true
+        }
+
+        mutating func value(depth: Int) -> JSONValue? {
+            guard index < count else { return nil }
+            switch base[index] {
+            case UInt8(ascii: "\""):
+                return string().map(JSONValue.string)
+            case UInt8(ascii: "{"):
+                return depth < PythonJSONParser.maximumDepth ? object(depth: depth + 1) : nil
+            case UInt8(ascii: "["):
+                return depth < PythonJSONParser.maximumDepth ? array(depth: depth + 1) : nil
+            case UInt8(ascii: "n") where matches("null"):
+                index += 4
+                return .null
+            case UInt8(ascii: "t") where matches("true"):
+                index += 4
+                return .bool(true)
+            case UInt8(ascii: "f") where matches("false"):
+                index += 5
+                return .bool(false)
+            case UInt8(ascii: "N") where matches("NaN"):
+                index += 3
+                return .float(.nan)
+            case UInt8(ascii: "I") where matches("Infinity"):
+                index += 8
+                return .float(.infinity)
+            case UInt8(ascii: "-") where matches("-Infinity"):
+                index += 9
+                return .float(-.infinity)
+            default:
+                return number()
+            }
+        }
+
+        private func isDigit(_ position: Int) -> Bool {
+            position < count && base[position] &- UInt8(ascii: "0") < 10
+        }
+
+        /// Python's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`; a `.` or exponent without
+        /// digits ends the number before it (and the document then fails on what follows).
+        private mutating func number() -> JSONValue? {
+            let start = index
+            var position = index
+            if base[position] == UInt8(ascii: "-") { position += 1 }
+            guard position < count else { return nil }
+            if base[position] == UInt8(ascii: "0") {
+                position += 1
+            } else if base[position] &- UInt8(ascii: "1") < 9 {
+                position += 1
+                while isDigit(position) { position += 1 }
+            } else {
+                return nil
+            }
+            var isFloat = false
+            if position < count, base[position] == UInt8(ascii: "."), isDigit(position + 1) {
+                isFloat = true
+                position += 2
+                while isDigit(position) { position += 1 }
+            }
+            if position < count, base[position] | 0x20 == UInt8(ascii: "e") {
+                var exponent = position + 1
+                if exponent < count, base[exponent] == UInt8(ascii: "-") || base[exponent] == UInt8(ascii: "+") {
+                    exponent += 1
+                }
+                if isDigit(exponent) {
+                    while isDigit(exponent) { exponent += 1 }
+                    isFloat = true
+                    position = exponent
+                }
+            }
+            index = position
+            let lexeme = String(
+                decoding: UnsafeBufferPointer(start: base + start, count: position - start), as: UTF8.self)
+            if isFloat { return .float(Double(lexeme) ?? .nan) }
+            return .integer(lexeme == "-0" ? "0" : lexeme)
+        }
+
+        /// The bytes that stop the bulk scan of a string: `"`, `\` and control characters.
+        private static func stops(in word: UInt64) -> UInt64 {
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+            let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+            let zeroQuote = (quote &- ones) & ~quote
+            let zeroBackslash = (backslash &- ones) & ~backslash
+            let control = (word &- ones &* 0x20) & ~word
+            return (zeroQuote | zeroBackslash | control) & highs
+        }
+
+        /// A string at the current `"`; its content is validated as UTF-8 (a failure rejects the document, as
+        /// ``PythonJSONParser`` refuses bytes that are not UTF-8).
+        private mutating func string() -> String? {
+            index += 1
+            var runStart = index
+            var decoded: [UInt8] = []
+            var hasEscapes = false
+            while true {
+                // Find the next quote, backslash or control character, eight bytes at a time where possible.
+                var position = runStart
+                while count - position >= 8 {
+                    let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                    let found = Self.stops(in: word)
+                    if found != 0 {
+                        position += found.trailingZeroBitCount / 8
+                        break
+                    }
+                    position += 8
+                }
+                while position < count {
+                    let byte = base[position]
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                    position += 1
+                }
+                guard position < count else { return nil }
+                let byte = base[position]
+                guard byte >= 0x20 else { return nil }
+                let run = UnsafeBufferPointer(start: base + runStart, count: position - runStart)
+                if byte == UInt8(ascii: "\"") {
+                    index = position + 1
+                    guard hasEscapes else { return String(validating: run, as: UTF8.self) }
+                    decoded.append(contentsOf: run)
+                    return String(validating: decoded, as: UTF8.self)
+                }
+                if !hasEscapes {
+                    hasEscapes = true
+                    decoded.reserveCapacity(run.count + 16)
+                }
+                decoded.append(contentsOf: run)
+                guard let next = escape(at: position, into: &decoded) else { return nil }
+                runStart = next
+            }
+        }
+
+        /// Decodes the escape at `position` (a backslash) into `output`; returns the index after it.
+        private func escape(at position: Int, into output: inout [UInt8]) -> Int? {
+            guard position + 1 < count else { return nil }
+            let replacement: UInt8
+            switch base[position + 1] {
+            case UInt8(ascii: "\""): replacement = UInt8(ascii: "\"")
+            case UInt8(ascii: "\\"): replacement = UInt8(ascii: "\\")
+            case UInt8(ascii: "/"): replacement = UInt8(ascii: "/")
+            case UInt8(ascii: "b"): replacement = 0x08
+            case UInt8(ascii: "f"): replacement = 0x0C
+            case UInt8(ascii: "n"): replacement = 0x0A
+            case UInt8(ascii: "r"): replacement = 0x0D
+            case UInt8(ascii: "t"): replacement = 0x09
+            case UInt8(ascii: "u"): return unicodeEscape(at: position + 2, into: &output)
+            default: return nil
+            }
+            output.append(replacement)
+            return position + 2
+        }
+
+        /// Decodes `XXXX` at `start` (after `\u`), pairing a high surrogate with a following `\uXXXX` low one; a
+        /// lone surrogate becomes U+FFFD, as in ``PythonJSONParser``.
+        private func unicodeEscape(at start: Int, into output: inout [UInt8]) -> Int? {
+            var end = start + 4
+            // At least one byte must follow (the string's closing quote), as in PythonJSONParser.
+            guard end < count, var code = hexValue(start) else { return nil }
+            if (0xD800...0xDBFF).contains(code), end + 6 < count, base[end] == UInt8(ascii: "\\"),
+                base[end + 1] == UInt8(ascii: "u")
+            {
+                guard let low = hexValue(end + 2) else { return nil }
+                if (0xDC00...0xDFFF).contains(low) {
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    end += 6
+                }
+            }
+            let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
+            output.append(contentsOf: UTF8.encode(scalar)!)
+            return end
+        }
+
+        private func hexValue(_ start: Int) -> UInt32? {
+            guard count - start >= 4 else { return nil }
+            var value: UInt32 = 0
+            for offset in 0..<4 {
+                let byte = base[start + offset]
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: return nil
+                }
+                value = value << 4 | UInt32(digit)
+            }
+            return value
+        }
+
+        private mutating func object(depth: Int) -> JSONValue? {
+            index += 1
+            skipWhitespace()
+            var members: [(String, JSONValue)] = []
+            if index < count, base[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
+            // Small objects find a repeated key by a linear search; large ones through a dictionary.
+            var indexByKey: [String: Int]?
+            while true {
+                guard index < count, base[index] == UInt8(ascii: "\""), let key = string() else { return nil }
+                skipWhitespace()
+                guard index < count, base[index] == UInt8(ascii: ":") else { return nil }
+                index += 1
+                skipWhitespace()
+                guard let value = value(depth: depth) else { return nil }
+                if let existing = Self.position(of: key, in: members, indexByKey: &indexByKey) {
+                    members[existing].1 = value
+                } else {
+                    indexByKey?[key] = members.count
+                    members.append((key, value))
+                }
+                skipWhitespace()
+                guard index < count else { return nil }
+                if base[index] == UInt8(ascii: "}") { break }
+                guard base[index] == UInt8(ascii: ",") else { return nil }
+                index += 1
+                skipWhitespace()
+            }
+            index += 1
+            return .object(members)
+        }
+
+        private static func position(
+            of key: String, in members: [(String, JSONValue)], indexByKey: inout [String: Int]?
+        ) -> Int? {
+            if let indexByKey { return indexByKey[key] }
+            if members.count < 16 { return members.firstIndex { $0.0 == key } }
+            var built: [String: Int] = [:]
+            for (offset, member) in members.enumerated() { built[member.0] = offset }
+            indexByKey = built
+            return built[key]
+        }
+
+        private mutating func array(depth: Int) -> JSONValue? {
+            index += 1
+            skipWhitespace()
+            var elements: [JSONValue] = []
+            if index < count, base[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(elements)
+            }
+            while true {
+                guard let element = value(depth: depth) else { return nil }
+                elements.append(element)
+                skipWhitespace()
+                guard index < count else { return nil }
+                if base[index] == UInt8(ascii: "]") { break }
+                guard base[index] == UInt8(ascii: ",") else { return nil }
+                index += 1
+                skipWhitespace()
+            }
+            index += 1
+            return .array(elements)
+        }
+    }
+}
