@@ -33,7 +33,8 @@ struct FastJSONParserTests {
             "[1.]", "[1e]", "[1e+]", "[-]", "[01]", "[.5]", "[+1]", "[1,]", #"{"a":1,}"#, #"{"a" 1}"#, "{'a':1}",
             "[tru]", "[nul]", "[NaN1]", "[-Inf]", "nulls", "\"a\u{01}\"", #""\q""#, #""\u12""#, "\"unterminated",
             #"{"é": "ü→✓", "tab\there": "\u00e9"}"#, "[]", "{}", "[[],{}]", "", "   ", "null", "\"\"",
-            #"{"x": 1, "y": 2, "x": 3}"#,
+            #"{"x": 1, "y": 2, "x": 3}"#, #"["é\n→\u00e9\ud83d\ude00 ✓\t", "\u2192 ascii \"escaped\" \\"]"#,
+            #"["\n", "\\", "\u0000", "a\\"]"#,
         ])
     func sameAnswerAsPython(text: String) {
         expectSameAnswer(Array(text.utf8))
@@ -51,7 +52,11 @@ struct FastJSONParserTests {
     }
 
     @Test func bytesThatAreNotUTF8AreRejected() {
-        for bytes: [UInt8] in [[0x22, 0xFF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xC3, 0x22], [0xFF]] {
+        let notUTF8: [[UInt8]] = [
+            [0x22, 0xFF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xC3, 0x22], [0xFF], [0x22, 0x5C, 0x6E, 0xFF, 0x22],
+            [0x22, 0xC3, 0x5C, 0x6E, 0xA9, 0x22],
+        ]
+        for bytes in notUTF8 {
             #expect(FastJSONParser.parse(bytes) == nil)
             expectSameAnswer(bytes)
         }

@@ -32,6 +32,22 @@ struct RequestValidationTests {
         }
     }
 
+    /// Base64 file contents lose the characters `base64.b64decode` skips (line breaks, spaces), wherever they are.
+    @Test func lenientBase64Files() {
+        let long = String(repeating: "QUJD", count: 1000)
+        for (content, expected) in [
+            ("aGVs\nbG8=", "aGVsbG8="), (long, long), (long + "\n", long), ("\r\n" + long, long),
+            (String(long.prefix(13)) + " " + long.dropFirst(13), long), ("", ""),
+        ] {
+            let body = SandboxFusionWire.RunCodeBody(
+                code: "print(1)", language: "python", files: ["a": content, "b": nil, "c": "QUJD"])
+            let lenient = SandboxFusionResponder.withLenientBase64Files(body)
+            #expect(lenient.files?["a"] == .some(expected))
+            #expect(lenient.files?["b"] == .some(nil))
+            #expect(lenient.files?["c"] == .some("QUJD"))
+        }
+    }
+
     @Test func pythonOnlyLiteralsAndKeyOrder() throws {
         let value = try #require(
             try PythonJSONParser.parse(Array(#"{"b": NaN, "a": [Infinity, -Infinity, -0, 1e2], "b": 2}"#.utf8)))

@@ -181,6 +181,24 @@ import Testing
         #expect(!message.contains("echo hi"))
     }
 
+    /// A miss of a 9 MB, 200,000-line request: the diagnostics stay small (they go into an answer and a log).
+    @Test func missDiagnosticsOfAHugeRequestAreBounded() async throws {
+        let cassette = try await open()
+        let lines = (0..<200_000).map { "print(\($0))  # a line of a generated harness" }
+        let recorder = RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
+        _ = try await recorder.execute(request(lines.joined(separator: "\n")))
+        var changed = lines
+        changed[123_456] = "print('changed')"
+        let replay = RecordingExecutor(cassette: cassette, mode: .never)
+        let error = try await #require(throws: CassetteError.self) {
+            try await replay.execute(request(changed.joined(separator: "\n")))
+        }
+        #expect(error.code == .miss)
+        #expect(error.message.utf8.count < 20 * 1024)
+        #expect(error.message.contains("+print('changed')"))
+        #expect(error.message.contains("SANDBOX_VCR_RECORD=missing"))
+    }
+
     @Test func plantedSecretsNeverReachTheFile() async throws {
         let url = folder.file("secret.sqlite")
         let cassette = try await Cassette.open(at: url)

@@ -97,9 +97,20 @@ enum MissDiagnostics {
                 }
             }
         }
-        text +=
+        let hint =
             "To record it, run with SANDBOX_VCR_RECORD=missing (or `--record missing`, or "
             + "`.cassette(..., record: .missing)`) and a live executor."
-        return text
+        return bounded(text, maximumBytes: maximumMessageBytes) + hint
+    }
+
+    /// The most bytes of a miss message before its last line: it goes into an answer and a log line.
+    static let maximumMessageBytes = 16 * 1024
+
+    /// `text` cut to about `maximumBytes` UTF-8 bytes (on a character boundary), saying how much was left out.
+    static func bounded(_ text: String, maximumBytes: Int) -> String {
+        let utf8 = text.utf8
+        guard utf8.count > maximumBytes else { return text }
+        let kept = text[..<utf8.index(utf8.startIndex, offsetBy: maximumBytes)]
+        return kept + "\n… (\(utf8.count - kept.utf8.count) more bytes of diagnostics not shown)\n"
     }
 }

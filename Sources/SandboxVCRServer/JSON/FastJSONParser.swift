@@ -1,5 +1,9 @@
 package import SandboxVCR
 
+#if canImport(Glibc)
+    internal import Glibc
+#endif
+
 /// The request path's JSON parser: the happy path over UTF-8 bytes, in one pass with bulk string decoding.
 ///
 /// It accepts exactly what ``PythonJSONParser`` accepts and gives the same values (a fuzz target compares the two),
@@ -140,16 +144,20 @@ package enum FastJSONParser {
 
         /// A string at the current `"`; its content is validated as UTF-8 (a failure rejects the document, as
         /// ``PythonJSONParser`` refuses bytes that are not UTF-8).
+        ///
+        /// Two passes: the first finds the closing quote (eight bytes at a time, skipping escapes), the second
+        /// copies the runs between escapes into a buffer that cannot be outgrown (decoding never lengthens a
+        /// string), so clients' `\n` and `\uXXXX` (Python's `json.dumps` escapes everything beyond ASCII) cost
+        /// little more than the bytes between them.
         private mutating func string() -> String? {
-            index += 1
-            var runStart = index
-            var decoded: [UInt8] = []
+            let start = index + 1
+            var position = start
             var hasEscapes = false
+            var highBits: UInt64 = 0
             while true {
-                // Find the next quote, backslash or control character, eight bytes at a time where possible.
-                var position = runStart
                 while count - position >= 8 {
                     let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                    highBits |= word
                     let found = Self.stops(in: word)
                     if found != 0 {
                         position += found.trailingZeroBitCount / 8
@@ -160,73 +168,116 @@ package enum FastJSONParser {
                 while position < count {
                     let byte = base[position]
                     if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                    highBits |= UInt64(byte)
                     position += 1
                 }
-                guard position < count else { return nil }
-                let byte = base[position]
-                guard byte >= 0x20 else { return nil }
-                let run = UnsafeBufferPointer(start: base + runStart, count: position - runStart)
-                if byte == UInt8(ascii: "\"") {
-                    index = position + 1
-                    guard hasEscapes else { return String(validating: run, as: UTF8.self) }
-                    decoded.append(contentsOf: run)
-                    return String(validating: decoded, as: UTF8.self)
-                }
-                if !hasEscapes {
-                    hasEscapes = true
-                    decoded.reserveCapacity(run.count + 16)
-                }
-                decoded.append(contentsOf: run)
-                guard let next = escape(at: position, into: &decoded) else { return nil }
-                runStart = next
+                guard position < count, base[position] >= 0x20 else { return nil }
+                if base[position] == UInt8(ascii: "\"") { break }
+                // A backslash: the byte after it is never the closing quote.
+                hasEscapes = true
+                position += 2
+                guard position <= count else { return nil }
             }
+            index = position + 1
+            let raw = UnsafeBufferPointer(start: base + start, count: position - start)
+            guard hasEscapes else { return String(validating: raw, as: UTF8.self) }
+            let isASCII = highBits & 0x8080_8080_8080_8080 == 0
+            if isASCII {
+                // Escapes of ASCII text decode to valid UTF-8 (a lone surrogate becomes U+FFFD): no validation.
+                var failed = false
+                let decoded = String(unsafeUninitializedCapacity: raw.count) { output in
+                    guard let written = Self.unescape(raw, into: output) else {
+                        failed = true
+                        return 0
+                    }
+                    return written
+                }
+                return failed ? nil : decoded
+            }
+            var failed = false
+            let bytes = [UInt8](unsafeUninitializedCapacity: raw.count) { output, initialized in
+                if let written = Self.unescape(raw, into: output) {
+                    initialized = written
+                } else {
+                    failed = true
+                    initialized = 0
+                }
+            }
+            // Escapes never join or split a multi-byte sequence: the decoded bytes are UTF-8 exactly when the raw
+            // ones are.
+            return failed ? nil : String(validating: bytes, as: UTF8.self)
         }
 
-        /// Decodes the escape at `position` (a backslash) into `output`; returns the index after it.
-        private func escape(at position: Int, into output: inout [UInt8]) -> Int? {
-            guard position + 1 < count else { return nil }
-            let replacement: UInt8
-            switch base[position + 1] {
-            case UInt8(ascii: "\""): replacement = UInt8(ascii: "\"")
-            case UInt8(ascii: "\\"): replacement = UInt8(ascii: "\\")
-            case UInt8(ascii: "/"): replacement = UInt8(ascii: "/")
-            case UInt8(ascii: "b"): replacement = 0x08
-            case UInt8(ascii: "f"): replacement = 0x0C
-            case UInt8(ascii: "n"): replacement = 0x0A
-            case UInt8(ascii: "r"): replacement = 0x0D
-            case UInt8(ascii: "t"): replacement = 0x09
-            case UInt8(ascii: "u"): return unicodeEscape(at: position + 2, into: &output)
-            default: return nil
+        /// Copies `raw` (a string's content, which ends on a complete escape) into `output` with its escapes
+        /// decoded, and returns the bytes written (`output` holds at least `raw.count`); `nil` for an invalid escape.
+        private static func unescape(_ raw: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<UInt8>)
+            -> Int?
+        {
+            guard let source = raw.baseAddress, let target = output.baseAddress else { return 0 }
+            let count = raw.count
+            var read = 0
+            var written = 0
+            while read < count {
+                let stop =
+                    memchr(source + read, Int32(UInt8(ascii: "\\")), count - read)
+                    .map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) - source } ?? count
+                (target + written).update(from: source + read, count: stop - read)
+                written += stop - read
+                guard stop < count else { break }
+                // `stop + 1 < count`: the first pass only ends a string on a quote after a complete escape.
+                let replacement: UInt8
+                switch source[stop + 1] {
+                case UInt8(ascii: "\""): replacement = UInt8(ascii: "\"")
+                case UInt8(ascii: "\\"): replacement = UInt8(ascii: "\\")
+                case UInt8(ascii: "/"): replacement = UInt8(ascii: "/")
+                case UInt8(ascii: "b"): replacement = 0x08
+                case UInt8(ascii: "f"): replacement = 0x0C
+                case UInt8(ascii: "n"): replacement = 0x0A
+                case UInt8(ascii: "r"): replacement = 0x0D
+                case UInt8(ascii: "t"): replacement = 0x09
+                case UInt8(ascii: "u"):
+                    guard let (scalar, next) = unicodeEscape(source, count: count, at: stop + 2) else { return nil }
+                    var utf8 = UTF8.encode(scalar)!.makeIterator()
+                    while let byte = utf8.next() {
+                        target[written] = byte
+                        written += 1
+                    }
+                    read = next
+                    continue
+                default: return nil
+                }
+                target[written] = replacement
+                written += 1
+                read = stop + 2
             }
-            output.append(replacement)
-            return position + 2
+            return written
         }
 
         /// Decodes `XXXX` at `start` (after `\u`), pairing a high surrogate with a following `\uXXXX` low one; a
-        /// lone surrogate becomes U+FFFD, as in ``PythonJSONParser``.
-        private func unicodeEscape(at start: Int, into output: inout [UInt8]) -> Int? {
+        /// lone surrogate becomes U+FFFD, as in ``PythonJSONParser``. `count` ends the string's content: the
+        /// closing quote follows it.
+        private static func unicodeEscape(_ source: UnsafePointer<UInt8>, count: Int, at start: Int)
+            -> (Unicode.Scalar, Int)?
+        {
             var end = start + 4
-            // At least one byte must follow (the string's closing quote), as in PythonJSONParser.
-            guard end < count, var code = hexValue(start) else { return nil }
-            if (0xD800...0xDBFF).contains(code), end + 6 < count, base[end] == UInt8(ascii: "\\"),
-                base[end + 1] == UInt8(ascii: "u")
+            guard end <= count, var code = hexValue(source + start) else { return nil }
+            // PythonJSONParser pairs only when 7 characters follow (the low escape and a closing quote).
+            if (0xD800...0xDBFF).contains(code), end + 6 <= count, source[end] == UInt8(ascii: "\\"),
+                source[end + 1] == UInt8(ascii: "u")
             {
-                guard let low = hexValue(end + 2) else { return nil }
+                guard let low = hexValue(source + end + 2) else { return nil }
                 if (0xDC00...0xDFFF).contains(low) {
                     code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     end += 6
                 }
             }
-            let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
-            output.append(contentsOf: UTF8.encode(scalar)!)
-            return end
+            return (Unicode.Scalar(code) ?? "\u{FFFD}", end)
         }
 
-        private func hexValue(_ start: Int) -> UInt32? {
-            guard count - start >= 4 else { return nil }
+        private static func hexValue(_ start: UnsafePointer<UInt8>) -> UInt32? {
             var value: UInt32 = 0
             for offset in 0..<4 {
-                let byte = base[start + offset]
+                let byte = start[offset]
                 let digit: UInt8
                 switch byte {
                 case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")

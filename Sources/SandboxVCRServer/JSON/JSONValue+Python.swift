@@ -1,11 +1,18 @@
+public import NIOCore
 public import SandboxVCR
 
 extension JSONValue {
     /// The bytes `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` writes: what FastAPI's
     /// `JSONResponse` sends.
     public var pythonJSONBytes: [UInt8] {
-        var output: [UInt8] = []
-        output.reserveCapacity(128)
+        var output = PythonJSONArraySink()
+        write(to: &output)
+        return output.bytes
+    }
+
+    /// The same bytes, written straight into a buffer (an answer's body is never copied from an array).
+    public func pythonJSONBuffer(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var output = allocator.buffer(capacity: 256)
         write(to: &output)
         return output
     }
@@ -13,29 +20,29 @@ extension JSONValue {
     /// The same as text.
     public var pythonJSONText: String { String(decoding: pythonJSONBytes, as: UTF8.self) }
 
-    private func write(to output: inout [UInt8]) {
+    private func write(to output: inout some PythonJSONSink) {
         switch self {
-        case .null: output.append(contentsOf: "null".utf8)
-        case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
-        case .integer(let digits): output.append(contentsOf: digits.utf8)
-        case .float(let value): output.append(contentsOf: Self.pythonRepr(value).utf8)
+        case .null: output.write("null")
+        case .bool(let value): output.write(value ? "true" : "false")
+        case .integer(let digits): output.write(digits)
+        case .float(let value): output.write(Self.pythonRepr(value))
         case .string(let value): Self.writeString(value, to: &output)
         case .array(let values):
-            output.append(UInt8(ascii: "["))
+            output.write(UInt8(ascii: "["))
             for (index, value) in values.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
+                if index > 0 { output.write(UInt8(ascii: ",")) }
                 value.write(to: &output)
             }
-            output.append(UInt8(ascii: "]"))
+            output.write(UInt8(ascii: "]"))
         case .object(let members):
-            output.append(UInt8(ascii: "{"))
+            output.write(UInt8(ascii: "{"))
             for (index, (key, value)) in members.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
+                if index > 0 { output.write(UInt8(ascii: ",")) }
                 Self.writeString(key, to: &output)
-                output.append(UInt8(ascii: ":"))
+                output.write(UInt8(ascii: ":"))
                 value.write(to: &output)
             }
-            output.append(UInt8(ascii: "}"))
+            output.write(UInt8(ascii: "}"))
         }
     }
 
@@ -47,16 +54,16 @@ extension JSONValue {
         return value.description
     }
 
-    private static func writeString(_ value: String, to output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
+    private static func writeString(_ value: String, to output: inout some PythonJSONSink) {
+        output.write(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { bytes in writeEscaped(bytes, to: &output) }
-        output.append(UInt8(ascii: "\""))
+        output.write(UInt8(ascii: "\""))
     }
 
-    /// Appends `bytes` with JSON's escapes, copying the runs between escapes in bulk (eight bytes are checked at a
+    /// Writes `bytes` with JSON's escapes, copying the runs between escapes in bulk (eight bytes are checked at a
     /// time), so a megabyte of plain output costs a scan and one copy.
-    static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+    private static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to output: inout some PythonJSONSink) {
         guard let base = bytes.baseAddress else { return }
         let count = bytes.count
         var runStart = 0
@@ -76,25 +83,25 @@ extension JSONValue {
                 position += 1
                 continue
             }
-            output.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: position - runStart))
+            output.write(UnsafeBufferPointer(start: base + runStart, count: position - runStart))
             switch byte {
-            case UInt8(ascii: "\""): output.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): output.append(contentsOf: #"\\"#.utf8)
-            case 0x0A: output.append(contentsOf: #"\n"#.utf8)
-            case 0x0D: output.append(contentsOf: #"\r"#.utf8)
-            case 0x09: output.append(contentsOf: #"\t"#.utf8)
-            case 0x08: output.append(contentsOf: #"\b"#.utf8)
-            case 0x0C: output.append(contentsOf: #"\f"#.utf8)
+            case UInt8(ascii: "\""): output.write(#"\""#)
+            case UInt8(ascii: "\\"): output.write(#"\\"#)
+            case 0x0A: output.write(#"\n"#)
+            case 0x0D: output.write(#"\r"#)
+            case 0x09: output.write(#"\t"#)
+            case 0x08: output.write(#"\b"#)
+            case 0x0C: output.write(#"\f"#)
             default:
                 let hex: StaticString = "0123456789abcdef"
-                output.append(contentsOf: #"\u00"#.utf8)
-                output.append(hex.utf8Start[Int(byte >> 4)])
-                output.append(hex.utf8Start[Int(byte & 0xF)])
+                output.write(#"\u00"#)
+                output.write(hex.utf8Start[Int(byte >> 4)])
+                output.write(hex.utf8Start[Int(byte & 0xF)])
             }
             position += 1
             runStart = position
         }
-        output.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: count - runStart))
+        output.write(UnsafeBufferPointer(start: base + runStart, count: count - runStart))
     }
 
     /// The high bit of each byte of `word` that is `"`, `\` or a control character (exact for the lowest one).
@@ -107,4 +114,28 @@ extension JSONValue {
         let control = (word &- ones &* 0x20) & ~word
         return (zeroQuote | zeroBackslash | control) & (ones &* 0x80)
     }
+}
+
+/// Where ``JSONValue`` writes its Python-style bytes: an array, or an answer's buffer.
+private protocol PythonJSONSink {
+    mutating func write(_ byte: UInt8)
+    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>)
+}
+
+extension PythonJSONSink {
+    mutating func write(_ text: String) {
+        var text = text
+        text.withUTF8 { write($0) }
+    }
+}
+
+private struct PythonJSONArraySink: PythonJSONSink {
+    var bytes: [UInt8] = []
+    mutating func write(_ byte: UInt8) { bytes.append(byte) }
+    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes.append(contentsOf: bytes) }
+}
+
+extension ByteBuffer: PythonJSONSink {
+    fileprivate mutating func write(_ byte: UInt8) { writeInteger(byte) }
+    fileprivate mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) { writeBytes(bytes) }
 }

@@ -109,24 +109,47 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 
     /// The body with each file's base64 stripped of characters outside the base64 alphabet (line breaks, spaces),
-    /// which the real server's `base64.b64decode` skips too.
+    /// which the real server's `base64.b64decode` skips too. A file that needs no change is only scanned.
     static func withLenientBase64Files(_ body: SandboxFusionWire.RunCodeBody) -> SandboxFusionWire.RunCodeBody {
-        func isBase64(_ byte: UInt8) -> Bool {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="):
-                true
-            default: false
-            }
+        guard let files = body.files, files.values.contains(where: { $0.map(hasNonBase64Bytes) == true }) else {
+            return body
         }
-        guard let files = body.files,
-            files.values.contains(where: { $0?.utf8.contains(where: { !isBase64($0) }) == true })
-        else { return body }
         var lenient = body
         lenient.files = files.mapValues { content in
-            content.map { String(decoding: $0.utf8.filter(isBase64), as: UTF8.self) }
+            content.map { String(decoding: $0.utf8.filter { base64Alphabet[Int($0)] == 1 }, as: UTF8.self) }
         }
         return lenient
+    }
+
+    /// 1 for each byte value in the base64 alphabet (with `=`), else 0.
+    private static let base64Alphabet: [UInt8] = (0..<256).map { value in
+        switch UInt8(value) {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="):
+            1
+        default: 0
+        }
+    }
+
+    private static func hasNonBase64Bytes(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            base64Alphabet.withUnsafeBufferPointer { alphabet in
+                // One branch per eight bytes: the common case is a long run of valid ones.
+                var index = 0
+                while bytes.count - index >= 8 {
+                    var valid: UInt8 = 1
+                    for offset in 0..<8 { valid &= alphabet[Int(bytes[index + offset])] }
+                    if valid == 0 { return true }
+                    index += 8
+                }
+                while index < bytes.count {
+                    if alphabet[Int(bytes[index])] == 0 { return true }
+                    index += 1
+                }
+                return false
+            }
+        }
     }
 
     /// The answer for an executor error other than a miss (see the table on ``SandboxFusionServer``).
@@ -230,18 +253,14 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 
     static func json(status: Int, _ value: JSONValue) -> Response {
-        body(status: status, bytes: value.pythonJSONBytes)
+        Response(
+            status: HTTPResponse.Status(code: status),
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: value.pythonJSONBuffer()))
     }
 
     static func runCodeResponse(_ response: SandboxFusionWire.RunCodeResponse) -> Response {
         json(status: 200, JSONValue(response))
-    }
-
-    private static func body(status: Int, bytes: [UInt8]) -> Response {
-        Response(
-            status: HTTPResponse.Status(code: status),
-            headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     // MARK: Logging
