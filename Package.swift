@@ -145,6 +145,7 @@ let package = Package(
                 "SandboxVCRTesting",
                 "SandboxVCRTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SandboxVCR
 import SandboxVCRTestSupport
 import Testing
@@ -53,7 +54,8 @@ struct FastJSONParserTests {
 
     @Test func bytesThatAreNotUTF8AreRejected() {
         let notUTF8: [[UInt8]] = [
-            [0x22, 0xFF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xC3, 0x22], [0xFF], [0x22, 0x5C, 0x6E, 0xFF, 0x22],
+            [0x22, 0xFF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xC3, 0x22], [0xFF],
+            [0x22, 0x5C, 0x6E, 0xFF, 0x22],
             [0x22, 0xC3, 0x5C, 0x6E, 0xA9, 0x22],
         ]
         for bytes in notUTF8 {
@@ -119,6 +121,49 @@ struct FastJSONParserTests {
         }
         // The mutations must exercise both answers.
         #expect(accepted > 100)
+    }
+}
+
+/// Answers are escaped as Python's `json.dumps(ensure_ascii=False)` does, across the writer's scratch buffer and
+/// long-run boundaries, and parse back to the same text.
+@Suite("Python-style JSON answers")
+struct PythonJSONAnswerTests {
+    /// The escapes one byte at a time: the reference the bulk writer must match.
+    private func reference(_ text: String) -> [UInt8] {
+        var output: [UInt8] = [UInt8(ascii: "\"")]
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output += Array(#"\""#.utf8)
+            case UInt8(ascii: "\\"): output += Array(#"\\"#.utf8)
+            case 0x0A: output += Array(#"\n"#.utf8)
+            case 0x0D: output += Array(#"\r"#.utf8)
+            case 0x09: output += Array(#"\t"#.utf8)
+            case 0x08: output += Array(#"\b"#.utf8)
+            case 0x0C: output += Array(#"\f"#.utf8)
+            case 0..<0x20: output += Array(String(format: "\\u%04x", byte).utf8)
+            default: output.append(byte)
+            }
+        }
+        return output + [UInt8(ascii: "\"")]
+    }
+
+    @Test func denseAndSparseEscapesOfEveryLength() throws {
+        var generator = SplitMix64(seed: 42)
+        let pieces = ["a", "bcdefgh", "\"", "\\", "\n", "\t", "\u{01}", "\u{1f}", "é", "→", "😀", "\u{7f}"]
+        for length in [0, 1, 7, 8, 9, 100, 4095, 4096, 4097, 16_383, 16_384, 16_385, 70_000] {
+            for density in [0, 1, 10, 100] {
+                var text = ""
+                while text.utf8.count < length {
+                    let dense = density > 0 && Int.random(in: 0..<100, using: &generator) < density
+                    text += dense ? pieces.randomElement(using: &generator)! : String(repeating: "x", count: 37)
+                }
+                let written = JSONValue.string(text).pythonJSONBytes
+                #expect(written == reference(text), "length \(length), density \(density)")
+                var buffer = JSONValue.string(text).pythonJSONBuffer()
+                #expect(buffer.readBytes(length: buffer.readableBytes) == written)
+                #expect(FastJSONParser.parse(written) == .string(text))
+            }
+        }
     }
 }
 
