@@ -43,42 +43,46 @@ extension Cassette {
         }
         var next: [ContentHash: Int] = [:]
         var batch: [NewInteraction] = []
+        var batchBytes = 0
+        /// Reads one exchange into the batch; the batch is recorded every 1,000 exchanges or 16 MB of input, so
+        /// memory stays near one batch whatever the size of the files.
+        func add(_ object: Any, named name: String, bytes: Int) async throws {
+            switch Self.exchange(object, redactor: redactor) {
+            case .failure(let reason):
+                report.skipped.append("\(name): \(reason.reason)")
+            case .success(let (request, outcome, duration)):
+                let key = matcher.key(for: request)
+                let ordinal = try next[key] ?? nextOrdinal(for: key)
+                next[key] = ordinal + 1
+                if case .result = outcome { report.results += 1 } else { report.errors += 1 }
+                batch.append(
+                    NewInteraction(
+                        key: key, ordinal: ordinal, request: redactor.redact(request), outcome: outcome,
+                        duration: duration))
+                batchBytes += bytes
+                if batch.count >= 1000 || batchBytes >= 16 << 20 {
+                    try await record(batch)
+                    batch.removeAll(keepingCapacity: true)
+                    batchBytes = 0
+                }
+            }
+        }
         for file in files {
             let data: Data
             do {
-                data = try Data(contentsOf: file)
+                // Mapped: a large file costs address space, not resident memory, while its lines are read.
+                data = try Data(contentsOf: file, options: .mappedIfSafe)
             } catch {
                 throw CassetteError(code: .io, message: "cannot read \(file.path): \(error)", path: path)
             }
-            var objects: [(String, Any)] = []
             if file.pathExtension == "jsonl" {
                 for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
                     let object = try? JSONSerialization.jsonObject(with: Data(line))
-                    objects.append(("\(file.lastPathComponent):\(number + 1)", object as Any))
+                    try await add(object as Any, named: "\(file.lastPathComponent):\(number + 1)", bytes: line.count)
                 }
             } else {
-                objects.append((file.lastPathComponent, (try? JSONSerialization.jsonObject(with: data)) as Any))
-            }
-            for (name, object) in objects {
-                switch Self.exchange(object, redactor: redactor) {
-                case .failure(let reason):
-                    report.skipped.append("\(name): \(reason.reason)")
-                case .success(let (request, outcome, duration)):
-                    let key = matcher.key(for: request)
-                    var ordinal: Int
-                    if let known = next[key] {
-                        ordinal = known
-                    } else {
-                        ordinal = try nextOrdinal(for: key)
-                    }
-                    next[key] = ordinal + 1
-                    if case .result = outcome { report.results += 1 } else { report.errors += 1 }
-                    batch.append(
-                        NewInteraction(
-                            key: key, ordinal: ordinal, request: redactor.redact(request), outcome: outcome,
-                            duration: duration))
-                    ordinal += 1
-                }
+                let object = try? JSONSerialization.jsonObject(with: data)
+                try await add(object as Any, named: file.lastPathComponent, bytes: data.count)
             }
         }
         try await record(batch)

@@ -316,9 +316,11 @@ extension Cassette {
     public func importJSONLines(_ data: Data, progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> Int {
         let decoder = JSONDecoder()
         var batch: [NewInteraction] = []
+        var batchBytes = 0
         var imported = 0
         let lines = data.split(separator: UInt8(ascii: "\n"))
         for (number, line) in lines.enumerated() where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
+            batchBytes += line.count
             do {
                 batch.append(try decoder.decode(CassetteExport.Line.self, from: Data(line)).interaction())
             } catch {
@@ -328,9 +330,11 @@ extension Cassette {
                         + "import only files written by `sandbox-vcr cassette export`",
                     path: path)
             }
-            if batch.count == 1000 {
+            // Every 1,000 lines or 16 MB: memory stays near one batch whatever the size of the input.
+            if batch.count == 1000 || batchBytes >= 16 << 20 {
                 try await record(batch)
                 imported += batch.count
+                batchBytes = 0
                 batch.removeAll(keepingCapacity: true)
                 progress?(imported, lines.count)
             }

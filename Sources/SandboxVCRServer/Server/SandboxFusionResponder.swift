@@ -77,11 +77,16 @@ struct SandboxFusionResponder: HTTPResponder {
         }
         let executionRequest: ExecutionRequest
         do {
-            executionRequest = try SandboxFusionWire.request(from: Self.withLenientBase64Files(wireBody))
+            // Strict base64 first: a file with a line break or space fails at once, and only then is it cleaned.
+            executionRequest = try SandboxFusionWire.request(from: wireBody)
         } catch {
-            // The real server fails while writing the files and says so in a SandboxError (sample 19).
-            let message = "exception on running code \(wireBody.code): \(error.message) None"
-            return Answer(response: Self.runCodeResponse(.init(status: "SandboxError", message: message)))
+            do {
+                executionRequest = try SandboxFusionWire.request(from: Self.withLenientBase64Files(wireBody))
+            } catch {
+                // The real server fails while writing the files and says so in a SandboxError (sample 19).
+                let message = "exception on running code \(wireBody.code): \(error.message) None"
+                return Answer(response: Self.runCodeResponse(.init(status: "SandboxError", message: message)))
+            }
         }
         let outcome: ExecutionOutcome
         do {
@@ -240,6 +245,9 @@ struct SandboxFusionResponder: HTTPResponder {
             return .failure(tooLarge)
         }
         var bytes: [UInt8] = []
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > 0 {
+            bytes.reserveCapacity(declared)
+        }
         do {
             for try await buffer in request.body {
                 guard bytes.count + buffer.readableBytes <= limit else { return .failure(tooLarge) }
