@@ -73,6 +73,22 @@ struct FastJSONParserTests {
         }
     }
 
+    @Test func escapesAtEveryOffsetOfTheEightByteCopy() {
+        for offset in 0..<20 {
+            for gap in 0..<12 {
+                let a = String(repeating: "a", count: offset)
+                let b = String(repeating: "b", count: gap)
+                for text in [
+                    #""\#(a)\n\#(b)\u00e9\#(b)\"\#(b)\ud83d\ude00\#(a)""#, #""\#(a)é\t\#(b)→\\\#(b)""#,
+                    #""\#(a)\u2192\u2192\#(b)\/""#,
+                ] {
+                    expectSameAnswer(Array(text.utf8))
+                    #expect(FastJSONParser.parse(Array(text.utf8)) != nil)
+                }
+            }
+        }
+    }
+
     /// Nesting up to the limit parses; one level more is Python's RecursionError (FastAPI: 400), and 50,000 levels
     /// neither crash nor recurse.
     @Test func nestingDepthIsBounded() throws {

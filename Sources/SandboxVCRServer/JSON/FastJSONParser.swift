@@ -1,9 +1,5 @@
 package import SandboxVCR
 
-#if canImport(Glibc)
-    internal import Glibc
-#endif
-
 /// The request path's JSON parser: the happy path over UTF-8 bytes, in one pass with bulk string decoding.
 ///
 /// It accepts exactly what ``PythonJSONParser`` accepts and gives the same values (a fuzz target compares the two),
@@ -217,11 +213,28 @@ package enum FastJSONParser {
             let count = raw.count
             var read = 0
             var written = 0
+            let ones: UInt64 = 0x0101_0101_0101_0101
             while read < count {
-                let stop =
-                    memchr(source + read, Int32(UInt8(ascii: "\\")), count - read)
-                    .map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) - source } ?? count
-                (target + written).update(from: source + read, count: stop - read)
+                // Copy eight bytes at a time up to the next backslash (a store may run past it: `written` never
+                // passes `read`, and the output holds `raw.count` bytes).
+                var stop = read
+                while count - stop >= 8 {
+                    let word = UnsafeRawPointer(source + stop).loadUnaligned(as: UInt64.self)
+                    UnsafeMutableRawPointer(target + written + (stop - read)).storeBytes(of: word, as: UInt64.self)
+                    let backslashes = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+                    let found = (backslashes &- ones) & ~backslashes & (ones &* 0x80)
+                    if found != 0 {
+                        stop += UInt64(littleEndian: found).trailingZeroBitCount / 8
+                        break
+                    }
+                    stop += 8
+                }
+                if count - stop < 8 {
+                    while stop < count, source[stop] != UInt8(ascii: "\\") {
+                        target[written + stop - read] = source[stop]
+                        stop += 1
+                    }
+                }
                 written += stop - read
                 guard stop < count else { break }
                 // `stop + 1 < count`: the first pass only ends a string on a quote after a complete escape.
@@ -237,11 +250,7 @@ package enum FastJSONParser {
                 case UInt8(ascii: "t"): replacement = 0x09
                 case UInt8(ascii: "u"):
                     guard let (scalar, next) = unicodeEscape(source, count: count, at: stop + 2) else { return nil }
-                    var utf8 = UTF8.encode(scalar)!.makeIterator()
-                    while let byte = utf8.next() {
-                        target[written] = byte
-                        written += 1
-                    }
+                    written += encode(scalar, into: target + written)
                     read = next
                     continue
                 default: return nil
@@ -251,6 +260,31 @@ package enum FastJSONParser {
                 read = stop + 2
             }
             return written
+        }
+
+        /// Writes the UTF-8 bytes of `scalar` (at most 4, never more than the 6 of its escape) and returns how many.
+        private static func encode(_ scalar: Unicode.Scalar, into target: UnsafeMutablePointer<UInt8>) -> Int {
+            let value = scalar.value
+            switch value {
+            case ..<0x80:
+                target[0] = UInt8(value)
+                return 1
+            case ..<0x800:
+                target[0] = UInt8(0xC0 | value >> 6)
+                target[1] = UInt8(0x80 | value & 0x3F)
+                return 2
+            case ..<0x10000:
+                target[0] = UInt8(0xE0 | value >> 12)
+                target[1] = UInt8(0x80 | value >> 6 & 0x3F)
+                target[2] = UInt8(0x80 | value & 0x3F)
+                return 3
+            default:
+                target[0] = UInt8(0xF0 | value >> 18)
+                target[1] = UInt8(0x80 | value >> 12 & 0x3F)
+                target[2] = UInt8(0x80 | value >> 6 & 0x3F)
+                target[3] = UInt8(0x80 | value & 0x3F)
+                return 4
+            }
         }
 
         /// Decodes `XXXX` at `start` (after `\u`), pairing a high surrogate with a following `\uXXXX` low one; a
