@@ -2,12 +2,29 @@ internal import Foundation
 internal import Synchronization
 
 /// Remembers the SHA-256 of large byte strings seen recently (a harness file sent with every request is
-/// hashed once, not once per request). Lookups compare the bytes, so a hit is always exact.
+/// hashed once, not once per request). Lookups read the caller's bytes in place (a request's code is never
+/// copied to find its digest) and compare them whole, so a hit is always exact.
 final class PartDigestCache: Sendable {
     /// Parts at least this large are cached.
     static let minimumSize = 2048
+
+    /// A cheap stand-in for the bytes: their length and their first and last 64 bytes.
+    private struct Fingerprint: Hashable {
+        var count: Int
+        var edges: Int
+
+        init(_ bytes: UnsafeRawBufferPointer) {
+            var hasher = Hasher()
+            hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: bytes.prefix(64)))
+            hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: bytes.suffix(64)))
+            count = bytes.count
+            edges = hasher.finalize()
+        }
+    }
+
     private struct State {
-        var entries: [Data: ContentHash] = [:]
+        var entries: [Fingerprint: [(bytes: Data, digest: ContentHash)]] = [:]
+        var count = 0
         var bytes = 0
     }
 
@@ -21,17 +38,37 @@ final class PartDigestCache: Sendable {
     }
 
     func digest(of data: Data) -> ContentHash {
-        guard data.count >= Self.minimumSize else { return ContentHash.sha256(data) }
-        if let hit = state.withLock({ $0.entries[data] }) { return hit }
-        let digest = ContentHash.sha256(data)
-        guard data.count <= byteCapacity / 4 else { return digest }
+        data.withUnsafeBytes { digest(of: $0) }
+    }
+
+    func digest(of text: String) -> ContentHash {
+        var text = text
+        return text.withUTF8 { digest(of: UnsafeRawBufferPointer($0)) }
+    }
+
+    func digest(of bytes: UnsafeRawBufferPointer) -> ContentHash {
+        guard bytes.count >= Self.minimumSize else { return ContentHash.sha256(raw: bytes) }
+        let fingerprint = Fingerprint(bytes)
+        let hit = state.withLock { state in
+            state.entries[fingerprint]?.first { entry in
+                entry.bytes.withUnsafeBytes { stored in
+                    memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+                }
+            }?.digest
+        }
+        if let hit { return hit }
+        let digest = ContentHash.sha256(raw: bytes)
+        guard bytes.count <= byteCapacity / 4 else { return digest }
+        let copy = Data(bytes)
         state.withLock { state in
-            if state.entries.count >= capacity || state.bytes + data.count > byteCapacity {
+            if state.count >= capacity || state.bytes + bytes.count > byteCapacity {
                 state.entries.removeAll(keepingCapacity: true)
+                state.count = 0
                 state.bytes = 0
             }
-            state.entries[data] = digest
-            state.bytes += data.count
+            state.entries[fingerprint, default: []].append((copy, digest))
+            state.count += 1
+            state.bytes += bytes.count
         }
         return digest
     }

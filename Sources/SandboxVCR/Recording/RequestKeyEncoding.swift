@@ -39,7 +39,9 @@ enum RequestKeyEncoding {
                 writer.byte(0)
                 writer.string(text)
             } else {
-                part(Data(text.utf8))
+                // Hashed from the string's own UTF-8: the same bytes as `part(Data)`, without a copy.
+                writer.byte(1)
+                writer.digest(digests?.digest(of: text) ?? text.utf8Digest)
             }
         }
         writer.byte(version)
@@ -67,5 +69,13 @@ enum RequestKeyEncoding {
         writer.unsigned(UInt64(request.fetchFiles.count))
         for path in request.fetchFiles.sorted(by: RecordCoding.utf8Order) { writer.string(path) }
         return writer.bytes
+    }
+}
+
+extension String {
+    /// The SHA-256 of the string's UTF-8, read in place.
+    fileprivate var utf8Digest: ContentHash {
+        var text = self
+        return text.withUTF8 { ContentHash.sha256(raw: UnsafeRawBufferPointer($0)) }
     }
 }
