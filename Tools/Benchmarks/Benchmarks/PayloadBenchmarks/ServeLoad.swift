@@ -52,15 +52,14 @@ struct ServeLoad {
         guard response.status == 200, object?["status"] as? String == "Success",
             stdout?.utf8.count == stdoutBytes
         else {
-            throw BenchmarkFailure(
-                "unexpected answer (HTTP \(response.status)): \(String(decoding: response.body.prefix(600), as: UTF8.self))"
-            )
+            let text = String(decoding: response.body.prefix(600), as: UTF8.self)
+            throw BenchmarkFailure("unexpected answer (HTTP \(response.status)): \(text)")
         }
         answerBodyBytes = response.body.count
     }
 
-    /// Sends `total` requests over `connections` keep-alive connections, one thread each; request `n` gets the
-    /// variant `firstVariant + n` when the load is distinct.
+    /// Sends `total` requests over `connections` keep-alive connections, one thread each; when the load is distinct,
+    /// each request gets a variant of its own, from `firstVariant` up.
     /// - Throws: ``BenchmarkFailure`` on an answer other than 200, or one whose length differs from the checked one.
     func run(total: Int, connections: Int = 64, firstVariant: Int = 0) async throws -> Figures {
         let expectedLength = answerBodyBytes

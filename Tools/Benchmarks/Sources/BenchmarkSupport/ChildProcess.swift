@@ -113,7 +113,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// The next line of the child's standard output, without its newline; `nil` at end of file (the child closed
-    /// it, usually by exiting). Blocks: call it off the cooperative pool (``wait()`` does so for waiting).
+    /// it, usually by exiting). Blocks: call it from a thread of its own (`RawHTTP.onThread`), not the cooperative pool.
     /// - Throws: ``BenchmarkFailure`` when no line comes within `timeout`.
     public func readLine(timeout: Duration) throws -> String? {
         let deadline = ContinuousClock.now + timeout
@@ -131,7 +131,10 @@ public final class ChildProcess: Sendable {
             var descriptor = pollfd(fd: stdoutDescriptor, events: Int16(POLLIN), revents: 0)
             let milliseconds = Int32(clamping: left.components.seconds * 1000 + 1)
             let ready = poll(&descriptor, 1, milliseconds)
-            if ready < 0, errno == EINTR { continue }
+            if ready < 0 {
+                guard errno == EINTR else { throw BenchmarkFailure("poll failed: errno \(errno)") }
+                continue
+            }
             guard ready > 0 else { continue }
             let count = chunk.withUnsafeMutableBytes { read(stdoutDescriptor, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
@@ -183,7 +186,7 @@ public final class ChildProcess: Sendable {
     public func peakResidentKiB() throws -> Int {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+            let kib = line.split(whereSeparator: \.isWhitespace).dropFirst().first.flatMap({ Int($0) })
         else { throw BenchmarkFailure("cannot read VmHWM from /proc/\(pid)/status") }
         return kib
     }
