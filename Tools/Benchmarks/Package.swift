@@ -36,7 +36,8 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        // What several suites share: the loopback hello-world server, load drivers, process figures, metrics.
+        // What several suites share: the loopback hello-world server, load drivers, process figures, metrics,
+        // realistic payloads, child processes.
         .target(
             name: "BenchmarkSupport",
             dependencies: [
@@ -49,6 +50,10 @@ let package = Package(
         benchmarkTarget("ClientBenchmarks", dependencies: []),
         benchmarkTarget("CassetteBenchmarks", dependencies: []),
         benchmarkTarget("RecordBenchmarks", dependencies: []),
+        benchmarkTarget(
+            "PayloadBenchmarks",
+            dependencies: [.product(name: "SandboxVCRTestSupport", package: "SandboxVCR")]
+        ),
         benchmarkTarget(
             "ServeBenchmarks",
             dependencies: [

@@ -15,6 +15,11 @@ public enum SuiteMetric {
     public static let cpuPerRequestNanoseconds = BenchmarkMetric.custom("CPU/request (ns)", useScalingFactor: false)
     /// Resident memory growth since the end of setup (after the warm-up), in KiB.
     public static let residentGrowthKiB = BenchmarkMetric.custom("RSS growth (KiB)", useScalingFactor: false)
+    /// Process CPU time per request, in microseconds (requests that take milliseconds of CPU).
+    public static let cpuPerRequestMicroseconds = BenchmarkMetric.custom("CPU/request (us)", useScalingFactor: false)
+    /// Request and response body bytes moved per second.
+    public static let bytesPerSecond = BenchmarkMetric.custom(
+        "bytes/s", polarity: .prefersLarger, useScalingFactor: false)
 }
 
 /// How far a metric may move from the saved baseline before `swift package benchmark baseline check` fails.
