@@ -4,8 +4,9 @@ package import SandboxVCR
 ///
 /// It accepts exactly what ``PythonJSONParser`` accepts and gives the same values (a fuzz target compares the two),
 /// but says nothing about a body it rejects: the caller then runs ``PythonJSONParser`` for Python's exact message
-/// and position. Strings without escapes are made from the bytes in one copy; the scan for a string's end, for
-/// escapes and for control characters reads eight bytes at a time.
+/// and position. Strings without escapes are made from the bytes in one copy; strings with escapes are decoded in
+/// one pass into a scratch buffer (allocated once per document) and copied from there; the scan for a string's end,
+/// for escapes and for control characters reads eight bytes at a time.
 package enum FastJSONParser {
     /// Parses a whole document, or returns `nil` when ``PythonJSONParser`` would reject it (or the bytes are not
     /// UTF-8, or nest deeper than ``PythonJSONParser/maximumDepth``).
@@ -13,6 +14,7 @@ package enum FastJSONParser {
         bytes.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress, !buffer.isEmpty else { return nil }
             var scanner = Scanner(base: base, count: buffer.count)
+            defer { scanner.scratch?.deallocate() }
             if buffer.count >= 3, base[0] == 0xEF, base[1] == 0xBB, base[2] == 0xBF { scanner.index = 3 }
             scanner.skipWhitespace()
             guard let value = scanner.value(depth: 0) else { return nil }
@@ -27,6 +29,9 @@ package enum FastJSONParser {
         let base: UnsafePointer<UInt8>
         let count: Int
         var index = 0
+        /// Where strings with escapes are decoded: made at the first escape, as long as the rest of the document
+        /// plus eight bytes, so a decoded string (never longer than its source) and eight-byte stores always fit.
+        var scratch: UnsafeMutableBufferPointer<UInt8>?
 
         init(base: UnsafePointer<UInt8>, count: Int) {
             self.base = base
@@ -141,125 +146,105 @@ package enum FastJSONParser {
         /// A string at the current `"`; its content is validated as UTF-8 (a failure rejects the document, as
         /// ``PythonJSONParser`` refuses bytes that are not UTF-8).
         ///
-        /// Two passes: the first finds the closing quote (eight bytes at a time, skipping escapes), the second
-        /// copies the runs between escapes into a buffer that cannot be outgrown (decoding never lengthens a
-        /// string), so clients' `\n` and `\uXXXX` (Python's `json.dumps` escapes everything beyond ASCII) cost
-        /// little more than the bytes between them.
+        /// One pass: up to the first escape the bytes are only scanned, and a string without escapes is made from
+        /// them directly; from the first escape on, runs are copied eight bytes at a time into the scratch buffer
+        /// between decoded escapes, so clients' `\n` and `\uXXXX` (Python's `json.dumps` escapes everything beyond
+        /// ASCII) cost little more than the bytes between them.
         private mutating func string() -> String? {
             let start = index + 1
-            var position = start
-            var hasEscapes = false
-            var highBits: UInt64 = 0
+            var position = scanToStop(from: start)
+            guard position < count, base[position] >= 0x20 else { return nil }
+            if base[position] == UInt8(ascii: "\"") {
+                index = position + 1
+                return String(
+                    validating: UnsafeBufferPointer(start: base + start, count: position - start), as: UTF8.self)
+            }
+            if scratch == nil {
+                let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: count - start + 8)
+                scratch = buffer
+            }
+            let output = scratch!.baseAddress!
+            var written = position - start
+            output.update(from: base + start, count: written)
             while true {
-                while count - position >= 8 {
-                    let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-                    highBits |= word
-                    let found = Self.stops(in: word)
-                    if found != 0 {
-                        position += found.trailingZeroBitCount / 8
-                        break
-                    }
-                    position += 8
-                }
-                while position < count {
-                    let byte = base[position]
-                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
-                    highBits |= UInt64(byte)
-                    position += 1
-                }
-                guard position < count, base[position] >= 0x20 else { return nil }
-                if base[position] == UInt8(ascii: "\"") { break }
-                // A backslash: the byte after it is never the closing quote.
-                hasEscapes = true
-                position += 2
-                guard position <= count else { return nil }
-            }
-            index = position + 1
-            let raw = UnsafeBufferPointer(start: base + start, count: position - start)
-            guard hasEscapes else { return String(validating: raw, as: UTF8.self) }
-            let isASCII = highBits & 0x8080_8080_8080_8080 == 0
-            if isASCII {
-                // Escapes of ASCII text decode to valid UTF-8 (a lone surrogate becomes U+FFFD): no validation.
-                var failed = false
-                let decoded = String(unsafeUninitializedCapacity: raw.count) { output in
-                    guard let written = Self.unescape(raw, into: output) else {
-                        failed = true
-                        return 0
-                    }
-                    return written
-                }
-                return failed ? nil : decoded
-            }
-            var failed = false
-            let bytes = [UInt8](unsafeUninitializedCapacity: raw.count) { output, initialized in
-                if let written = Self.unescape(raw, into: output) {
-                    initialized = written
-                } else {
-                    failed = true
-                    initialized = 0
-                }
-            }
-            // Escapes never join or split a multi-byte sequence: the decoded bytes are UTF-8 exactly when the raw
-            // ones are.
-            return failed ? nil : String(validating: bytes, as: UTF8.self)
-        }
-
-        /// Copies `raw` (a string's content, which ends on a complete escape) into `output` with its escapes
-        /// decoded, and returns the bytes written (`output` holds at least `raw.count`); `nil` for an invalid escape.
-        private static func unescape(_ raw: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<UInt8>)
-            -> Int?
-        {
-            guard let source = raw.baseAddress, let target = output.baseAddress else { return 0 }
-            let count = raw.count
-            var read = 0
-            var written = 0
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            while read < count {
-                // Copy eight bytes at a time up to the next backslash (a store may run past it: `written` never
-                // passes `read`, and the output holds `raw.count` bytes).
-                var stop = read
+                // At a backslash.
+                guard
+                    let next = Self.escape(base, count: count, at: position, into: output + written, written: &written)
+                else { return nil }
+                position = next
+                // Copy up to the next stop, eight bytes at a time (a store may run past it: `written` never passes
+                // `position - start`, and the scratch buffer holds eight bytes more than the rest of the document).
+                var stop = position
                 while count - stop >= 8 {
-                    let word = UnsafeRawPointer(source + stop).loadUnaligned(as: UInt64.self)
-                    UnsafeMutableRawPointer(target + written + (stop - read)).storeBytes(of: word, as: UInt64.self)
-                    let backslashes = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-                    let found = (backslashes &- ones) & ~backslashes & (ones &* 0x80)
+                    let word = UnsafeRawPointer(base + stop).loadUnaligned(as: UInt64.self)
+                    UnsafeMutableRawPointer(output + written + (stop - position)).storeBytes(of: word, as: UInt64.self)
+                    let found = Self.stops(in: UInt64(littleEndian: word))
                     if found != 0 {
-                        stop += UInt64(littleEndian: found).trailingZeroBitCount / 8
+                        stop += found.trailingZeroBitCount / 8
                         break
                     }
                     stop += 8
                 }
                 if count - stop < 8 {
-                    while stop < count, source[stop] != UInt8(ascii: "\\") {
-                        target[written + stop - read] = source[stop]
+                    while stop < count {
+                        let byte = base[stop]
+                        if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                        output[written + stop - position] = byte
                         stop += 1
                     }
                 }
-                written += stop - read
-                guard stop < count else { break }
-                // `stop + 1 < count`: the first pass only ends a string on a quote after a complete escape.
-                let replacement: UInt8
-                switch source[stop + 1] {
-                case UInt8(ascii: "\""): replacement = UInt8(ascii: "\"")
-                case UInt8(ascii: "\\"): replacement = UInt8(ascii: "\\")
-                case UInt8(ascii: "/"): replacement = UInt8(ascii: "/")
-                case UInt8(ascii: "b"): replacement = 0x08
-                case UInt8(ascii: "f"): replacement = 0x0C
-                case UInt8(ascii: "n"): replacement = 0x0A
-                case UInt8(ascii: "r"): replacement = 0x0D
-                case UInt8(ascii: "t"): replacement = 0x09
-                case UInt8(ascii: "u"):
-                    guard let (scalar, next) = unicodeEscape(source, count: count, at: stop + 2) else { return nil }
-                    written += encode(scalar, into: target + written)
-                    read = next
-                    continue
-                default: return nil
-                }
-                target[written] = replacement
-                written += 1
-                read = stop + 2
+                written += stop - position
+                position = stop
+                guard position < count, base[position] >= 0x20 else { return nil }
+                if base[position] == UInt8(ascii: "\"") { break }
             }
-            return written
+            index = position + 1
+            return String(validating: UnsafeBufferPointer(start: output, count: written), as: UTF8.self)
+        }
+
+        /// The index of the first `"`, `\` or control character at or after `start`, or `count`.
+        private func scanToStop(from start: Int) -> Int {
+            var position = start
+            while count - position >= 8 {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                let found = Self.stops(in: word)
+                if found != 0 { return position + found.trailingZeroBitCount / 8 }
+                position += 8
+            }
+            while position < count {
+                let byte = base[position]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { return position }
+                position += 1
+            }
+            return position
+        }
+
+        /// Decodes the escape whose backslash is at `position` into `output`, adds the bytes written to `written`,
+        /// and returns the index after the escape; `nil` for an invalid escape.
+        private static func escape(
+            _ source: UnsafePointer<UInt8>, count: Int, at position: Int, into output: UnsafeMutablePointer<UInt8>,
+            written: inout Int
+        ) -> Int? {
+            guard position + 1 < count else { return nil }
+            let replacement: UInt8
+            switch source[position + 1] {
+            case UInt8(ascii: "\""): replacement = UInt8(ascii: "\"")
+            case UInt8(ascii: "\\"): replacement = UInt8(ascii: "\\")
+            case UInt8(ascii: "/"): replacement = UInt8(ascii: "/")
+            case UInt8(ascii: "b"): replacement = 0x08
+            case UInt8(ascii: "f"): replacement = 0x0C
+            case UInt8(ascii: "n"): replacement = 0x0A
+            case UInt8(ascii: "r"): replacement = 0x0D
+            case UInt8(ascii: "t"): replacement = 0x09
+            case UInt8(ascii: "u"):
+                guard let (scalar, next) = unicodeEscape(source, count: count, at: position + 2) else { return nil }
+                written += encode(scalar, into: output)
+                return next
+            default: return nil
+            }
+            output[0] = replacement
+            written += 1
+            return position + 2
         }
 
         /// Writes the UTF-8 bytes of `scalar` (at most 4, never more than the 6 of its escape) and returns how many.
@@ -288,15 +273,14 @@ package enum FastJSONParser {
         }
 
         /// Decodes `XXXX` at `start` (after `\u`), pairing a high surrogate with a following `\uXXXX` low one; a
-        /// lone surrogate becomes U+FFFD, as in ``PythonJSONParser``. `count` ends the string's content: the
-        /// closing quote follows it.
+        /// lone surrogate becomes U+FFFD. As in ``PythonJSONParser``, a character must follow the digits, and a pair
+        /// is read only when seven characters follow the first escape.
         private static func unicodeEscape(_ source: UnsafePointer<UInt8>, count: Int, at start: Int)
             -> (Unicode.Scalar, Int)?
         {
             var end = start + 4
-            guard end <= count, var code = hexValue(source + start) else { return nil }
-            // PythonJSONParser pairs only when 7 characters follow (the low escape and a closing quote).
-            if (0xD800...0xDBFF).contains(code), end + 6 <= count, source[end] == UInt8(ascii: "\\"),
+            guard end < count, var code = hexValue(source + start) else { return nil }
+            if (0xD800...0xDBFF).contains(code), end + 6 < count, source[end] == UInt8(ascii: "\\"),
                 source[end + 1] == UInt8(ascii: "u")
             {
                 guard let low = hexValue(source + end + 2) else { return nil }
