@@ -51,7 +51,8 @@ struct ModalTOMLTests {
             token_id = "ak-inline"
             extra = { a = 1 }
             """#
-        let sections = try ModalTOML.parse(text)
+        let sections = try ModalTOML.parse(text + "\nwhen = 1979-05-27T07:32:00Z\nnote = \"[*] 1979-05-27Tx\"\n")
+        #expect(sections["inline"]?["note"] == .string("[*] 1979-05-27Tx"))
         #expect(sections["my profile"]?["token_id"] == .string("ak-multi"))
         #expect(sections["my profile"]?["token_secret"] == .string("as-A"))
         #expect(sections["my profile"]?["environment"] == .string(#"C:\not\an\escape"#))
@@ -66,6 +67,9 @@ struct ModalTOMLTests {
             ("[a\n", 1),
             ("k = \"open\n", 1),
             ("[a]\nk = 1\n[a]\n", 3),
+            // Shapes on which toml++ would abort the process with a failed assert (Fixtures/fuzz/modal-toml).
+            ("[*]\n", 1), ("[a]\n  [[ *]]\n", 2), ("[a.*]\n", 1), ("c = 1979-05-27Tx0:00\n", 1),
+            ("[a]\nk = \"ok\"\nc = { d = 1979-05-27T:0:00 }\n", 3),
         ])
     func rejectsMalformed(text: String, line: Int) {
         let error = #expect(throws: ModalTOML.ParseError.self) { try ModalTOML.parse(text) }

@@ -302,8 +302,11 @@ public final class Cassette: Sendable {
     }
 
     /// One past the highest recorded ordinal of a key (0 when it has none).
+    /// The highest ordinal a cassette holds: the recordings of one key are counted far below it.
+    static let maximumOrdinal = 1 << 48
+
     func nextOrdinal(for key: ContentHash) throws -> Int {
-        try read { try CassetteDatabase.nextOrdinal(for: key, $0) }
+        try read { [path] in try CassetteDatabase.nextOrdinal(for: key, $0, path: path) }
     }
 
     // MARK: Writing

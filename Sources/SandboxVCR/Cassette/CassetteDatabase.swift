@@ -43,10 +43,17 @@ enum CassetteDatabase {
     }
 
     /// One past the highest recorded ordinal of a key (0 when it has none).
-    static func nextOrdinal(for key: ContentHash, _ db: Database) throws -> Int {
+    ///
+    /// - Throws: a `corrupted` error when the highest is beyond ``Cassette/maximumOrdinal`` (a file written by
+    ///   something else: SandboxVCR never records so many).
+    static func nextOrdinal(for key: ContentHash, _ db: Database, path: String) throws -> Int {
         let highest = try Int.fetchOne(
             db.cachedStatement(sql: "SELECT max(ordinal) FROM interactions WHERE key = ?"), arguments: [key.data])
-        return highest.map { $0 + 1 } ?? 0
+        guard let highest else { return 0 }
+        guard highest < Cassette.maximumOrdinal else {
+            throw corrupted(path, "key \(key.hex.prefix(16)) has ordinal \(highest), beyond \(Cassette.maximumOrdinal)")
+        }
+        return highest + 1
     }
 
     static func count(_ db: Database) throws -> Int {

@@ -251,6 +251,13 @@ enum CassetteExport {
             guard let digest = ContentHash(hex: key) else {
                 throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "bad key \(key)"))
             }
+            // Ordinals count the recordings of one key: never negative, and far from overflowing the next one.
+            guard (0...Cassette.maximumOrdinal).contains(ordinal) else {
+                throw DecodingError.dataCorrupted(
+                    .init(
+                        codingPath: [], debugDescription: "ordinal \(ordinal) is outside 0...\(Cassette.maximumOrdinal)"
+                    ))
+            }
             let outcome: Cassette.Outcome
             if let result {
                 outcome = .result(result.value)

@@ -253,7 +253,8 @@ public enum SandboxFusionWire {
     {
         var exitCode = wire.return_code
         var signal: Int?
-        if let code = wire.return_code, code < 0 {
+        // A negative code is a signal (as the real server reports one); Int.min has no negation and is no signal.
+        if let code = wire.return_code, code < 0, code != .min {
             signal = -code
             exitCode = nil
             hints.insert(.killedBySignal(step: step, signal: -code))

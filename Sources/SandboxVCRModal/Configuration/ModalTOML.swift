@@ -41,6 +41,7 @@ enum ModalTOML {
     ///
     /// - Throws: ``ParseError`` when the text is not valid TOML.
     static func parse(_ text: String) throws(ParseError) -> [String: [String: Value]] {
+        try refuseAssertionTriggers(text)
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -75,6 +76,84 @@ enum ModalTOML {
         case .double: node.double.map { .other(String($0)) }
         default: nil
         }
+    }
+
+    /// Refuses the two shapes on which toml++ 3.4 (vendored by TOMLKit 0.6.0, built without `NDEBUG`) stops the
+    /// process with a failed `assert` instead of a parse error (found by fuzzing, `Fixtures/fuzz/modal-toml`): a
+    /// table name part that starts with neither a bare-key character nor a quote (`[*]`), and a date-time whose
+    /// time does not start with a digit (`1979-05-27Tx`). String literals on a line are set aside first.
+    private static func refuseAssertionTriggers(_ text: String) throws(ParseError) {
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let code = Array(withoutStrings(line).utf8)
+            func isKeyStart(_ byte: UInt8) -> Bool {
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "\""),
+                    UInt8(ascii: "'"):
+                    true
+                default: false
+                }
+            }
+            func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D }
+            var position = 0
+            while position < code.count, isBlank(code[position]) { position += 1 }
+            if position < code.count, code[position] == UInt8(ascii: "[") {
+                // A table header: each name part, after `[`, `[[` or `.`, starts with a key character.
+                var expectsKey = true
+                position += 1
+                if position < code.count, code[position] == UInt8(ascii: "[") { position += 1 }
+                while position < code.count, code[position] != UInt8(ascii: "]") || expectsKey {
+                    let byte = code[position]
+                    if isBlank(byte) {
+                        position += 1
+                        continue
+                    }
+                    if expectsKey, !isKeyStart(byte) {
+                        throw ParseError(
+                            line: index + 1, column: position + 1, reason: "a table name must be a bare or quoted key")
+                    }
+                    expectsKey = byte == UInt8(ascii: ".")
+                    position += 1
+                }
+            }
+            // A date (four digits, dash, two, dash, two) then `T` or `t` must go on with a digit.
+            if code.count >= 11 {
+                for start in 0...(code.count - 11) where code[start + 10] | 0x20 == UInt8(ascii: "t") {
+                    let isDigit = { (offset: Int) in code[start + offset] &- UInt8(ascii: "0") < 10 }
+                    let isDate =
+                        [0, 1, 2, 3, 5, 6, 8, 9].allSatisfy(isDigit) && code[start + 4] == UInt8(ascii: "-")
+                        && code[start + 7] == UInt8(ascii: "-")
+                    if isDate, start + 11 >= code.count || !isDigit(11) {
+                        throw ParseError(
+                            line: index + 1, column: start + 12, reason: "a date-time's time must start with a digit")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The line with the contents of its one-line string literals removed (their quotes kept).
+    private static func withoutStrings(_ line: Substring) -> String {
+        var result = ""
+        var quote: Character?
+        var escaped = false
+        for character in line {
+            if let open = quote {
+                if escaped {
+                    escaped = false
+                } else if character == "\\", open == "\"" {
+                    escaped = true
+                } else if character == open {
+                    quote = nil
+                    result.append(character)
+                }
+                continue
+            }
+            if character == "#" { break }
+            if character == "\"" || character == "'" { quote = character }
+            result.append(character)
+        }
+        return result
     }
 
     /// The parser's message with every quoted fragment of two characters or more replaced by `'…'`.
