@@ -122,6 +122,19 @@ let package = Package(
             dependencies: ["SandboxVCR"],
             swiftSettings: strictSettings
         ),
+        // libFuzzer targets (built by Tools/fuzz with -DFUZZING -sanitize=fuzzer,address in .build-fuzz); built
+        // normally, a replayer of inputs (the tests replay Fixtures/fuzz with it). Not a product.
+        .executableTarget(
+            name: "sandbox-vcr-fuzz",
+            dependencies: [
+                "SandboxVCR",
+                "SandboxVCRServer",
+                "SandboxVCRModal",
+                "ModalProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SandboxVCRTests",
             dependencies: [

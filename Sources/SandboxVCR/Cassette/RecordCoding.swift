@@ -1,10 +1,10 @@
-internal import Foundation
+package import Foundation
 internal import Synchronization
 
 /// Remembers the SHA-256 of large byte strings seen recently (a harness file sent with every request is
 /// hashed once, not once per request). Lookups read the caller's bytes in place (a request's code is never
 /// copied to find its digest) and compare them whole, so a hit is always exact.
-final class PartDigestCache: Sendable {
+package final class PartDigestCache: Sendable {
     /// Parts at least this large are cached.
     static let minimumSize = 2048
 
@@ -75,13 +75,13 @@ final class PartDigestCache: Sendable {
 }
 
 /// Collects the large parts of a record as content-addressed blobs while it is encoded.
-struct BlobSink {
+package struct BlobSink {
     /// Parts shorter than this stay inline in the record.
     static let inlineLimit = 256
-    var blobs: [ContentHash: Data] = [:]
+    package var blobs: [ContentHash: Data] = [:]
     let cache: PartDigestCache?
 
-    init(cache: PartDigestCache? = nil) { self.cache = cache }
+    package init(cache: PartDigestCache? = nil) { self.cache = cache }
 
     mutating func digest(_ data: Data) -> ContentHash {
         let digest = cache?.digest(of: data) ?? ContentHash.sha256(data)
@@ -128,13 +128,13 @@ extension ByteReader {
 }
 
 /// The canonical byte form of requests and outcomes, with large parts stored as blobs.
-enum RecordCoding {
+package enum RecordCoding {
     static let requestVersion: UInt8 = 1
     static let outcomeVersion: UInt8 = 1
 
     // MARK: Requests
 
-    static func encode(_ request: ExecutionRequest, sink: inout BlobSink) -> [UInt8] {
+    package static func encode(_ request: ExecutionRequest, sink: inout BlobSink) -> [UInt8] {
         var writer = ByteWriter(capacity: 128)
         writer.byte(requestVersion)
         switch request.program {
@@ -162,7 +162,7 @@ enum RecordCoding {
         return writer.bytes
     }
 
-    static func decodeRequest(_ bytes: [UInt8], load: (ContentHash) throws -> Data) throws -> ExecutionRequest {
+    package static func decodeRequest(_ bytes: [UInt8], load: (ContentHash) throws -> Data) throws -> ExecutionRequest {
         var reader = ByteReader(bytes)
         guard try reader.byte() == requestVersion else { throw ByteReader.CodingFailure() }
         let program: ExecutionRequest.Program
@@ -195,7 +195,7 @@ enum RecordCoding {
 
     // MARK: Outcomes
 
-    static func encode(_ outcome: Cassette.Outcome, sink: inout BlobSink) -> [UInt8] {
+    package static func encode(_ outcome: Cassette.Outcome, sink: inout BlobSink) -> [UInt8] {
         var writer = ByteWriter(capacity: 128)
         writer.byte(outcomeVersion)
         switch outcome {
@@ -245,7 +245,7 @@ enum RecordCoding {
         return writer.bytes
     }
 
-    static func decodeOutcome(_ bytes: [UInt8], load: (ContentHash) throws -> Data) throws -> Cassette.Outcome {
+    package static func decodeOutcome(_ bytes: [UInt8], load: (ContentHash) throws -> Data) throws -> Cassette.Outcome {
         var reader = ByteReader(bytes)
         guard try reader.byte() == outcomeVersion else { throw ByteReader.CodingFailure() }
         switch try reader.byte() {

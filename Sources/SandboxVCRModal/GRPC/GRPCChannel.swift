@@ -118,7 +118,7 @@ package final class GRPCChannel: Sendable {
     }
 
     /// `retry_after_secs` of an `RPCRetryPolicy` in a base64 `RPCStatus` (padding optional).
-    static func retryAfter(fromDetails value: String) -> Duration? {
+    package static func retryAfter(fromDetails value: String) -> Duration? {
         var text = value.trimmingCharacters(in: .whitespaces)
         while text.count % 4 != 0 { text += "=" }
         guard let bytes = Data(base64Encoded: text),

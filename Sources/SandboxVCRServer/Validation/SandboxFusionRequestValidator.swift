@@ -1,12 +1,12 @@
-internal import SandboxVCR
+package import SandboxVCR
 
 /// Reads a `/run_code` or `/run_jupyter` request the way the real server (FastAPI + pydantic 2.6) does, giving
 /// either the decoded body or the exact error answer the real server would send.
-enum SandboxFusionRequestValidator {
+package enum SandboxFusionRequestValidator {
     /// Why a body was refused: the HTTP status and the JSON answer.
-    struct Rejection: Error, Sendable {
-        var status: Int
-        var body: JSONValue
+    package struct Rejection: Error, Sendable {
+        package var status: Int
+        package var body: JSONValue
     }
 
     /// What FastAPI hands to pydantic: `nil` for no body (empty, or JSON `null`).
@@ -65,7 +65,7 @@ enum SandboxFusionRequestValidator {
     }
 
     /// Validates a `/run_code` body (pydantic's `RunCodeRequest`, fields in declaration order).
-    static func runCodeBody(_ bytes: [UInt8], contentType: String?) throws(Rejection)
+    package static func runCodeBody(_ bytes: [UInt8], contentType: String?) throws(Rejection)
         -> SandboxFusionWire.RunCodeBody
     {
         let object = try modelMembers(try bodyValue(bytes, contentType: contentType))
@@ -118,7 +118,7 @@ enum SandboxFusionRequestValidator {
     }
 
     /// Validates a `/run_jupyter` body (pydantic's `RunJupyterRequest`) and returns its members.
-    static func runJupyterBody(_ bytes: [UInt8], contentType: String?) throws(Rejection) -> JSONValue {
+    package static func runJupyterBody(_ bytes: [UInt8], contentType: String?) throws(Rejection) -> JSONValue {
         let object = try modelMembers(try bodyValue(bytes, contentType: contentType))
         var validator = FieldValidator()
         func field(_ name: String) -> (JSONValue?, [JSONValue]) {
