@@ -270,6 +270,8 @@ struct GRPCFramingTests {
     func headers() {
         #expect(GRPCFraming.decodeMessage("sandbox%20not%20found%3A%20sb-1") == "sandbox not found: sb-1")
         #expect(GRPCFraming.decodeMessage("100%") == "100%")
+        // A sign is no hex digit: such escapes are kept as they are.
+        #expect(GRPCFraming.decodeMessage("%+1%-0%41%4") == "%+1%-0A%4")
         #expect(GRPCFraming.timeoutHeader(.seconds(1.5)) == "1500m")
     }
 

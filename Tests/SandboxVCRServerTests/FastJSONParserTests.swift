@@ -52,6 +52,28 @@ struct FastJSONParserTests {
         #expect(parsed.first?.1 == .integer("25"))
     }
 
+    /// Python compares keys by their code points: canonically equivalent keys stay two keys (Swift's `==` would
+    /// merge them), in small objects and in large ones.
+    @Test func canonicallyEquivalentKeysStayApart() throws {
+        let composed = "\u{E9}"
+        let decomposed = "e\u{301}"
+        let padding = (0..<20).map { #""p\#($0)": 0"# }.joined(separator: ",")
+        for prefix in ["", padding + ","] {
+            let bytes = Array(#"{\#(prefix)"\#(composed)": 1, "\#(decomposed)": 2, "\#(composed)": 3}"#.utf8)
+            expectSameAnswer(bytes)
+            guard case .object(let members) = try #require(FastJSONParser.parse(bytes)) else {
+                Issue.record("not an object")
+                return
+            }
+            let keys = members.suffix(2)
+            #expect(
+                keys.map { Array($0.0.unicodeScalars) } == [
+                    Array(composed.unicodeScalars), Array(decomposed.unicodeScalars),
+                ])
+            #expect(keys.map(\.1) == [.integer("3"), .integer("2")])
+        }
+    }
+
     @Test func bytesThatAreNotUTF8AreRejected() {
         let notUTF8: [[UInt8]] = [
             [0x22, 0xFF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xC3, 0x22], [0xFF],

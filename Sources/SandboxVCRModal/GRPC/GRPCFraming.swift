@@ -43,7 +43,9 @@ public enum GRPCFraming {
         let utf8 = Array(text.utf8)
         var index = 0
         while index < utf8.count {
+            // Two hex digits exactly: `UInt8(_:radix:)` alone would also take a sign ("%+1").
             if utf8[index] == UInt8(ascii: "%"), index + 2 < utf8.count,
+                utf8[(index + 1)...(index + 2)].allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }),
                 let value = UInt8(String(decoding: utf8[(index + 1)...(index + 2)], as: UTF8.self), radix: 16)
             {
                 bytes.append(value)

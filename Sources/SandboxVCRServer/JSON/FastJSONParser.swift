@@ -317,7 +317,7 @@ package enum FastJSONParser {
                 return .object(members)
             }
             // Small objects find a repeated key by a linear search; large ones through a dictionary.
-            var indexByKey: [String: Int]?
+            var indexByKey: [ExactJSONKey: Int]?
             while true {
                 guard index < count, base[index] == UInt8(ascii: "\""), let key = string() else { return nil }
                 skipWhitespace()
@@ -328,7 +328,7 @@ package enum FastJSONParser {
                 if let existing = Self.position(of: key, in: members, indexByKey: &indexByKey) {
                     members[existing].1 = value
                 } else {
-                    indexByKey?[key] = members.count
+                    indexByKey?[ExactJSONKey(key)] = members.count
                     members.append((key, value))
                 }
                 skipWhitespace()
@@ -343,14 +343,14 @@ package enum FastJSONParser {
         }
 
         private static func position(
-            of key: String, in members: [(String, JSONValue)], indexByKey: inout [String: Int]?
+            of key: String, in members: [(String, JSONValue)], indexByKey: inout [ExactJSONKey: Int]?
         ) -> Int? {
-            if let indexByKey { return indexByKey[key] }
-            if members.count < 16 { return members.firstIndex { $0.0 == key } }
-            var built: [String: Int] = [:]
-            for (offset, member) in members.enumerated() { built[member.0] = offset }
+            if let indexByKey { return indexByKey[ExactJSONKey(key)] }
+            if members.count < 16 { return members.firstIndex { $0.0.utf8.elementsEqual(key.utf8) } }
+            var built: [ExactJSONKey: Int] = [:]
+            for (offset, member) in members.enumerated() { built[ExactJSONKey(member.0)] = offset }
             indexByKey = built
-            return built[key]
+            return built[ExactJSONKey(key)]
         }
 
         private mutating func array(depth: Int) -> JSONValue? {

@@ -251,7 +251,7 @@ package struct PythonJSONParser {
 
     private mutating func scanObject(depth: Int) throws(Failure) -> JSONValue {
         var members: [(String, JSONValue)] = []
-        var indexByKey: [String: Int] = [:]
+        var indexByKey: [ExactJSONKey: Int] = [:]
         position += 1
         skipWhitespace()
         if character(at: position) == "}" {
@@ -271,10 +271,10 @@ package struct PythonJSONParser {
             position += 1
             skipWhitespace()
             let value = try scanValue(depth: depth)
-            if let existing = indexByKey[key] {
+            if let existing = indexByKey[ExactJSONKey(key)] {
                 members[existing].1 = value
             } else {
-                indexByKey[key] = members.count
+                indexByKey[ExactJSONKey(key)] = members.count
                 members.append((key, value))
             }
             skipWhitespace()
@@ -309,5 +309,20 @@ package struct PythonJSONParser {
         }
         position += 1
         return .array(elements)
+    }
+}
+
+/// An object key compared by its exact UTF-8, as Python compares `str` keys: Swift's `String` equality would merge
+/// canonically equivalent keys ("é" as U+00E9 and as "e" + U+0301), which Python keeps apart.
+struct ExactJSONKey: Hashable {
+    let text: String
+
+    init(_ text: String) { self.text = text }
+
+    static func == (lhs: ExactJSONKey, rhs: ExactJSONKey) -> Bool { lhs.text.utf8.elementsEqual(rhs.text.utf8) }
+
+    func hash(into hasher: inout Hasher) {
+        var text = text
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }
