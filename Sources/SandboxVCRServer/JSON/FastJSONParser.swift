@@ -131,18 +131,6 @@ package enum FastJSONParser {
             return .integer(lexeme == "-0" ? "0" : lexeme)
         }
 
-        /// The bytes that stop the bulk scan of a string: `"`, `\` and control characters.
-        private static func stops(in word: UInt64) -> UInt64 {
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            let highs: UInt64 = 0x8080_8080_8080_8080
-            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
-            let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-            let zeroQuote = (quote &- ones) & ~quote
-            let zeroBackslash = (backslash &- ones) & ~backslash
-            let control = (word &- ones &* 0x20) & ~word
-            return (zeroQuote | zeroBackslash | control) & highs
-        }
-
         /// A string at the current `"`; its content is validated as UTF-8 (a failure rejects the document, as
         /// ``PythonJSONParser`` refuses bytes that are not UTF-8).
         ///
@@ -178,7 +166,7 @@ package enum FastJSONParser {
                 while count - stop >= 8 {
                     let word = UnsafeRawPointer(base + stop).loadUnaligned(as: UInt64.self)
                     UnsafeMutableRawPointer(output + written + (stop - position)).storeBytes(of: word, as: UInt64.self)
-                    let found = Self.stops(in: UInt64(littleEndian: word))
+                    let found = JSONStringBytes.special(in: UInt64(littleEndian: word))
                     if found != 0 {
                         stop += found.trailingZeroBitCount / 8
                         break
@@ -207,7 +195,7 @@ package enum FastJSONParser {
             var position = start
             while count - position >= 8 {
                 let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-                let found = Self.stops(in: word)
+                let found = JSONStringBytes.special(in: word)
                 if found != 0 { return position + found.trailingZeroBitCount / 8 }
                 position += 8
             }

@@ -97,7 +97,7 @@ extension JSONValue {
             while position < count {
                 if count - position >= 8 {
                     let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-                    let found = needsEscape(word)
+                    let found = JSONStringBytes.special(in: word)
                     if found == 0 {
                         position += 8
                         continue
@@ -136,16 +136,6 @@ extension JSONValue {
         #"\u0018"#, #"\u0019"#, #"\u001a"#, #"\u001b"#, #"\u001c"#, #"\u001d"#, #"\u001e"#, #"\u001f"#,
     ]
 
-    /// The high bit of each byte of `word` that is `"`, `\` or a control character (exact for the lowest one).
-    private static func needsEscape(_ word: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
-        let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-        let zeroQuote = (quote &- ones) & ~quote
-        let zeroBackslash = (backslash &- ones) & ~backslash
-        let control = (word &- ones &* 0x20) & ~word
-        return (zeroQuote | zeroBackslash | control) & (ones &* 0x80)
-    }
 }
 
 /// Where ``JSONValue`` writes its Python-style bytes: an array, or an answer's buffer.

@@ -114,7 +114,8 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 
     /// The body with each file's base64 stripped of characters outside the base64 alphabet (line breaks, spaces),
-    /// which the real server's `base64.b64decode` skips too. A file that needs no change is only scanned.
+    /// which the real server's `base64.b64decode` skips too. The request path calls it only after strict decoding
+    /// failed.
     static func withLenientBase64Files(_ body: SandboxFusionWire.RunCodeBody) -> SandboxFusionWire.RunCodeBody {
         guard let files = body.files, files.values.contains(where: { $0.map(hasNonBase64Bytes) == true }) else {
             return body
@@ -137,24 +138,7 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 
     private static func hasNonBase64Bytes(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
-            base64Alphabet.withUnsafeBufferPointer { alphabet in
-                // One branch per eight bytes: the common case is a long run of valid ones.
-                var index = 0
-                while bytes.count - index >= 8 {
-                    var valid: UInt8 = 1
-                    for offset in 0..<8 { valid &= alphabet[Int(bytes[index + offset])] }
-                    if valid == 0 { return true }
-                    index += 8
-                }
-                while index < bytes.count {
-                    if alphabet[Int(bytes[index])] == 0 { return true }
-                    index += 1
-                }
-                return false
-            }
-        }
+        text.utf8.contains { base64Alphabet[Int($0)] == 0 }
     }
 
     /// The answer for an executor error other than a miss (see the table on ``SandboxFusionServer``).
