@@ -3,7 +3,6 @@ import Logging
 import SandboxVCR
 
 /// `sandbox-vcr`: run, grade, record and replay code executions against sandboxes and cassettes.
-@main
 struct SandboxVCRCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandbox-vcr",
