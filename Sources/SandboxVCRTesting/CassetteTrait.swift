@@ -56,7 +56,9 @@ public struct CassetteTrait: TestTrait, TestScoping {
                     "cassette \(url.lastPathComponent): \(unused.count) recording(s) not used by "
                     + "\(test.name):\n"
                 for interaction in unused.prefix(10) { text += "  - \(interaction.request.summary)\n" }
-                text += "  (remove them with `sandbox-vcr cassette prune --never-replayed \(url.path)`)\n"
+                text +=
+                    "  (to remove what no test uses: run the tests with SANDBOX_VCR_STAMP_REPLAYS=1, then "
+                    + "`sandbox-vcr cassette prune --never-replayed \(url.path)`)\n"
                 FileHandle.standardError.write(Data(text.utf8))
             }
         }

@@ -225,7 +225,12 @@ struct CassetteCommand: AsyncParsableCommand {
     /// `prune`: drop recordings not used recently or never replayed.
     struct Prune: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete recordings not used since a date, or never replayed (by a test run).")
+            abstract: "Delete recordings not used since a date, or not used by any run since replays were stamped.",
+            discussion: """
+                Replays leave cassettes unchanged unless SANDBOX_VCR_STAMP_REPLAYS=1 (so committed cassettes stay \
+                clean). To remove what your tests no longer use: run them once with SANDBOX_VCR_STAMP_REPLAYS=1, \
+                then `prune --never-replayed`.
+                """)
 
         @Argument(help: "The cassette file.")
         var cassette: String
@@ -234,7 +239,11 @@ struct CassetteCommand: AsyncParsableCommand {
             help: "Delete recordings not replayed (or recorded) since this date: 2026-01-31, an ISO 8601 time, or 30d.")
         var unusedSince: String?
 
-        @Flag(help: "Delete recordings that were never replayed.")
+        @Flag(
+            help: """
+                Delete recordings no run used (replayed or recorded) since replays were first stamped \
+                (SANDBOX_VCR_STAMP_REPLAYS=1); refused when no replay was ever stamped.
+                """)
         var neverReplayed = false
 
         func validate() throws {

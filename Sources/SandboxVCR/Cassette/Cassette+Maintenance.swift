@@ -105,18 +105,24 @@ extension Cassette {
         return report
     }
 
-    /// Deletes interactions not used since `date` (replayed or recorded before it), or never replayed, then
-    /// deletes blobs nothing references and compacts the file.
+    /// Deletes interactions not used since `date` (replayed or recorded before it), or not used since replays were
+    /// first stamped, then deletes blobs nothing references and compacts the file.
+    ///
+    /// Replays are stamped only on request (``RecordingExecutor/Configuration/stampsReplays``, or
+    /// `SANDBOX_VCR_STAMP_REPLAYS=1`), so that replaying leaves committed cassettes unchanged: run the suite once
+    /// with stamping on, then prune with `neverReplayed`.
     ///
     /// - Parameters:
     ///   - date: delete interactions whose last replay (or recording, if never replayed) is older.
-    ///   - neverReplayed: delete interactions that were never replayed.
+    ///   - neverReplayed: delete interactions no run used (replayed or recorded) since replays were first stamped.
     /// - Returns: the number of interactions deleted.
+    /// - Throws: ``CassetteError`` `notTracked` with `neverReplayed` when no replay was ever stamped.
     @discardableResult
     public func prune(unusedSince date: Date? = nil, neverReplayed: Bool = false) async throws -> Int {
         let cutoff = date?.timeIntervalSince1970
+        let path = self.path
         let deleted = try await write {
-            try CassetteDatabase.prune(unusedSince: cutoff, neverReplayed: neverReplayed, $0)
+            try CassetteDatabase.prune(unusedSince: cutoff, neverReplayed: neverReplayed, $0, path: path)
         }
         try await writer?.vacuum()
         return deleted

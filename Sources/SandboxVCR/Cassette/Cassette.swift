@@ -179,6 +179,33 @@ public final class Cassette: Sendable {
         return try DatabaseQueue(path: access.sqlitePath, configuration: configuration)
     }
 
+    /// Opens a cassette, runs `body` with it, and closes it however `body` ends, so the `.sqlite` file alone holds
+    /// every recording afterwards (the WAL is checkpointed into it and removed). The safe way to use a cassette
+    /// outside a test trait: a cassette that is never closed leaves its recordings in a `-wal` file beside it.
+    ///
+    /// ```swift
+    /// let result = try await Cassette.withCassette(at: URL(filePath: "grader.sqlite")) { cassette in
+    ///     try await RecordingExecutor(cassette: cassette, live: live).execute(request)
+    /// }
+    /// ```
+    ///
+    /// - Throws: what ``open(at:readOnly:create:)`` or `body` throws.
+    public static func withCassette<T>(
+        at url: URL, readOnly: Bool = false, create: Bool = true,
+        _ body: (Cassette) async throws -> sending T
+    ) async throws -> sending T {
+        let cassette = try await open(at: url, readOnly: readOnly, create: create)
+        do {
+            let value = try await body(cassette)
+            try await cassette.flush()
+            await cassette.close()
+            return value
+        } catch {
+            await cassette.close()
+            throw error
+        }
+    }
+
     /// Commits every pending replay stamp and closes the file (the WAL is checkpointed into it and removed). Later
     /// calls fail with an `io` error. Calling it twice is harmless.
     public func close() async {

@@ -253,23 +253,46 @@ enum CassetteDatabase {
         }
     }
 
-    /// Stamps `last_replayed_at` on replayed interactions.
+    /// Stamps `last_replayed_at` on replayed interactions, and notes in `meta.replay_stamps_since` when the first
+    /// stamp was written (what `prune --never-replayed` relies on).
     static func stampReplays(_ touches: [Int64: Double], _ db: Database) throws {
         let statement = try db.cachedStatement(sql: "UPDATE interactions SET last_replayed_at = ? WHERE id = ?")
         for (id, time) in touches { try statement.execute(arguments: [time, id]) }
+        if let first = touches.values.min() {
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO meta(key, value) VALUES ('replay_stamps_since', ?)")
+                .execute(arguments: [String(first)])
+        }
+    }
+
+    /// When replays were first stamped on this cassette (`nil`: never).
+    static func replayStampsSince(_ db: Database) throws -> Double? {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'replay_stamps_since'").flatMap(Double.init)
     }
 
     /// Deletes interactions not used since `cutoff` (replayed or recorded before it) and, with `neverReplayed`,
-    /// those never replayed; then the blobs nothing references. Returns the number of interactions deleted.
-    static func prune(unusedSince cutoff: Double?, neverReplayed: Bool, _ db: Database) throws -> Int {
+    /// those not used since replays were first stamped; then the blobs nothing references. Returns the number of
+    /// interactions deleted.
+    ///
+    /// - Throws: a `notTracked` error for `neverReplayed` when no replay was ever stamped on the cassette.
+    static func prune(unusedSince cutoff: Double?, neverReplayed: Bool, _ db: Database, path: String) throws -> Int {
         var deleted = 0
+        if neverReplayed {
+            guard let since = try replayStampsSince(db) else {
+                throw CassetteError(
+                    code: .notTracked,
+                    message: "no replay was ever stamped on this cassette, so \"never replayed\" would mean every "
+                        + "recording; run the tests that use it once with SANDBOX_VCR_STAMP_REPLAYS=1, then prune "
+                        + "again (or give --unused-since DATE)",
+                    path: path)
+            }
+            // Not used (recorded or replayed) since stamping began: no stamped run needed it.
+            try db.execute(
+                sql: "DELETE FROM interactions WHERE coalesce(last_replayed_at, recorded_at) < ?", arguments: [since])
+            deleted += db.changesCount
+        }
         if let cutoff {
             try db.execute(
                 sql: "DELETE FROM interactions WHERE coalesce(last_replayed_at, recorded_at) < ?", arguments: [cutoff])
-            deleted += db.changesCount
-        }
-        if neverReplayed {
-            try db.execute(sql: "DELETE FROM interactions WHERE last_replayed_at IS NULL")
             deleted += db.changesCount
         }
         try collectGarbage(db)

@@ -24,6 +24,9 @@ public struct CassetteError: Error, Hashable, Sendable, CustomStringConvertible 
         public static let io = Code(rawValue: "io")
         /// A cassette name or path is not acceptable (empty, absolute, or escaping its folder with `..`).
         public static let invalidName = Code(rawValue: "invalidName")
+        /// The cassette has no replay stamps to rely on (`prune --never-replayed` on a cassette whose replays were
+        /// never stamped).
+        public static let notTracked = Code(rawValue: "notTracked")
     }
 
     public var code: Code

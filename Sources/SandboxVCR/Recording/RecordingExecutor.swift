@@ -42,8 +42,9 @@ public final class RecordingExecutor: SandboxExecutor {
         public var recordsFailures = true
         /// Stored with each recording, e.g. the server's version.
         public var backendVersion: String?
-        /// Stamp `last_replayed_at` on replayed recordings (for `cassette prune`). `nil`: in modes `missing` and
-        /// `all` only, so replaying a committed cassette in mode `never` leaves the file unchanged.
+        /// Stamp `last_replayed_at` on replayed recordings, for `cassette prune --never-replayed`. `nil`: only when
+        /// the environment has `SANDBOX_VCR_STAMP_REPLAYS=1`. Off by default, so a run whose calls all replay
+        /// leaves committed cassettes byte for byte as they were (`git status` stays clean).
         public var stampsReplays: Bool?
 
         public init(
@@ -236,8 +237,11 @@ public final class RecordingExecutor: SandboxExecutor {
         var step: Int?
     }
 
+    /// `SANDBOX_VCR_STAMP_REPLAYS=1`: stamp replays when the configuration does not say.
+    private static let environmentStampsReplays = ProcessInfo.processInfo.environment["SANDBOX_VCR_STAMP_REPLAYS"] == "1"
+
     private func replay(_ recording: CassetteDatabase.Recording, key: ContentHash) -> ExecutionOutcome {
-        if configuration.stampsReplays ?? (mode != .never) { cassette.markReplayed(recording.id) }
+        if configuration.stampsReplays ?? Self.environmentStampsReplays { cassette.markReplayed(recording.id) }
         switch recording.outcome {
         case .result(let result): return ExecutionOutcome(source: .hit, result: .success(result), key: key)
         case .failure(let error): return ExecutionOutcome(source: .hit, result: .failure(error), key: key)
