@@ -238,7 +238,8 @@ public final class RecordingExecutor: SandboxExecutor {
     }
 
     /// `SANDBOX_VCR_STAMP_REPLAYS=1`: stamp replays when the configuration does not say.
-    private static let environmentStampsReplays = ProcessInfo.processInfo.environment["SANDBOX_VCR_STAMP_REPLAYS"] == "1"
+    private static let environmentStampsReplays =
+        ProcessInfo.processInfo.environment["SANDBOX_VCR_STAMP_REPLAYS"] == "1"
 
     private func replay(_ recording: CassetteDatabase.Recording, key: ContentHash) -> ExecutionOutcome {
         if configuration.stampsReplays ?? Self.environmentStampsReplays { cassette.markReplayed(recording.id) }
