@@ -18,14 +18,13 @@ func readmeUseFromSwift() async throws {
     let live = SandboxFusionExecutor(configuration: try .fromEnvironment())
 
     // Recorded: live on a miss, from the cassette ever after (mode from SANDBOX_VCR_RECORD; `never` on CI).
-    let cassette = try await Cassette.open(at: URL(fileURLWithPath: "Tests/cassettes/grader.sqlite"))
-    let executor = RecordingExecutor(cassette: cassette, live: live)
-
-    let result = try await executor.execute(
-        ExecutionRequest(
-            code: "print(sum(map(int, input().split())))", language: .python, stdin: "3 4\n", runTimeout: .seconds(2)))
+    // `withCassette` closes the file however the body ends, so the `.sqlite` alone holds every recording.
+    let result = try await Cassette.withCassette(at: URL(fileURLWithPath: "Tests/cassettes/grader.sqlite")) {
+        let request = ExecutionRequest(
+            code: "print(sum(map(int, input().split())))", language: .python, stdin: "3 4\n", runTimeout: .seconds(2))
+        return try await RecordingExecutor(cassette: $0, live: live).execute(request)
+    }
     print(result.status, result.stdoutText)  // Success 7
-    try await cassette.flush()
     // end of README example
 }
 
@@ -161,6 +160,11 @@ struct ReadmeExamplesTests {
                 if line == "```swift" { current = [] }
             } else if line == "```" {
                 var lines = current ?? []
+                // The Package.swift snippet is a manifest, not code a test can compile: UserPackageTests builds it.
+                if lines.first?.hasPrefix("// swift-tools-version") == true {
+                    current = nil
+                    continue
+                }
                 while let first = lines.first, first.hasPrefix("import ") || first.isEmpty {
                     if first.hasPrefix("import ") { imports.insert(moduleName(first)) }
                     lines.removeFirst()
