@@ -55,7 +55,11 @@ import Testing
         #expect(merge.status == 0)
         #expect(merge.stderr.contains("merged 96 interaction(s); 96 already present"))
 
-        let prune = try await run(["cassette", "prune", merged, "--never-replayed"])
+        // No replay was ever stamped on it: "never replayed" would mean everything, so it is refused.
+        let untracked = try await run(["cassette", "prune", merged, "--never-replayed"])
+        #expect(untracked.status != 0)
+        #expect(untracked.stderr.contains("SANDBOX_VCR_STAMP_REPLAYS=1"))
+        let prune = try await run(["cassette", "prune", merged, "--unused-since", "0d"])
         #expect(prune.stdout.contains("deleted 96 interaction(s); 0 left"))
         #expect(try await run(["cassette", "prune", merged]).status != 0)
     }
