@@ -93,15 +93,20 @@ public final class Cassette: Sendable {
     public var isReadOnly: Bool { writer == nil }
     /// The connection lookups and scans use until the writer opens (then its pool of WAL readers serves them).
     let reader: DatabaseQueue
+    /// `reader` and a few more connections like it, one per core (at most 4), that point reads take in turn, so
+    /// that concurrent replays do not queue behind one connection.
+    private let pointReaders: [DatabaseQueue]
+    private let nextPointReader = Atomic<Int>(0)
     /// Recordings, replay stamps, maintenance; `nil` when read-only.
     let writer: CassetteWriter?
     /// Remembers digests of large parts written recently (a shared harness file is hashed once).
     let digests = PartDigestCache()
     private let isClosed = Mutex(false)
 
-    private init(url: URL, reader: DatabaseQueue, writer: CassetteWriter?) {
+    private init(url: URL, reader: DatabaseQueue, extraReaders: [DatabaseQueue], writer: CassetteWriter?) {
         self.url = url
         self.reader = reader
+        self.pointReaders = [reader] + extraReaders
         self.writer = writer
     }
 
@@ -139,7 +144,7 @@ public final class Cassette: Sendable {
                 switch try readers.read({ try CassetteDatabase.schemaState($0, path: path) }) {
                 case .current:
                     return Cassette(
-                        url: url, reader: readers,
+                        url: url, reader: readers, extraReaders: try openExtraReaders(access),
                         writer: access.isReadOnly ? nil : CassetteWriter(path: path, pool: nil))
                 case .empty where access.isReadOnly:
                     throw CassetteError(
@@ -158,7 +163,9 @@ public final class Cassette: Sendable {
             }
             let pool = try CassetteWriter.openPool(path: path)
             try CassetteDatabase.migrate(pool, path: path)
-            return Cassette(url: url, reader: try openReader(access), writer: CassetteWriter(path: path, pool: pool))
+            return Cassette(
+                url: url, reader: try openReader(access), extraReaders: [],
+                writer: CassetteWriter(path: path, pool: pool))
         } catch let error as DatabaseError {
             throw CassetteError(error, path: path)
         }
@@ -206,6 +213,11 @@ public final class Cassette: Sendable {
         }
     }
 
+    /// Connections for point reads beside the first: one per core beyond the first, at most 3.
+    private static func openExtraReaders(_ access: CassetteFileAccess) throws -> [DatabaseQueue] {
+        try (1..<min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))).map { _ in try openReader(access) }
+    }
+
     /// Commits every pending replay stamp and closes the file (the WAL is checkpointed into it and removed). Later
     /// calls fail with an `io` error. Calling it twice is harmless.
     public func close() async {
@@ -220,7 +232,7 @@ public final class Cassette: Sendable {
 
     /// Closes the readers, then the writer (the last connection to close checkpoints the WAL and removes it).
     private func closeConnections() {
-        try? reader.close()
+        for connection in pointReaders.reversed() { try? connection.close() }
         writer?.closeConnections()
     }
 
@@ -237,12 +249,20 @@ public final class Cassette: Sendable {
     /// The writer's pool of WAL readers once it is open, else the reading connection.
     private var readers: any DatabaseReader { writer?.openPool ?? reader }
 
+    /// Where the next point read runs: the writer's pool once it is open, else the next reading connection.
+    private var pointReader: any DatabaseReader {
+        if let pool = writer?.openPool { return pool }
+        if pointReaders.count == 1 { return reader }
+        let turn = nextPointReader.wrappingAdd(1, ordering: .relaxed).oldValue
+        return pointReaders[Int(UInt(bitPattern: turn) % UInt(pointReaders.count))]
+    }
+
     /// Runs a point read on the caller's thread, through the pool's readers (microseconds; no hand-off), in one read
     /// transaction. GRDB's `read` would also switch the connection to `query_only` and back, compiling four
     /// statements per read; these connections only read anyway, so the transaction uses two cached statements.
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
-            return try readers.unsafeRead { db in
+            return try pointReader.unsafeRead { db in
                 try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
                 defer { try? db.cachedStatement(sql: "COMMIT").execute() }
                 return try body(db)
