@@ -5,10 +5,12 @@ internal import GRDB
 ///
 /// ```sql
 /// meta(key TEXT PRIMARY KEY, value TEXT)                 -- schema_version, created_at, created_by
-/// blobs(hash BLOB PRIMARY KEY, size INTEGER, compression INTEGER, bytes BLOB) -- SHA-256 -> bytes, each once;
-///                                          compression 0 raw, 1 zlib; hash and size of the uncompressed bytes
+/// blobs(hash BLOB PRIMARY KEY, size INTEGER, compression INTEGER, bytes BLOB, checksum INTEGER)
+///                                          -- SHA-256 -> bytes, each once; compression 0 raw, 1 zlib; hash and
+///                                          size of the uncompressed bytes, checksum (CRC-32) of the stored ones
 /// interactions(id, key, ordinal, session, step, backend, backend_version, request, outcome,
-///              recorded_at, duration, last_replayed_at, program, code_hash)  -- UNIQUE(key, ordinal)
+///              recorded_at, duration, last_replayed_at, program, code_hash,
+///              request_checksum, outcome_checksum)  -- UNIQUE(key, ordinal); CRC-32 of each record
 /// ```
 ///
 /// `request` and `outcome` hold the records themselves; parts of 256 bytes or more inside them are references to
@@ -17,13 +19,14 @@ internal import GRDB
 /// sandbox-vcr refuses a newer file with a clear error.
 extension CassetteDatabase {
     /// The schema version the newest migration leaves (`meta.schema_version`).
-    static let schemaVersion = 2
+    static let schemaVersion = 3
 
     /// The migrations, oldest first, each with the schema version it leaves.
     static let migrations:
         [(identifier: String, version: Int, migrate: @Sendable (Database, _ path: String) throws -> Void)] = [
             ("createTables", 1, createTables),
             ("recordsInline", 2, moveRecordsInline),
+            ("recordChecksums", 3, addChecksums),
         ]
 
     /// The migrator of the cassette at `path` (named in errors).
@@ -117,10 +120,11 @@ extension CassetteDatabase {
             let outcomeHash = ContentHash(unchecked: Array(try column(row, 2, path: path) as Data))
             records.insert(requestHash)
             records.insert(outcomeHash)
-            let request = try loadBlob(requestHash, db, path: path)
-            let code = try decodeRequest(Array(request), id: id, db, path: path).code
+            let request = try loadBlob(requestHash, db, path: path, checksum: false)
+            let code = try decodeRequest(Array(request), id: id, db, path: path, checksums: false).code
             try update.execute(arguments: [
-                request, try loadBlob(outcomeHash, db, path: path), code.map(EncodedInteraction.codeHash), id,
+                request, try loadBlob(outcomeHash, db, path: path, checksum: false),
+                code.map(EncodedInteraction.codeHash), id,
             ])
         }
         try db.execute(sql: "DROP TABLE interactions_v1")
@@ -128,6 +132,35 @@ extension CassetteDatabase {
         let referenced = try referencedParts(db)
         let delete = try db.makeStatement(sql: "DELETE FROM blobs WHERE hash = ?")
         for record in records.subtracting(referenced) { try delete.execute(arguments: [record.data]) }
+    }
+
+    /// Schema 3: a CRC-32 of every record and every stored blob, checked on each read.
+    private static func addChecksums(_ db: Database, path: String) throws {
+        try db.execute(
+            sql: """
+                ALTER TABLE interactions ADD COLUMN request_checksum INTEGER;
+                ALTER TABLE interactions ADD COLUMN outcome_checksum INTEGER;
+                ALTER TABLE blobs ADD COLUMN checksum INTEGER;
+                """)
+        let records = try Row.fetchAll(db, sql: "SELECT id, request, outcome FROM interactions").map { row in
+            (
+                id: try column(row, 0, path: path) as Int64,
+                request: RecordChecksum.of(try column(row, 1, path: path) as Data),
+                outcome: RecordChecksum.of(try column(row, 2, path: path) as Data)
+            )
+        }
+        let update = try db.makeStatement(
+            sql: "UPDATE interactions SET request_checksum = ?, outcome_checksum = ? WHERE id = ?")
+        for record in records { try update.execute(arguments: [record.request, record.outcome, record.id]) }
+        let hashes = try Data.fetchAll(db, sql: "SELECT hash FROM blobs")
+        let stored = try db.makeStatement(sql: "SELECT bytes FROM blobs WHERE hash = ?")
+        let updateBlob = try db.makeStatement(sql: "UPDATE blobs SET checksum = ? WHERE hash = ?")
+        for hash in hashes {
+            let checksum = try Row.fetchOne(stored, arguments: [hash]).map { row in
+                try row.withUnsafeData(atIndex: 0) { RecordChecksum.of($0 ?? Data()) }
+            }
+            try updateBlob.execute(arguments: [checksum, hash])
+        }
     }
 
     // MARK: Opening

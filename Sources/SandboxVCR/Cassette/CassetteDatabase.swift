@@ -10,7 +10,7 @@ enum CassetteDatabase {
     /// The columns ``interaction(_:path:)`` reads, in order.
     static let interactionColumns =
         "id, key, ordinal, session, step, backend, backend_version, request, outcome, recorded_at, duration, "
-        + "last_replayed_at"
+        + "last_replayed_at, request_checksum, outcome_checksum"
 
     // MARK: Lookups
 
@@ -28,9 +28,10 @@ enum CassetteDatabase {
     {
         let statement = try db.cachedStatement(
             sql: orLast
-                ? "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal <= ? "
-                    + "ORDER BY ordinal DESC LIMIT 1"
-                : "SELECT id, outcome, recorded_at, ordinal FROM interactions WHERE key = ? AND ordinal = ?")
+                ? "SELECT id, outcome, recorded_at, ordinal, outcome_checksum FROM interactions WHERE key = ? AND "
+                    + "ordinal <= ? ORDER BY ordinal DESC LIMIT 1"
+                : "SELECT id, outcome, recorded_at, ordinal, outcome_checksum FROM interactions WHERE key = ? AND "
+                    + "ordinal = ?")
         // A cursor's row reads the statement's current values in place (no copy of the row).
         let rows = try Row.fetchCursor(statement, arguments: [key.data, ordinal])
         guard let row = try rows.next() else { return nil }
@@ -38,6 +39,7 @@ enum CassetteDatabase {
         let recordedAt: Double = try column(row, 2, path: path)
         let found: Int = try column(row, 3, path: path)
         let record = try row.withUnsafeData(atIndex: 1) { $0.map { [UInt8]($0) } ?? [] }
+        try check(record, against: row, 4, "outcome", id: id, path: path)
         let outcome = try decodeOutcome(record, id: id, db, path: path)
         return Recording(id: id, ordinal: found, outcome: outcome, recordedAt: recordedAt)
     }
@@ -117,13 +119,16 @@ enum CassetteDatabase {
     /// An interaction from a row of ``interactionColumns``.
     static func interaction(_ row: Row, _ db: Database, path: String) throws -> Cassette.Interaction {
         let id: Int64 = try column(row, 0, path: path)
+        let request = bytes(row, 7)
         let outcome = bytes(row, 8)
+        try check(request, against: row, 12, "request", id: id, path: path)
+        try check(outcome, against: row, 13, "outcome", id: id, path: path)
         return Cassette.Interaction(
             id: id, key: ContentHash(unchecked: Array(bytes(row, 1))), ordinal: try column(row, 2, path: path),
             session: try optionalColumn(row, 3, path: path), step: try optionalColumn(row, 4, path: path),
             backend: try optionalColumn(row, 5, path: path) ?? "",
             backendVersion: try optionalColumn(row, 6, path: path),
-            request: try decodeRequest(bytes(row, 7), id: id, db, path: path),
+            request: try decodeRequest(request, id: id, db, path: path),
             outcome: try decodeOutcome(outcome, id: id, db, path: path),
             recordedAt: Date(timeIntervalSince1970: try column(row, 9, path: path)),
             duration: try optionalColumn(row, 10, path: path),
@@ -131,6 +136,20 @@ enum CassetteDatabase {
                 Date(timeIntervalSince1970: $0)
             },
             outcomeHash: ContentHash.sha256(outcome))
+    }
+
+    /// Checks a record against the checksum in column `index` of its row.
+    ///
+    /// - Throws: a `corrupted` error naming the interaction when they differ (or the checksum is missing).
+    private static func check(
+        _ record: [UInt8], against row: Row, _ index: Int, _ name: String, id: Int64, path: String
+    ) throws {
+        let stored: Int64? = try optionalColumn(row, index, path: path)
+        guard stored == RecordChecksum.of(record) else {
+            throw corrupted(
+                path, "the \(name) record of interaction \(id) does not match its checksum (a byte of the file changed)"
+            )
+        }
     }
 
     /// A column's value. GRDB's subscripts trap on a NULL or a value of another type; a damaged or foreign file must
@@ -173,16 +192,24 @@ enum CassetteDatabase {
             path: path)
     }
 
-    /// A stored part, uncompressed.
-    static func loadBlob(_ hash: ContentHash, _ db: Database, path: String) throws -> Data {
-        let statement = try db.cachedStatement(sql: "SELECT compression, size, bytes FROM blobs WHERE hash = ?")
+    /// A stored part, uncompressed, its checksum checked (`checksum: false`: a schema older than 3, which has none).
+    static func loadBlob(_ hash: ContentHash, _ db: Database, path: String, checksum checks: Bool = true) throws -> Data
+    {
+        let statement = try db.cachedStatement(
+            sql: checks
+                ? "SELECT compression, size, bytes, checksum FROM blobs WHERE hash = ?"
+                : "SELECT compression, size, bytes, NULL FROM blobs WHERE hash = ?")
         let rows = try Row.fetchCursor(statement, arguments: [hash.data])
         guard let row = try rows.next() else { throw corrupted(path, "blob \(hash.hex) is missing") }
         let compression: Int64 = try column(row, 0, path: path)
         let size: Int = try column(row, 1, path: path)
+        let checksum: Int64? = try optionalColumn(row, 3, path: path)
         // The bytes are SQLite's until the next step: unpacking copies them (or inflates them into new storage).
-        let unpacked = try row.withUnsafeData(atIndex: 2) { stored in
-            BlobCompression.unpack(stored ?? Data(), compression: compression, size: size).map { unpacked in
+        let unpacked = try row.withUnsafeData(atIndex: 2) { stored -> Data? in
+            guard !checks || checksum == RecordChecksum.of(stored ?? Data()) else {
+                throw corrupted(path, "blob \(hash.hex) does not match its checksum (a byte of the file changed)")
+            }
+            return BlobCompression.unpack(stored ?? Data(), compression: compression, size: size).map { unpacked in
                 compression == BlobCompression.raw ? unpacked.withUnsafeBytes { Data($0) } : unpacked
             }
         }
@@ -201,12 +228,12 @@ enum CassetteDatabase {
         }
     }
 
-    /// Decodes a request record, loading the parts it references.
-    static func decodeRequest(_ record: [UInt8], id: Int64, _ db: Database, path: String) throws
-        -> ExecutionRequest
+    /// Decodes a request record, loading the parts it references (`checksums: false` in a schema older than 3).
+    static func decodeRequest(_ record: [UInt8], id: Int64, _ db: Database, path: String, checksums: Bool = true)
+        throws -> ExecutionRequest
     {
         do {
-            return try RecordCoding.decodeRequest(record) { try loadBlob($0, db, path: path) }
+            return try RecordCoding.decodeRequest(record) { try loadBlob($0, db, path: path, checksum: checksums) }
         } catch is ByteReader.CodingFailure {
             throw corrupted(path, "the request record of interaction \(id) cannot be decoded")
         }
@@ -225,12 +252,13 @@ enum CassetteDatabase {
         }
         let exists = try db.cachedStatement(sql: "SELECT 1 FROM blobs WHERE hash = ?")
         let blob = try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO blobs(hash, size, compression, bytes) VALUES (?, ?, ?, ?)")
+            sql: "INSERT OR IGNORE INTO blobs(hash, size, compression, bytes, checksum) VALUES (?, ?, ?, ?, ?)")
         let insert = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO interactions(key, ordinal, session, step, backend, backend_version, "
-                + "request, outcome, recorded_at, duration, last_replayed_at, program, code_hash) "
+                + "request, outcome, recorded_at, duration, last_replayed_at, program, code_hash, request_checksum, "
+                + "outcome_checksum) "
                 + "VALUES (:key, :ordinal, :session, :step, :backend, :backendVersion, :request, :outcome, "
-                + ":recordedAt, :duration, :lastReplayedAt, :program, :codeHash)")
+                + ":recordedAt, :duration, :lastReplayedAt, :program, :codeHash, :requestChecksum, :outcomeChecksum)")
         for interaction in interactions {
             for (hash, bytes) in interaction.blobs {
                 // Small blobs are stored raw and need no look first; a large one is compressed only when new.
@@ -240,7 +268,9 @@ enum CassetteDatabase {
                     continue
                 }
                 let packed = BlobCompression.pack(bytes)
-                try blob.execute(arguments: [hash.data, bytes.count, packed.compression, packed.bytes])
+                try blob.execute(arguments: [
+                    hash.data, bytes.count, packed.compression, packed.bytes, RecordChecksum.of(packed.bytes),
+                ])
             }
             try insert.execute(arguments: [
                 "key": interaction.key, "ordinal": interaction.ordinal, "session": interaction.session,
@@ -249,6 +279,8 @@ enum CassetteDatabase {
                 "outcome": interaction.outcome, "recordedAt": interaction.recordedAt,
                 "duration": interaction.duration, "lastReplayedAt": interaction.lastReplayedAt,
                 "program": interaction.program, "codeHash": interaction.codeHash,
+                "requestChecksum": RecordChecksum.of(interaction.request),
+                "outcomeChecksum": RecordChecksum.of(interaction.outcome),
             ])
         }
     }
@@ -383,7 +415,7 @@ enum CassetteDatabase {
         var report = Cassette.VerifyReport()
         report.integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
         let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM blobs") ?? 0
-        let blobs = try Row.fetchCursor(db, sql: "SELECT hash, size, compression, bytes FROM blobs")
+        let blobs = try Row.fetchCursor(db, sql: "SELECT hash, size, compression, bytes, checksum FROM blobs")
         while let row = try blobs.next() {
             let hash = bytes(row, 0)
             let size: Int? = try? optionalColumn(row, 1, path: path)
@@ -391,7 +423,10 @@ enum CassetteDatabase {
             let unpacked = size.flatMap { size in
                 compression.flatMap { BlobCompression.unpack(data(row, 3), compression: $0, size: size) }
             }
-            if unpacked.map({ ContentHash.sha256($0).bytes != hash || $0.count != size }) ?? true {
+            let checksum: Int64? = try? optionalColumn(row, 4, path: path)
+            if unpacked.map({ ContentHash.sha256($0).bytes != hash || $0.count != size }) ?? true
+                || checksum != RecordChecksum.of(data(row, 3))
+            {
                 report.damagedBlobs.append(ContentHash(unchecked: hash).hex)
             }
             report.checkedBlobs += 1
