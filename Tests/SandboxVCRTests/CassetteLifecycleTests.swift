@@ -72,6 +72,25 @@ import Testing
         #expect(live.requestCount == 1)
     }
 
+    @Test func recordingsReachTheMainFileSoonWithoutAFlush() async throws {
+        // Kept open, never flushed: within about a second the WAL is checkpointed, so a copy of the `.sqlite`
+        // alone (what a crash or a damaged -wal would leave) holds the recording.
+        let url = folder.file("open.sqlite")
+        let cassette = try await Cassette.open(at: url)
+        _ = try await RecordingExecutor(cassette: cassette, mode: .missing, live: fakeLive()).execute(request)
+        let copy = folder.file("main-file-only.sqlite")
+        let deadline = ContinuousClock.now + .seconds(20)
+        var count = 0
+        while count == 0, ContinuousClock.now < deadline {
+            try? FileManager.default.removeItem(at: copy)
+            try FileManager.default.copyItem(at: url, to: copy)
+            count = (try? await Cassette.withCassette(at: copy, readOnly: true) { try await $0.count() }) ?? 0
+            if count == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(count == 1)
+        await cassette.close()
+    }
+
     @Test func pruneNeverReplayedNeedsStamps() async throws {
         let url = folder.file("prune.sqlite")
         let live = fakeLive()

@@ -104,6 +104,7 @@ public final class Cassette: Sendable {
     private let isClosed = Mutex(false)
 
     private init(url: URL, reader: DatabaseQueue, extraReaders: [DatabaseQueue], writer: CassetteWriter?) {
+        OpenCassettes.insert(url.path)
         self.url = url
         self.reader = reader
         self.pointReaders = [reader] + extraReaders
@@ -112,6 +113,7 @@ public final class Cassette: Sendable {
 
     deinit {
         guard !isClosed.withLock({ $0 }) else { return }
+        defer { OpenCassettes.remove(url.path) }
         writer?.finishNow()
         closeConnections()
     }
@@ -139,6 +141,18 @@ public final class Cassette: Sendable {
         let path = url.path
         do {
             if FileManager.default.fileExists(atPath: path) {
+                // Before any connection opens it: SQLite would drop unreadable committed frames without a word.
+                if !OpenCassettes.contains(path),
+                    let damage = WALInspection.damage(walPath: path + "-wal", shmPath: path + "-shm")
+                {
+                    throw CassetteError(
+                        code: .corrupted,
+                        message: "the WAL file beside the cassette (\(url.lastPathComponent)-wal) holds recordings "
+                            + "that cannot be read: \(damage). Opening it would drop them silently, so it was not "
+                            + "opened. Restore the -wal file (or the cassette) from a backup; to keep only what can "
+                            + "be read, move the -wal and -shm files away and open it again",
+                        path: path)
+                }
                 // Read first: a writable cassette that holds a current schema opens its writer on the first write.
                 let readers = try openReader(access)
                 switch try readers.read({ try CassetteDatabase.schemaState($0, path: path) }) {
@@ -228,6 +242,7 @@ public final class Cassette: Sendable {
         else { return }
         await writer?.finish()
         closeConnections()
+        OpenCassettes.remove(url.path)
     }
 
     /// Closes the readers, then the writer (the last connection to close checkpoints the WAL and removes it).
@@ -385,5 +400,33 @@ public final class Cassette: Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         guard let writer else { throw readOnlyError }
         return try await writer.write(body)
+    }
+}
+
+/// The cassette files this process has open (a count per path), so that opening one again does not inspect its WAL
+/// (see ``WALInspection``).
+enum OpenCassettes {
+    private static let paths = Mutex([String: Int]())
+
+    static func key(_ path: String) -> String {
+        URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+    }
+
+    static func insert(_ path: String) {
+        let key = key(path)
+        paths.withLock { $0[key, default: 0] += 1 }
+    }
+
+    static func remove(_ path: String) {
+        let key = key(path)
+        paths.withLock { paths in
+            paths[key, default: 1] -= 1
+            if paths[key] == 0 { paths[key] = nil }
+        }
+    }
+
+    static func contains(_ path: String) -> Bool {
+        let key = key(path)
+        return paths.withLock { $0[key] != nil }
     }
 }

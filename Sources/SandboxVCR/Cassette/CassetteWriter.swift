@@ -11,7 +11,8 @@ internal import Synchronization
 /// A recording's caller is answered once the transaction holding it has committed, or with the error that made
 /// its write fail: when a transaction fails, each of its writes is tried again in a transaction of its own, so one
 /// failing write does not fail the others. Replay stamps ride along with the next transaction (or a flush, or
-/// closing).
+/// closing). A second after a recording commits, the WAL is checkpointed into the main file (as a flush does), so
+/// recordings do not live only in the `-wal` file for long, where damage to it would lose them.
 final class CassetteWriter: Sendable {
     /// One caller's write, and how to answer it (`nil`: nobody waits).
     enum Write: Sendable {
@@ -31,6 +32,8 @@ final class CassetteWriter: Sendable {
 
     /// Stamps gathered before they are written (they are written anyway once this many wait).
     static let stampLimit = 1024
+    /// How long after a recording commits the WAL is checkpointed into the main file.
+    static let checkpointDelay = DispatchTimeInterval.seconds(1)
 
     let path: String
     /// The writer's pool, once opened.
@@ -38,6 +41,8 @@ final class CassetteWriter: Sendable {
     private let state = Mutex(GroupCommit<Write>())
     /// Interaction ids replayed but not yet stamped with `last_replayed_at`, with the time.
     private let stamps = Mutex([Int64: Double]())
+    /// Whether a checkpoint is due (``checkpointDelay`` after a recording).
+    private let isCheckpointScheduled = Mutex(false)
 
     /// - Parameter pool: the writer's pool if it is open already; else it opens on the first write.
     init(path: String, pool: DatabasePool?) {
@@ -186,6 +191,9 @@ final class CassetteWriter: Sendable {
             pool.asyncWriteWithoutTransaction { db in
                 let results = self.commit(batch, db)
                 for (write, result) in zip(batch, results) { write.continuation?.resume(with: result) }
+                if batch.contains(where: { if case .record = $0 { true } else { false } }) {
+                    self.scheduleCheckpoint()
+                }
                 self.perform(self.state.withLock { $0.commitFinished() })
             }
         }
@@ -238,6 +246,20 @@ final class CassetteWriter: Sendable {
             _ = try? db.checkpoint(.passive)
         }
         return results
+    }
+
+    /// Flushes (commit the stamps, checkpoint the WAL) ``checkpointDelay`` from now, unless one is due already.
+    private func scheduleCheckpoint() {
+        let isNew = isCheckpointScheduled.withLock { scheduled in
+            defer { scheduled = true }
+            return !scheduled
+        }
+        guard isNew else { return }
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.checkpointDelay) { [weak self] in
+            guard let self else { return }
+            self.isCheckpointScheduled.withLock { $0 = false }
+            self.submit(.flush(nil))
+        }
     }
 
     private func takeStamps() -> [Int64: Double] {
