@@ -113,6 +113,7 @@ enum CassetteExport {
         var stream: String?
         var limit: Int?
         var signal: Int?
+        var field: String?
 
         init(_ hint: ResultHint) {
             switch hint {
@@ -129,10 +130,15 @@ enum CassetteExport {
                 kind = "killedBySignal"
                 self.step = step.rawValue
                 self.signal = signal
+            case .redacted(let field):
+                kind = "redacted"
+                self.step = ""
+                self.field = field
             }
         }
 
         var value: ResultHint? {
+            if kind == "redacted" { return field.map { .redacted(field: $0) } }
             guard let step = ResultHint.Step(rawValue: step) else { return nil }
             let stream = stream.flatMap(ResultHint.Stream.init(rawValue:))
             switch kind {
@@ -149,7 +155,7 @@ enum CassetteExport {
             }
         }
 
-        var sortKey: String { "\(kind) \(step) \(stream ?? "") \(limit ?? 0) \(signal ?? 0)" }
+        var sortKey: String { "\(kind) \(step) \(stream ?? "") \(limit ?? 0) \(signal ?? 0) \(field ?? "")" }
     }
 
     struct Result: Codable {

@@ -323,6 +323,9 @@ package enum RecordCoding {
             writer.byte(2)
             writer.string(step.rawValue)
             writer.int(signal)
+        case .redacted(let field):
+            writer.byte(3)
+            writer.string(field)
         }
         return writer.bytes
     }
@@ -342,6 +345,7 @@ package enum RecordCoding {
         case 0: return .outputPossiblyTruncated(step: try step(), stream: try stream(), limit: try reader.int())
         case 1: return .outputReplacedByDecodeError(step: try step(), stream: try stream())
         case 2: return .killedBySignal(step: try step(), signal: try reader.int())
+        case 3: return .redacted(field: try reader.string())
         default: throw ByteReader.CodingFailure()
         }
     }

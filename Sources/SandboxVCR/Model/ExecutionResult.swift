@@ -143,6 +143,10 @@ public enum ResultHint: Hashable, Sendable, Codable, CustomStringConvertible {
     case outputReplacedByDecodeError(step: Step, stream: Stream)
     /// The process was killed by a signal (SandboxFusion reports this as a negative return code).
     case killedBySignal(step: Step, signal: Int)
+    /// Secret-looking text in this field (`run.stdout`, `compile.stderr`, `message`, `files[PATH]`) was redacted
+    /// before the result was recorded, so a replay shows `<redacted>` where the live answer had the text, and a
+    /// grader that compares it may decide differently than it did live.
+    case redacted(field: String)
 
     public enum Step: String, Hashable, Sendable, Codable { case compile, run }
     public enum Stream: String, Hashable, Sendable, Codable { case stdout, stderr }
@@ -155,6 +159,8 @@ public enum ResultHint: Hashable, Sendable, Codable, CustomStringConvertible {
             "\(step) \(stream) was not UTF-8 and was replaced by the backend's [DecodeError] text"
         case .killedBySignal(let step, let signal):
             "\(step) was killed by signal \(signal)"
+        case .redacted(let field):
+            "\(field) was redacted when recorded: secret-looking text reads <redacted>, not what the program printed"
         }
     }
 }

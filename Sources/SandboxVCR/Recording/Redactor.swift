@@ -120,7 +120,9 @@ public struct Redactor: Sendable {
     }
 
     /// The result as it will be stored.
+    /// Fields it changed are named in ``ResultHint/redacted(field:)`` hints, so a replay says so.
     public func redact(_ result: ExecutionResult) -> ExecutionResult {
+        let original = result
         var result = result
         if scrubsSecrets {
             func clean(_ outcome: CommandOutcome?) -> CommandOutcome? {
@@ -134,7 +136,26 @@ public struct Redactor: Sendable {
             result.files = result.files.mapValues(Self.scrub)
             result.message = Self.scrub(result.message)
         }
-        return self.result?(result) ?? result
+        var redacted = self.result?(result) ?? result
+        redacted.hints.formUnion(Self.redactedFields(from: original, to: redacted).map { .redacted(field: $0) })
+        return redacted
+    }
+
+    /// The fields whose content redaction changed.
+    static func redactedFields(from original: ExecutionResult, to redacted: ExecutionResult) -> [String] {
+        var fields: [String] = []
+        for (step, before, after) in [
+            ("compile", original.compile, redacted.compile), ("run", original.run, redacted.run),
+        ] {
+            if before?.stdout != after?.stdout { fields.append("\(step).stdout") }
+            if before?.stderr != after?.stderr { fields.append("\(step).stderr") }
+        }
+        if original.message != redacted.message { fields.append("message") }
+        for path in Set(original.files.keys).union(redacted.files.keys).sorted()
+        where original.files[path] != redacted.files[path] {
+            fields.append("files[\(path)]")
+        }
+        return fields
     }
 
     /// The error as it will be stored.
