@@ -316,6 +316,12 @@ public final class RecordingExecutor: SandboxExecutor {
         let unused = try await cassette.index().filter { !used.contains(.init(key: $0.key, ordinal: $0.ordinal)) }
         return try await cassette.interactions(ids: unused.map(\.id))
     }
+
+    /// The ids of the recordings in the cassette this executor replayed or recorded (`serve --control` reports them).
+    public func usedRecordingIDs() async throws -> [Int64] {
+        let used = shared.state.withLock { $0.used }
+        return try await cassette.index().filter { used.contains(.init(key: $0.key, ordinal: $0.ordinal)) }.map(\.id)
+    }
 }
 
 extension ExecutionError {
