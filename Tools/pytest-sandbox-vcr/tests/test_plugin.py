@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -357,3 +356,25 @@ def test_the_control_api_report_matches_the_cassette(pytester, upstream):
     with sqlite3.connect(f"file:{cassette}?mode=ro", uri=True) as connection:
         ids = sorted(row[0] for row in connection.execute("SELECT id FROM interactions"))
     assert report["used_recordings"] == ids and len(ids) == 2
+
+
+def test_the_config_fixture_sets_the_folder_and_allows_misses(pytester):
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture
+        def sandbox_vcr_config(tmp_path_factory):
+            return {"cassette_dir": str(tmp_path_factory.getbasetemp() / "elsewhere"), "allow_misses": True}
+    """)
+    pytester.makepyfile(test_configured="""
+        import pytest
+        from sandbox_fusion import RunCodeRequest, run_code
+
+        @pytest.mark.sandbox_vcr
+        def test_misses_quietly(sandbox_vcr):
+            assert sandbox_vcr.cassette.parent.parent.name == "elsewhere"
+            with pytest.raises(Exception, match="no cassette at"):
+                run_code(RunCodeRequest(code="print(3 + 4)", language="python"), max_attempts=1)
+            assert sandbox_vcr.misses == 1
+    """)
+    pytester.runpytest_subprocess("--sandbox-record-mode=never").assert_outcomes(passed=1)

@@ -174,7 +174,10 @@ class _SessionState:
         return SandboxVCR(self, server.url, cassette, self.record_mode, item.nodeid, allow_misses)
 
     def end(self, vcr: SandboxVCR) -> Dict[str, Any]:
-        report = self.ensure_server().request("DELETE", "/sandbox-vcr/cassette")["closed"] or {}
+        try:
+            report = self.ensure_server().request("DELETE", "/sandbox-vcr/cassette")["closed"] or {}
+        except SandboxVCRError as error:
+            pytest.fail(f"pytest-sandbox-vcr: could not close the cassette {vcr.cassette}: {error}", pytrace=False)
         vcr._final = report
         self.totals["tests"] += 1
         for key in ("hits", "misses", "recorded", "live", "errors"):

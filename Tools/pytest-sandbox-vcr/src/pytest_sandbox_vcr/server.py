@@ -47,7 +47,7 @@ class ServeProcess:
 
     def __init__(self, binary: str, upstream: Optional[str], log_path: Path, start_timeout: float = 60):
         self.log_path = log_path
-        command = [binary, "serve", "--control", "--port", "0", "--log-level", "warning"]
+        command = [binary, "serve", "--control", "--port", "0", "--log-level", os.environ.get("SANDBOX_VCR_LOG_LEVEL", "warning")]
         if upstream:
             command += ["--url", upstream]
         self._log = open(log_path, "wb")
