@@ -9,9 +9,9 @@ Usage (from the repository root, after Tools/setup and `swift build --product sa
         [--tests 200] [--runs 7]
 
 The cassettes are recorded once, from the stub, before timing. Each timed run is a fresh `python -m pytest`
-process (collection and session start included, as a user sees it); the two suites alternate, and the medians are
-compared: (median with the plugin - median with the stub) / N is the figure per test. Prints the figures; exits 1
-when that figure is 5 ms or more (the goal).
+process (collection and session start included, as a user sees it); the two suites alternate, and the figure per
+test is the median over the pairs of runs of (time with the plugin - time with the stub) / N. Prints the figures;
+exits 1 when that figure is 5 ms or more (the goal).
 """
 
 from __future__ import annotations
@@ -135,12 +135,15 @@ def main():
 
     stub_median = statistics.median(stub_times)
     plugin_median = statistics.median(plugin_times)
-    per_test_ms = (plugin_median - stub_median) / args.tests * 1000
+    # Each plugin run is compared with the stub run just before it, so a machine that slows down for a while
+    # (other work) moves both sides of a pair; the median of the pairs is the figure.
+    per_test_ms = statistics.median(
+        (plugin - stub) / args.tests * 1000 for stub, plugin in zip(stub_times, plugin_times))
     print(f"{args.tests} tests, {args.runs} runs each (wall time of a whole `python -m pytest` process):")
     print(f"  calling a stub, no plugin:  median {stub_median:.3f} s  (runs: {', '.join(f'{t:.2f}' for t in stub_times)})")
     print(f"  replaying with the plugin:  median {plugin_median:.3f} s  "
           f"(runs: {', '.join(f'{t:.2f}' for t in plugin_times)})")
-    print(f"  added by the plugin: {per_test_ms:.2f} ms per test (goal: under 5 ms)")
+    print(f"  added by the plugin: {per_test_ms:.2f} ms per test, median of the {args.runs} pairs (goal: under 5 ms)")
     return 0 if per_test_ms < 5 else 1
 
 

@@ -100,14 +100,20 @@ class SandboxVCR:
         self.test = test
         self.allow_misses = allow_misses
         self._state = state
+        #: Set once the test ended: the cassette is being closed, and `_final` gets the closing report.
+        self._closing = False
         self._final: Optional[Dict[str, Any]] = None
 
     @property
     def report(self) -> Dict[str, Any]:
         """The server's counts for this test: requests, hits, misses, recorded, live, errors, miss_diagnostics,
         error_messages, used_recordings (the last filled once the test ended)."""
+        if self._closing and self._final is None and self._state.server is not None:
+            self._state.server.drain()
         if self._final is not None:
             return self._final
+        if self._closing:
+            raise SandboxVCRError(f"the report of {self.test} is not available: its cassette could not be closed")
         return self._state.current_report()
 
     hits = property(lambda self: self.report["hits"], doc="Requests replayed from the cassette.")
@@ -173,17 +179,26 @@ class _SessionState:
             pytest.fail(f"pytest-sandbox-vcr: {error}", pytrace=False)
         return SandboxVCR(self, server.url, cassette, self.record_mode, item.nodeid, allow_misses)
 
-    def end(self, vcr: SandboxVCR) -> Dict[str, Any]:
-        try:
-            report = self.ensure_server().request("DELETE", "/sandbox-vcr/cassette")["closed"] or {}
-        except SandboxVCRError as error:
-            pytest.fail(f"pytest-sandbox-vcr: could not close the cassette {vcr.cassette}: {error}", pytrace=False)
+    def end(self, vcr: SandboxVCR):
+        """Closes the test's cassette without waiting: the server commits and closes it while pytest goes on, and
+        its report is read before the next control request (the next test's, or the session's end)."""
+        vcr._closing = True
+        self.ensure_server().send(
+            "DELETE", "/sandbox-vcr/cassette", None, lambda answer, error: self._closed(vcr, answer, error))
+
+    def _closed(self, vcr: SandboxVCR, answer: Any, error: Optional[Exception]):
+        if error is not None:
+            self.problems.append(f"the cassette {vcr.cassette} of {vcr.test} could not be closed: {error}")
+            return
+        report = answer["closed"] or {}
         vcr._final = report
         self.totals["tests"] += 1
         for key in ("hits", "misses", "recorded", "live", "errors"):
             self.totals[key] += report.get(key, 0)
         self.used.setdefault(report.get("path", str(vcr.cassette)), set()).update(report.get("used_recordings", []))
-        return report
+        for message in report.get("error_messages", []):
+            if message.startswith("closing the cassette failed"):
+                self.problems.append(f"{vcr.test}: {message}")
 
     def finish(self):
         """Asks the server which recordings no test used, then stops it."""
@@ -387,6 +402,9 @@ def pytest_sessionfinish(session):
     if state is None:
         return
     state.finish()
+    if state.problems and session.exitstatus == pytest.ExitCode.OK:
+        # A cassette that could not be closed may be incomplete on disk: the run must not look green.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["sandbox_vcr"] = state.usage()

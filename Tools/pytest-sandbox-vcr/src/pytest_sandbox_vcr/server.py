@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 READY_PREFIX = "sandbox-vcr serve: listening on "
 BUILD_HINT = (
@@ -51,7 +51,10 @@ class ServeProcess:
         if upstream:
             command += ["--url", upstream]
         self._log = open(log_path, "wb")
-        self._connection: Optional[http.client.HTTPConnection] = None
+        self._socket: Optional[socket.socket] = None
+        self._buffer = bytearray()
+        #: Requests sent whose answers are not read yet: (method, path, callback).
+        self._pending: List[Tuple[str, str, Callable[[Any, Optional[Exception]], None]]] = []
         try:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, close_fds=True)
@@ -94,39 +97,138 @@ class ServeProcess:
         return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
     def request(self, method: str, path: str, body: Optional[dict] = None) -> Any:
-        """Sends one control request on the kept-alive connection and returns the decoded JSON answer.
+        """Sends one control request on the kept-alive connection and returns the decoded JSON answer, after
+        reading the answers of earlier `send`s.
 
-        Raises SandboxVCRError for a refusal (its `error` code and `detail`) or a dead server.
+        A plain HTTP/1.1 exchange on a socket (http.client's header parsing alone costs more than the server's
+        answer). Raises SandboxVCRError for a refusal (its `error` code and `detail`) or a dead server.
         """
-        payload = None if body is None else json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        self.drain()
+        message = self._message(method, path, body)
         for attempt in (1, 2):
-            if self._connection is None:
-                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=120)
             try:
-                self._connection.request(method, path, body=payload, headers=headers)
-                response = self._connection.getresponse()
-                data = response.read()
+                self._connect().sendall(message)
+                status, data = self._read_response()
                 break
-            except (OSError, http.client.HTTPException) as error:
-                self._connection.close()
-                self._connection = None
+            except (OSError, ValueError) as error:
+                self._close_socket()
                 if attempt == 2 or self.process.poll() is not None:
-                    raise SandboxVCRError(
-                        f"sandbox-vcr serve at {self.url} did not answer {method} {path}: {error}; its log:\n"
-                        f"{self.log_tail()}") from error
+                    raise self._failure(method, path, error) from error
+        return self._decode(method, path, status, data)
+
+    def send(self, method: str, path: str, body: Optional[dict], on_answer: Callable[[Any, Optional[Exception]], None]):
+        """Sends a request without waiting: its answer (or the error) goes to `on_answer` when the next `request`
+        or `drain` reads it. The server answers a connection's requests in order, so what came later sees its
+        effect; meanwhile the server works while the caller goes on."""
+        try:
+            self._connect().sendall(self._message(method, path, body))
+        except OSError as error:
+            self._close_socket()
+            on_answer(None, self._failure(method, path, error))
+            return
+        self._pending.append((method, path, on_answer))
+
+    def drain(self):
+        """Reads the answers of every earlier `send`, in order, and hands each to its callback."""
+        while self._pending:
+            method, path, on_answer = self._pending.pop(0)
+            try:
+                status, data = self._read_response()
+            except (OSError, ValueError) as error:
+                failure = self._failure(method, path, error)
+                for _, _, callback in [(method, path, on_answer)] + self._pending:
+                    callback(None, failure)
+                self._pending = []
+                self._close_socket()
+                return
+            try:
+                answer = self._decode(method, path, status, data)
+            except SandboxVCRError as error:
+                on_answer(None, error)
+            else:
+                on_answer(answer, None)
+
+    def _message(self, method: str, path: str, body: Optional[dict]) -> bytes:
+        payload = b"" if body is None else json.dumps(body).encode("utf-8")
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\nContent-Length: {len(payload)}\r\n"
+        if body is not None:
+            head += "Content-Type: application/json\r\n"
+        return head.encode("ascii") + b"\r\n" + payload
+
+    def _connect(self) -> socket.socket:
+        if self._socket is None:
+            self._socket = socket.create_connection((self._host, self._port), timeout=120)
+            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self._socket
+
+    def _failure(self, method: str, path: str, error: Exception) -> SandboxVCRError:
+        return SandboxVCRError(
+            f"sandbox-vcr serve at {self.url} did not answer {method} {path}: {error}; its log:\n{self.log_tail()}")
+
+    @staticmethod
+    def _decode(method: str, path: str, status: int, data: bytes) -> Any:
         answer = json.loads(data) if data else None
-        if response.status != 200:
+        if status != 200:
             code = answer.get("error") if isinstance(answer, dict) else None
             detail = answer.get("detail") if isinstance(answer, dict) else data[:500]
-            raise SandboxVCRError(f"sandbox-vcr serve refused {method} {path} ({response.status} {code}): {detail}")
+            raise SandboxVCRError(f"sandbox-vcr serve refused {method} {path} ({status} {code}): {detail}")
         return answer
+
+    def _read_response(self) -> Tuple[int, bytes]:
+        """Reads one answer: its status and body (Content-Length or chunked). Raises ValueError if malformed."""
+        while b"\r\n\r\n" not in self._buffer:
+            self._receive()
+        end = self._buffer.index(b"\r\n\r\n")
+        lines = bytes(self._buffer[:end]).decode("latin-1").split("\r\n")
+        del self._buffer[: end + 4]
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise ValueError(f"not an HTTP answer: {lines[0]!r}")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = bytearray()
+            while True:
+                while b"\r\n" not in self._buffer:
+                    self._receive()
+                size_end = self._buffer.index(b"\r\n")
+                size = int(bytes(self._buffer[:size_end]).split(b";")[0], 16)
+                while len(self._buffer) < size_end + 2 + size + 2:
+                    self._receive()
+                body += self._buffer[size_end + 2: size_end + 2 + size]
+                del self._buffer[: size_end + 2 + size + 2]
+                if size == 0:
+                    break
+        else:
+            length = int(headers.get("content-length", "0"))
+            while len(self._buffer) < length:
+                self._receive()
+            body = self._buffer[:length]
+            del self._buffer[:length]
+        if headers.get("connection", "").lower() == "close":
+            self._close_socket()
+        return int(parts[1]), bytes(body)
+
+    def _receive(self):
+        assert self._socket is not None
+        chunk = self._socket.recv(65536)
+        if not chunk:
+            raise ValueError("the server closed the connection")
+        self._buffer += chunk
+
+    def _close_socket(self):
+        if self._socket is not None:
+            self._socket.close()
+        self._socket = None
+        self._buffer = bytearray()
 
     def stop(self, timeout: float = 60) -> Optional[int]:
         """SIGTERM (graceful: in-flight requests answered, recordings committed), then waits; SIGKILL if stuck."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self.process.poll() is None:
+            self.drain()
+        self._close_socket()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
