@@ -20,6 +20,11 @@ struct ServeCommand: AsyncParsableCommand {
             backend is named by the options only, never by $SANDBOX_BACKEND ($SANDBOX_URL may point at this \
             server). A request missing from the cassette gets HTTP 200 with status "SandboxError" and the miss \
             diagnostics as its message.
+
+            With --control, the cassette is chosen per test through the control API under /sandbox-vcr/ \
+            (POST /sandbox-vcr/cassette {"path": ABSOLUTE.sqlite, "mode": MODE, "test": NAME}; GET and DELETE \
+            /sandbox-vcr/cassette; GET /sandbox-vcr/unused): one server for a whole test session, as the pytest \
+            plugin (Tools/pytest-sandbox-vcr) uses it. Until a cassette is set, every request is a miss.
             """)
 
     @OptionGroup var executorOptions: ExecutorOptions
@@ -31,6 +36,12 @@ struct ServeCommand: AsyncParsableCommand {
     /// `--fake RULES`: the old spelling of `--backend fake --rules RULES`.
     @Option(name: .customLong("fake"), help: .hidden)
     var fakeAlias: String?
+
+    @Flag(
+        help:
+            "Choose the cassette per test through the control API (/sandbox-vcr/cassette) instead of --cassette; the live backend options give what records."
+    )
+    var control = false
 
     @Option(help: "The address to listen on (loopback unless --allow-remote).")
     var host = "127.0.0.1"
@@ -62,6 +73,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if fakeAlias != nil, executorOptions.rules != nil {
             throw ValidationError("--fake RULES is --backend fake --rules RULES; give the rules once")
+        }
+        if control, executorOptions.cassette != nil || executorOptions.record != nil {
+            throw ValidationError(
+                "--control chooses the cassette and its record mode per request (POST /sandbox-vcr/cassette); "
+                    + "drop --cassette and --record")
         }
         try executorConfiguration.validate()
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -102,11 +118,25 @@ struct ServeCommand: AsyncParsableCommand {
                 "listening on a non-loopback address: anyone who can reach it can use this server",
                 metadata: ["host": "\(configuration.host)"])
         }
-        let stack = try await ExecutorStack.make(
-            executorConfiguration, environment: ProcessInfo.processInfo.environment, logger: logger)
-        logger.info("answering from \(stack.summary)")
-        let server = SandboxFusionServer(
-            executor: stack.executor, configuration: configuration, logger: logger)
+        let environment = ProcessInfo.processInfo.environment
+        let server: SandboxFusionServer
+        let finish: @Sendable () async throws -> Void
+        if control {
+            // The live backend only (no cassette): each activation puts a cassette in front of it.
+            let live =
+                try executorConfiguration.namedBackend(environment: environment) == nil
+                ? nil : try await ExecutorStack.make(executorConfiguration, environment: environment, logger: logger)
+            logger.info("answering from the cassette of each test (--control), live: \(live?.summary ?? "none")")
+            let cassetteControl = CassetteControl(
+                live: live?.executor, backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)", logger: logger)
+            server = SandboxFusionServer(control: cassetteControl, configuration: configuration, logger: logger)
+            finish = { await cassetteControl.shutdown() }
+        } else {
+            let stack = try await ExecutorStack.make(executorConfiguration, environment: environment, logger: logger)
+            logger.info("answering from \(stack.summary)")
+            server = SandboxFusionServer(executor: stack.executor, configuration: configuration, logger: logger)
+            finish = { try await stack.finish() }
+        }
         let readyFile = readyFile
         try await server.run(
             handlesSignals: true,
@@ -122,6 +152,6 @@ struct ServeCommand: AsyncParsableCommand {
                 // Unbuffered, so a script reading a pipe sees the line at once.
                 FileHandle.standardOutput.write(Data((address.readinessLine + "\n").utf8))
             },
-            onShutdown: { try await stack.finish() })
+            onShutdown: finish)
     }
 }

@@ -321,6 +321,21 @@ public final class RecordingExecutor: SandboxExecutor {
         let unused = try await cassette.index().filter { !used.contains(.init(key: $0.key, ordinal: $0.ordinal)) }
         return try await cassette.interactions(ids: unused.map(\.id))
     }
+
+    /// The ids of the cassette's recordings this executor replayed or recorded, and of the others, from one scan of
+    /// the index (`serve --control` reports them).
+    public func recordingUsage() async throws -> (used: [Int64], unused: [Int64]) {
+        let used = shared.state.withLock { $0.used }
+        var usage: (used: [Int64], unused: [Int64]) = ([], [])
+        for entry in try await cassette.index() {
+            if used.contains(.init(key: entry.key, ordinal: entry.ordinal)) {
+                usage.used.append(entry.id)
+            } else {
+                usage.unused.append(entry.id)
+            }
+        }
+        return usage
+    }
 }
 
 extension ExecutionError {

@@ -28,10 +28,14 @@ struct SandboxFusionResponder: HTTPResponder {
         let path = request.uri.path
         let method = request.method
         let knownMethod = Self.routes[path]
-        server.statistics.recordRequest(endpoint: knownMethod == nil ? "other" : "\(method) \(path)")
+        let control = path.hasPrefix("/sandbox-vcr/") ? server.cassetteControl : nil
+        let isKnown = knownMethod != nil || (control != nil && CassetteControlRoutes.routes[path] != nil)
+        server.statistics.recordRequest(endpoint: isKnown ? "\(method) \(path)" : "other")
 
         let answer: Answer
-        if let knownMethod {
+        if let control {
+            answer = Answer(response: await CassetteControlRoutes.answer(to: request, control: control))
+        } else if let knownMethod {
             if method == knownMethod || (method == .head && knownMethod == .get) {
                 answer = await answerKnown(path: path, request: request)
             } else {

@@ -9,7 +9,8 @@ internal import UnixSignals
 /// A SandboxFusion-compatible HTTP server that answers from any ``SandboxExecutor``: a cassette replay, an
 /// upstream SandboxFusion (recording or not), or a fake.
 ///
-/// Endpoints: `POST /run_code`, `POST /run_jupyter`, `GET /v1/ping` (`"pong"`), `GET /stats` (counts). Requests
+/// Endpoints: `POST /run_code`, `POST /run_jupyter`, `GET /v1/ping` (`"pong"`), `GET /stats` (counts), and with a
+/// ``CassetteControl`` the control API under `/sandbox-vcr/` (see ``init(control:configuration:logger:)``). Requests
 /// are validated exactly as the real server (FastAPI + pydantic 2.6) does, with the same 422 `detail` answers,
 /// 404 `{"detail":"Not Found"}` and 405 `{"detail":"Method Not Allowed"}` (with `Allow`).
 ///
@@ -38,6 +39,8 @@ public final class SandboxFusionServer: Sendable {
     public let statistics = ServeStatistics()
 
     let executor: any SandboxExecutor
+    /// The cassette switch behind the control API (`/sandbox-vcr/...`), when there is one.
+    let cassetteControl: CassetteControl?
     let jupyterHandler: JupyterHandler?
     let logger: Logger
     let limiter: ConcurrencyLimiter
@@ -57,8 +60,29 @@ public final class SandboxFusionServer: Sendable {
         logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.executor = executor
+        self.cassetteControl = nil
         self.configuration = configuration
         self.jupyterHandler = jupyterHandler
+        self.logger = logger
+        self.limiter = ConcurrencyLimiter(limit: max(1, configuration.maxConcurrency))
+    }
+
+    /// A server whose cassette is chosen per test through the control API (`serve --control`): `/run_code` goes to
+    /// `control`'s current cassette, and `POST`, `GET`, `DELETE /sandbox-vcr/cassette` and `GET /sandbox-vcr/unused`
+    /// switch and report (see the "Choosing the cassette per test" section of the module's article).
+    ///
+    /// - Parameters:
+    ///   - control: the cassette switch, which answers every `/run_code` request.
+    ///   - configuration: where to listen and the limits.
+    ///   - logger: one line per request at `info`, misses at `warning`.
+    public init(
+        control: CassetteControl, configuration: ServeConfiguration = ServeConfiguration(),
+        logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        self.executor = control
+        self.cassetteControl = control
+        self.configuration = configuration
+        self.jupyterHandler = nil
         self.logger = logger
         self.limiter = ConcurrencyLimiter(limit: max(1, configuration.maxConcurrency))
     }
