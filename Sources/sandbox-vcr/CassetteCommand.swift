@@ -11,7 +11,9 @@ struct CassetteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cassette",
         abstract: "Inspect, convert and maintain cassettes.",
-        subcommands: [Stats.self, Show.self, Export.self, Import.self, Merge.self, Prune.self, Verify.self])
+        subcommands: [
+            Stats.self, Show.self, Export.self, Import.self, Merge.self, Prune.self, Verify.self, Migrate.self,
+        ])
 
     /// `ls` / `stats`: counts, sizes, dedupe ratio, backends, ages, unused.
     struct Stats: AsyncParsableCommand {
@@ -272,6 +274,28 @@ struct CassetteCommand: AsyncParsableCommand {
             let left = try await opened.count()
             await opened.close()
             print("deleted \(deleted) interaction(s); \(left) left")
+        }
+    }
+
+    /// `migrate`: brings cassettes written by an older sandbox-vcr to the current schema.
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Migrate cassettes to the current schema (a read-only replay cannot migrate them itself).",
+            discussion: """
+                Opening a cassette writable migrates it; replays that open it read-only (serve --record never) \
+                refuse an older schema instead. Commit the migrated files.
+                """)
+
+        @Argument(help: "Cassette files.")
+        var cassettes: [String]
+
+        func run() async throws {
+            for path in cassettes {
+                let opened = try await Cassette.open(at: URL(fileURLWithPath: path), create: false)
+                let count = try await opened.count()
+                await opened.close()
+                print("\(path): schema \(Cassette.schemaVersion), \(count) interaction(s)")
+            }
         }
     }
 

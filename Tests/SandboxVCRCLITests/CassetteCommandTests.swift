@@ -64,6 +64,22 @@ import Testing
         #expect(try await run(["cassette", "prune", merged]).status != 0)
     }
 
+    @Test func migrateBringsAnOlderCassetteToTheCurrentSchema() async throws {
+        let old = folder.appendingPathComponent("old.sqlite").path
+        try FileManager.default.copyItem(
+            atPath: SandboxVCRTool.root.appendingPathComponent("Fixtures/cassettes/schema-v1-demo.sqlite").path,
+            toPath: old)
+        // A read-only open cannot migrate, and says how to.
+        let refused = try await run(["cassette", "stats", old])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("sandbox-vcr cassette migrate \(old)"))
+        let migrated = try await run(["cassette", "migrate", old])
+        #expect(migrated.status == 0)
+        #expect(migrated.stdout.contains("schema \(Cassette.schemaVersion)"))
+        #expect(try await run(["cassette", "verify", old]).status == 0)
+        #expect(try await run(["cassette", "stats", old]).status == 0)
+    }
+
     @Test func verifyFailsOnANonCassette() async throws {
         let text = folder.appendingPathComponent("notes.sqlite")
         try Data("just text\n".utf8).write(to: text)

@@ -93,21 +93,26 @@ public final class Cassette: Sendable {
     public var isReadOnly: Bool { writer == nil }
     /// The connection lookups and scans use until the writer opens (then its pool of WAL readers serves them).
     let reader: DatabaseQueue
-    /// `reader` and a few more connections like it, one per core (at most 4), that point reads take in turn, so
-    /// that concurrent replays do not queue behind one connection.
-    private let pointReaders: [DatabaseQueue]
-    private let nextPointReader = Atomic<Int>(0)
+    /// `reader`, and once the cassette has served ``readsBeforeMoreReaders`` point reads, a few more connections
+    /// like it (one per core, at most 4) that point reads take in turn, so that concurrent replays do not queue
+    /// behind one connection. A cassette that serves a few reads (one test's) opens one connection.
+    private let pointReaders: Mutex<[DatabaseQueue]>
+    private let pointReads = Atomic<Int>(0)
+    /// How to open more reading connections (`nil`: the writer's pool serves reads).
+    private let access: CassetteFileAccess?
+    static let readsBeforeMoreReaders = 256
     /// Recordings, replay stamps, maintenance; `nil` when read-only.
     let writer: CassetteWriter?
     /// Remembers digests of large parts written recently (a shared harness file is hashed once).
     let digests = PartDigestCache()
     private let isClosed = Mutex(false)
 
-    private init(url: URL, reader: DatabaseQueue, extraReaders: [DatabaseQueue], writer: CassetteWriter?) {
+    private init(url: URL, reader: DatabaseQueue, access: CassetteFileAccess?, writer: CassetteWriter?) {
         OpenCassettes.insert(url.path)
         self.url = url
         self.reader = reader
-        self.pointReaders = [reader] + extraReaders
+        self.pointReaders = Mutex([reader])
+        self.access = access
         self.writer = writer
     }
 
@@ -158,7 +163,7 @@ public final class Cassette: Sendable {
                 switch try readers.read({ try CassetteDatabase.schemaState($0, path: path) }) {
                 case .current:
                     return Cassette(
-                        url: url, reader: readers, extraReaders: try openExtraReaders(access),
+                        url: url, reader: readers, access: access,
                         writer: access.isReadOnly ? nil : CassetteWriter(path: path, pool: nil))
                 case .empty where access.isReadOnly:
                     throw CassetteError(
@@ -169,7 +174,8 @@ public final class Cassette: Sendable {
                     throw CassetteError(
                         code: .readOnly,
                         message: "the cassette has schema version \(version) and must be migrated to "
-                            + "\(schemaVersion), which needs write access; make the file writable",
+                            + "\(schemaVersion), which needs write access: run `sandbox-vcr cassette migrate \(path)` "
+                            + "(and commit the result), or make the file writable",
                         path: path)
                 case .empty, .needsMigration:
                     try readers.close()
@@ -178,7 +184,7 @@ public final class Cassette: Sendable {
             let pool = try CassetteWriter.openPool(path: path)
             try CassetteDatabase.migrate(pool, path: path)
             return Cassette(
-                url: url, reader: try openReader(access), extraReaders: [],
+                url: url, reader: try openReader(access), access: nil,
                 writer: CassetteWriter(path: path, pool: pool))
         } catch let error as DatabaseError {
             throw CassetteError(error, path: path)
@@ -227,9 +233,19 @@ public final class Cassette: Sendable {
         }
     }
 
-    /// Connections for point reads beside the first: one per core beyond the first, at most 3.
-    private static func openExtraReaders(_ access: CassetteFileAccess) throws -> [DatabaseQueue] {
-        try (1..<min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))).map { _ in try openReader(access) }
+    /// Opens the connections for point reads beside the first: one per core beyond the first, at most 3. A failure
+    /// leaves reads on the first connection.
+    private func openMoreReaders() {
+        guard let access else { return }
+        let more = (1..<min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))).compactMap { _ in
+            try? Self.openReader(access)
+        }
+        let isOpen = pointReaders.withLock { readers in
+            guard !isClosed.withLock({ $0 }) else { return false }
+            readers += more
+            return true
+        }
+        if !isOpen { for connection in more { try? connection.close() } }
     }
 
     /// Commits every pending replay stamp and closes the file (the WAL is checkpointed into it and removed). Later
@@ -247,7 +263,7 @@ public final class Cassette: Sendable {
 
     /// Closes the readers, then the writer (the last connection to close checkpoints the WAL and removes it).
     private func closeConnections() {
-        for connection in pointReaders.reversed() { try? connection.close() }
+        for connection in pointReaders.withLock({ $0 }).reversed() { try? connection.close() }
         writer?.closeConnections()
     }
 
@@ -267,9 +283,9 @@ public final class Cassette: Sendable {
     /// Where the next point read runs: the writer's pool once it is open, else the next reading connection.
     private var pointReader: any DatabaseReader {
         if let pool = writer?.openPool { return pool }
-        if pointReaders.count == 1 { return reader }
-        let turn = nextPointReader.wrappingAdd(1, ordering: .relaxed).oldValue
-        return pointReaders[Int(UInt(bitPattern: turn) % UInt(pointReaders.count))]
+        let turn = pointReads.wrappingAdd(1, ordering: .relaxed).oldValue
+        if turn == Self.readsBeforeMoreReaders { openMoreReaders() }
+        return pointReaders.withLock { $0[Int(UInt(bitPattern: turn) % UInt($0.count))] }
     }
 
     /// Runs a point read on the caller's thread, through the pool's readers (microseconds; no hand-off), in one read
