@@ -61,6 +61,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The largest request body accepted, in bytes (larger ones get HTTP 413).")
     var maxBodyBytes = 64 * 1024 * 1024
 
+    @Option(
+        help: """
+            Seconds a shutdown (SIGTERM, SIGINT) waits for in-flight requests before cancelling them; a second \
+            signal cancels them at once. Recordings are committed either way.
+            """)
+    var shutdownGrace: Double = 10
+
     @Option(help: "Write the server URL to this file (atomically) once listening.")
     var readyFile: String?
 
@@ -98,6 +105,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.allowsRemoteBind = allowRemote
         configuration.maxConcurrency = maxConcurrency
         configuration.maxBodyBytes = maxBodyBytes
+        configuration.shutdownGrace = (0...86_400).contains(shutdownGrace) ? .seconds(shutdownGrace) : .seconds(-1)
         return configuration
     }
 

@@ -94,7 +94,14 @@ struct SandboxFusionResponder: HTTPResponder {
         }
         let outcome: ExecutionOutcome
         do {
-            outcome = try await server.limiter.withPermit { await server.executor.outcome(of: executionRequest) }
+            let server = self.server
+            outcome = try await server.limiter.withPermit {
+                await server.shutdownDeadline.race {
+                    await server.executor.outcome(of: executionRequest)
+                } onDeadline: {
+                    ExecutionOutcome(source: .error, result: .failure(ShutdownDeadline.cancelledError))
+                }
+            }
         } catch {
             outcome = ExecutionOutcome(source: .error, result: .failure(error))
         }

@@ -45,6 +45,8 @@ public final class SandboxFusionServer: Sendable {
     let logger: Logger
     let limiter: ConcurrencyLimiter
     /// The running service group (set by `run`), and whether a shutdown was asked before it existed.
+    /// Passes when a shutdown's grace period is over (or at a second signal): calls still in flight are cancelled.
+    let shutdownDeadline = ShutdownDeadline()
     private let lifecycle = Mutex<(group: ServiceGroup?, isShutdownRequested: Bool)>((nil, false))
 
     /// - Parameters:
@@ -88,8 +90,9 @@ public final class SandboxFusionServer: Sendable {
     }
 
     /// Runs the server (once per instance) until a graceful shutdown: ``triggerGracefulShutdown()``, or SIGINT / SIGTERM when
-    /// `handlesSignals`. Shutdown stops accepting connections, lets every in-flight request finish and be answered,
-    /// then calls `onShutdown` (flush a cassette there) and returns.
+    /// `handlesSignals`. Shutdown stops accepting connections and lets the requests in flight finish for up to
+    /// ``ServeConfiguration/shutdownGrace``; then (or at a second signal) the calls still waiting are cancelled and
+    /// answered with HTTP 503. Then it calls `onShutdown` (flush a cassette there) and returns.
     ///
     /// - Parameters:
     ///   - handlesSignals: whether SIGINT and SIGTERM start a graceful shutdown (the CLI: yes; tests: no).
@@ -114,27 +117,72 @@ public final class SandboxFusionServer: Sendable {
                 await onReady(ServeAddress(host: host, port: port))
             },
             logger: logger)
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [application],
-                gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
-                logger: logger))
+        // The first signal starts a graceful shutdown; the grace period running out, or a second signal, cancels
+        // what is still in flight.
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [application], gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
+            logger: logger)
+        // A backstop: in-flight calls are answered when the grace period ends (``shutdownDeadline``); whatever still
+        // holds the server a few seconds later is cancelled.
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace + .seconds(5)
+        let group = ServiceGroup(configuration: groupConfiguration)
         let isAlreadyShuttingDown = lifecycle.withLock { lifecycle in
             lifecycle.group = group
             return lifecycle.isShutdownRequested
         }
         if isAlreadyShuttingDown { await group.triggerGracefulShutdown() }
-        try await group.run()
-        logger.info("server stopped; every in-flight request was answered")
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                if handlesSignals {
+                    tasks.addTask {
+                        // ServiceLifecycle starts the graceful shutdown at the first signal; this starts its grace
+                        // period then, and ends it at a second signal.
+                        var count = 0
+                        for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                            count += 1
+                            if count == 1 {
+                                let text =
+                                    "shutting down; calls in flight have \(self.configuration.shutdownGrace) to "
+                                    + "finish (--shutdown-grace), a second signal ends them now"
+                                self.logger.notice("\(text)")
+                                self.startGracePeriod()
+                            } else {
+                                self.logger.notice("second signal: answering the calls in flight with an error now")
+                                self.shutdownDeadline.pass()
+                            }
+                        }
+                    }
+                }
+                try await tasks.next()
+                tasks.cancelAll()
+            }
+        } catch {
+            // Cancelled after the grace period: what was recorded is still committed before the error goes up.
+            try? await onShutdown()
+            throw error
+        }
+        logger.info("server stopped")
         try await onShutdown()
     }
 
     /// Starts a graceful shutdown of ``run(handlesSignals:onReady:onShutdown:)``: in-flight requests finish.
+    /// Passes ``shutdownDeadline`` once the configured grace period is over.
+    private func startGracePeriod() {
+        let grace = configuration.shutdownGrace
+        let deadline = shutdownDeadline
+        Task {
+            try? await Task.sleep(for: grace)
+            deadline.pass()
+        }
+    }
+
     public func triggerGracefulShutdown() async {
         let group = lifecycle.withLock { lifecycle in
             lifecycle.isShutdownRequested = true
             return lifecycle.group
         }
+        startGracePeriod()
         await group?.triggerGracefulShutdown()
     }
 }

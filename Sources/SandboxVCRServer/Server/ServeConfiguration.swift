@@ -11,6 +11,9 @@ public struct ServeConfiguration: Sendable, Hashable {
     public var maxConcurrency = 64
     /// The largest request body accepted; a bigger one gets 413.
     public var maxBodyBytes = 64 * 1024 * 1024
+    /// How long a graceful shutdown waits for in-flight requests before cancelling them (a silent upstream must
+    /// not hold the exit); a second SIGTERM or SIGINT cancels them at once.
+    public var shutdownGrace: Duration = .seconds(10)
 
     public init() {}
 
@@ -39,6 +42,10 @@ public struct ServeConfiguration: Sendable, Hashable {
         guard maxConcurrency >= 1 else {
             throw ServeError(
                 code: .invalidConfiguration, message: "max concurrency \(maxConcurrency) must be at least 1")
+        }
+        guard shutdownGrace >= .zero, shutdownGrace <= .seconds(86_400) else {
+            throw ServeError(
+                code: .invalidConfiguration, message: "the shutdown grace period must be between 0 and 86400 seconds")
         }
         guard maxBodyBytes >= 1 else {
             throw ServeError(code: .invalidConfiguration, message: "max body bytes \(maxBodyBytes) must be at least 1")
