@@ -62,6 +62,33 @@ let benchmarks: @Sendable () -> Void = {
         try await RecordState()
     }
 
+    // The overhead against a backend that answers like a real one: after 20 ms (the real SandboxFusion's median
+    // here), and the recorder's own CPU per recording (the CPU a run in mode `all` takes beyond the live run).
+    Benchmark(
+        "Recording overhead, 20 ms backend",
+        configuration: .suite(
+            checked: [OverheadMetric.all: Tolerance.timing, OverheadMetric.missing: Tolerance.timing],
+            reported: [OverheadMetric.recorderCPU],
+            tags: ["c": "64", "backend": "20ms"], maxIterations: 7, maxDuration: .seconds(30))
+    ) { benchmark, state in
+        var figures: [Path: RecordState.Figures] = [:]
+        let order = Path.allCases
+        for offset in order.indices {
+            let path = order[(benchmark.currentIteration + offset) % order.count]
+            figures[path] = try await state.run(path)
+        }
+        benchmark.stopMeasurement()
+        let live = figures[.live]!
+        for (metric, path) in [(OverheadMetric.all, Path.all), (OverheadMetric.missing, Path.missing)] {
+            let rate = figures[path]!.requestsPerSecond
+            benchmark.measurement(metric, max(0, Int(((1 - rate / live.requestsPerSecond) * 100).rounded())))
+        }
+        let extra = figures[.all]!.cpuPerRequest - live.cpuPerRequest
+        benchmark.measurement(OverheadMetric.recorderCPU, max(0, Int(extra.nanoseconds)))
+    } setup: {
+        try await RecordState(delay: .milliseconds(20))
+    }
+
     // The recorder alone: mode `all` over an executor that answers at once without I/O.
     Benchmark(
         "Recorder alone",
@@ -101,6 +128,7 @@ private func helloRequest(tag: String, index: Int) -> ExecutionRequest {
 private enum OverheadMetric {
     static let all = BenchmarkMetric.custom("overhead mode all (%)", useScalingFactor: false)
     static let missing = BenchmarkMetric.custom("overhead mode missing (%)", useScalingFactor: false)
+    static let recorderCPU = BenchmarkMetric.custom("recorder CPU per recording (ns)", useScalingFactor: false)
 }
 
 /// The loopback server, the live client, and one cassette per recording path, in a folder removed at exit.
@@ -112,9 +140,10 @@ private final class RecordState {
     let missing: Cassette
     let alone: Cassette
 
-    /// Starts the server and opens the cassettes; every path is warmed up (connections, page cache, allocator).
-    init() async throws {
-        server = try HelloServer()
+    /// Starts the server (answering after `delay`) and opens the cassettes; every path is warmed up (connections,
+    /// page cache, allocator).
+    init(delay: Duration? = nil) async throws {
+        server = try HelloServer(delay: delay)
         live = server.makeExecutor(concurrency: 64)
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("record-bench-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -15,9 +15,11 @@ public final class HelloServer: Sendable {
     private let server: LoopbackHTTPServer
 
     /// Starts listening on a free loopback port.
-    public init() throws {
+    ///
+    /// - Parameter delay: how long each answer waits, like a real sandbox running the code (`nil`: at once).
+    public init(delay: Duration? = nil) throws {
         let response = LoopbackHTTPServer.Response.json(Data(Self.answer.utf8))
-        server = try LoopbackHTTPServer { _ in .respond(response) }
+        server = try LoopbackHTTPServer { _ in delay.map { .respondAfter($0, response) } ?? .respond(response) }
     }
 
     deinit { server.shutdown() }
