@@ -14,30 +14,7 @@ private func withControlServer<T: Sendable>(
     configuration.port = 0
     let control = CassetteControl(live: live)
     let server = SandboxFusionServer(control: control, configuration: configuration)
-    let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
-    let running = Task {
-        try await server.run(
-            onReady: { address in
-                readyContinuation.yield(address.port)
-                readyContinuation.finish()
-            },
-            onShutdown: { await control.shutdown() })
-    }
-    var iterator = ready.makeAsyncIterator()
-    guard let port = await iterator.next() else {
-        try await running.value
-        throw RawHTTPError(description: "the server stopped before listening")
-    }
-    do {
-        let value = try await body(RunningServer(server: server, port: port), control)
-        await server.triggerGracefulShutdown()
-        try await running.value
-        return value
-    } catch {
-        await server.triggerGracefulShutdown()
-        try? await running.value
-        throw error
-    }
+    return try await withRunning(server, onShutdown: { await control.shutdown() }) { try await body($0, control) }
 }
 
 extension RunningServer {

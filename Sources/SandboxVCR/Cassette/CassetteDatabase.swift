@@ -279,8 +279,7 @@ enum CassetteDatabase {
                 "outcome": interaction.outcome, "recordedAt": interaction.recordedAt,
                 "duration": interaction.duration, "lastReplayedAt": interaction.lastReplayedAt,
                 "program": interaction.program, "codeHash": interaction.codeHash,
-                "requestChecksum": RecordChecksum.of(interaction.request),
-                "outcomeChecksum": RecordChecksum.of(interaction.outcome),
+                "requestChecksum": interaction.requestChecksum, "outcomeChecksum": interaction.outcomeChecksum,
             ])
         }
     }

@@ -11,6 +11,9 @@ struct EncodedInteraction: Sendable {
     var backendVersion: String?
     var request: Data
     var outcome: Data
+    /// ``RecordChecksum`` of each record.
+    var requestChecksum: Int64
+    var outcomeChecksum: Int64
     /// The parts the records reference, by hash.
     var blobs: [ContentHash: Data]
     var recordedAt: Double
@@ -25,6 +28,8 @@ struct EncodedInteraction: Sendable {
         var sink = BlobSink(cache: cache)
         request = Data(RecordCoding.encode(interaction.request, sink: &sink))
         outcome = Data(RecordCoding.encode(interaction.outcome, sink: &sink))
+        requestChecksum = RecordChecksum.of(request)
+        outcomeChecksum = RecordChecksum.of(outcome)
         blobs = sink.blobs
         key = interaction.key.data
         ordinal = interaction.ordinal

@@ -6,59 +6,46 @@ internal import Synchronization
 final class ShutdownDeadline: Sendable {
     private struct State {
         var hasPassed = false
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextWaiter = 0
+        /// How to cancel each call in flight, by call number.
+        var calls: [Int: @Sendable () -> Void] = [:]
+        var nextCall = 0
     }
 
     private let state = Mutex(State())
 
-    /// The grace period is over: wakes every call still waiting.
+    /// The grace period is over: cancels every call in flight (and any that starts later).
     func pass() {
-        let waiters = state.withLock { state in
+        let calls = state.withLock { state in
             state.hasPassed = true
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+            defer { state.calls.removeAll() }
+            return Array(state.calls.values)
         }
-        for waiter in waiters { waiter.resume() }
+        for cancel in calls { cancel() }
     }
 
-    /// Runs `body`; if the deadline passes first, cancels it and returns `onDeadline()` instead (after `body` has
-    /// returned from its cancellation).
+    /// Runs `body` in a task of its own; if the deadline passes before it returns, cancels it and returns
+    /// `onDeadline()` instead (once `body` has returned from its cancellation).
     func race<T: Sendable>(
         _ body: @escaping @Sendable () async -> T, onDeadline: @escaping @Sendable () -> T
     ) async -> T {
-        await withTaskGroup(of: T?.self) { group in
-            group.addTask { await body() }
-            group.addTask {
-                await self.wait()
-                return Task.isCancelled ? nil : onDeadline()
-            }
-            var first: T?
-            while first == nil, let next = await group.next() { first = next }
-            group.cancelAll()
-            return first ?? onDeadline()
+        let call = Task { () -> (value: T, isCutShort: Bool) in
+            let value = await body()
+            return (value, Task.isCancelled)
         }
-    }
-
-    /// Returns once the deadline has passed, or the task is cancelled.
-    private func wait() async {
-        let id = state.withLock { state in
-            defer { state.nextWaiter += 1 }
-            return state.nextWaiter
+        let number = state.withLock { state -> Int? in
+            guard !state.hasPassed else { return nil }
+            defer { state.nextCall += 1 }
+            state.calls[state.nextCall] = { call.cancel() }
+            return state.nextCall
         }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state in
-                    if state.hasPassed || Task.isCancelled { return true }
-                    state.waiters[id] = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
+        if number == nil { call.cancel() }
+        let result = await withTaskCancellationHandler {
+            await call.value
         } onCancel: {
-            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-            waiter?.resume()
+            call.cancel()
         }
+        if let number { _ = state.withLock { $0.calls.removeValue(forKey: number) } }
+        return result.isCutShort && state.withLock({ $0.hasPassed }) ? onDeadline() : result.value
     }
 }
 

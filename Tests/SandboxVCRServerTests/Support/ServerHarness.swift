@@ -38,6 +38,14 @@ func withServer<T: Sendable>(
     configure(&configuration)
     let server = SandboxFusionServer(
         executor: executor, configuration: configuration, jupyterHandler: jupyterHandler)
+    return try await withRunning(server, onShutdown: onShutdown, body)
+}
+
+/// Runs `server` (configured for port 0), runs `body` once it listens, then shuts it down gracefully and waits.
+func withRunning<T: Sendable>(
+    _ server: SandboxFusionServer, onShutdown: @escaping @Sendable () async throws -> Void = {},
+    _ body: (RunningServer) async throws -> T
+) async throws -> T {
     let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
     let running = Task {
         try await server.run(
