@@ -32,9 +32,12 @@ Authentication:
     Router (TaskCommandRouter): `authorization: Bearer <jwt>` with the JWT from command_router_access for that task
     (HS256-signed, `exp` = now + --router-jwt-ttl), else UNAUTHENTICATED.
 
+Ids: V1 sandbox ids are `sb-` + 22 alphanumerics; V2 sandbox ids and V2 task ids end in `V` (the SDK chooses the
+    backend of `Sandbox.from_id` by the id's shape, and looks the sandbox up with SandboxWait / SandboxWaitV2 timeout 0).
+
 Commands: each sandbox gets a temporary root folder; a command runs as a local subprocess (its command_args, e.g.
     `bash -lc CMD`) in its own process group, with env HOME=<root>, SANDBOX_ROOT=<root>, PATH, LANG plus the request's
-    env. Absolute paths that start with a mapped prefix (--map-prefix, default /workspace) are rewritten to
+    env and the inline env of its secret_sources (how the SDK sends `exec(env=...)`). Absolute paths that start with a mapped prefix (--map-prefix, default /workspace) are rewritten to
     <root>/<prefix> in every command argument and in workdir, so `/workspace/x` lands inside the sandbox root; other
     absolute paths (/tmp, /usr...) are the host's. Unset workdir = the sandbox root. A workdir that does not exist
     answers TaskExecStart with INVALID_ARGUMENT. `pwd` prints the real (rewritten) folder.
@@ -368,7 +371,9 @@ class FakeModal:
         return text
 
     def create_sandbox(self, app_id, definition, version):
-        sandbox_id = new_id("sb-")
+        # The SDK picks the backend of Sandbox.from_id(id) by the id's shape: `sb-` + 22 alphanumerics is V1,
+        # anything else V2. V2 ids carry a trailing `V`, as V2 task ids do.
+        sandbox_id = new_id("sb-") + ("V" if version == 2 else "")
         task_id = new_id("ta-") + ("V" if version == 2 else "")
         root = os.path.join(self.base_dir, sandbox_id)
         os.makedirs(root)
@@ -468,6 +473,8 @@ class FakeModal:
             "SANDBOX_ROOT": sandbox.root,
         }
         env.update(dict(request.env))
+        for source in request.secret_sources:  # the SDK sends exec(env=...) as inline secret sources
+            env.update(dict(source.env.contents))
         stdout = asyncio.subprocess.PIPE
         if request.stdout_config == router_pb2.TASK_EXEC_STDOUT_CONFIG_DEVNULL:
             stdout = asyncio.subprocess.DEVNULL
