@@ -210,6 +210,7 @@ class Exec:
         self.exec_id = exec_id
         self.sandbox = sandbox
         self.process = None
+        self.starting = None  # the task that spawns the process; shielded from the cancellation of its call
         self.stdout = bytearray()
         self.stderr = bytearray()
         self.stdout_eof = False
@@ -453,8 +454,10 @@ class FakeModal:
 
     async def start_exec(self, request):
         sandbox = self.router_sandbox(request.task_id)
-        if request.exec_id in sandbox.execs:
-            return  # a retried start
+        existing = sandbox.execs.get(request.exec_id)
+        if existing is not None:
+            await asyncio.shield(existing.starting)  # a retried start: answers once the first start is done
+            return
         if not request.command_args:
             raise GRPCError(Status.INVALID_ARGUMENT, "command_args is empty")
         args = [self.map_path(sandbox, arg) for arg in request.command_args]
@@ -486,6 +489,13 @@ class FakeModal:
 
         execution = Exec(request.exec_id, sandbox)
         sandbox.execs[request.exec_id] = execution
+        # The process is spawned by a task of its own: a start whose call is cancelled (the client's connection
+        # dropped) still completes, so the client's retried start and its stdin writes find the process.
+        execution.starting = asyncio.ensure_future(self.spawn(execution, request, args, cwd, env, stdout, stderr))
+        await asyncio.shield(execution.starting)
+
+    async def spawn(self, execution, request, args, cwd, env, stdout, stderr):
+        sandbox = execution.sandbox
         try:
             execution.process = await asyncio.create_subprocess_exec(
                 *args,
@@ -502,6 +512,8 @@ class FakeModal:
         self.stats.data["execs_started"] += 1
         self.stats.write()
         process = execution.process
+        if not sandbox.alive:  # terminated while the process was being spawned
+            kill_group(process)
         if process.stdout is None:
             execution.stdout_eof = True
         else:
@@ -548,6 +560,7 @@ class FakeModal:
 
     async def write_stdin(self, request):
         execution = self.router_exec(request.task_id, request.exec_id)
+        await asyncio.shield(execution.starting)
         async with execution.stdin_lock:
             if request.offset > execution.stdin_offset:
                 raise GRPCError(
