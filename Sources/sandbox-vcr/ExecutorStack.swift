@@ -30,6 +30,9 @@ struct ExecutorConfiguration: Sendable {
     var unnamedBackend: UnnamedBackend
     /// The most requests the SandboxFusion client sends at once, unless `SANDBOX_MAX_CONCURRENCY` says otherwise.
     var clientConcurrency: Int?
+    /// Whether a recording mode may go without a live SandboxFusion backend (`serve --modal-port` records Modal
+    /// only): the SandboxFusion port then replays and answers misses as such.
+    var recordsModalOnly = false
 
     /// Refuses options that contradict each other.
     ///
@@ -70,6 +73,8 @@ struct ExecutorStack: Sendable {
     var cassette: Cassette?
     /// What the executor answers from, for a log line.
     var summary: String
+    /// The cassette's record mode, when there is a cassette.
+    var mode: RecordMode?
 
     /// Builds the executor.
     ///
@@ -106,7 +111,7 @@ struct ExecutorStack: Sendable {
         let mode = try configuration.mode ?? (replaysByDefault ? .never : resolvedMode(environment: environment))
         // Only `never` goes without the live backend: `live` and `all` need it, `missing` records through it.
         let liveKind = mode == .never ? nil : named ?? fallback
-        if liveKind == nil, mode == .all || mode == .live {
+        if liveKind == nil, mode == .all || mode == .live, !configuration.recordsModalOnly {
             throw ValidationError(
                 "--record \(mode) calls the live backend for every request; name one (--url URL, also spelled "
                     + "--upstream; --backend modal; --rules FILE), or replay with --record never")
@@ -117,11 +122,11 @@ struct ExecutorStack: Sendable {
         let cassette = try await Cassette.open(
             at: URL(fileURLWithPath: path), readOnly: mode == .never, create: mode != .never)
         let recording = RecordingExecutor(
-            cassette: cassette, mode: mode, live: live?.executor,
+            cassette: cassette, mode: live == nil && mode != .never ? .missing : mode, live: live?.executor,
             configuration: RecordingExecutor.Configuration(backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)"))
         var summary = "cassette \(path) (record mode \(mode))"
         if let live { summary += ", live: \(live.summary)" } else if named != nil { summary += ", live backend unused" }
-        return ExecutorStack(executor: recording, cassette: cassette, summary: summary)
+        return ExecutorStack(executor: recording, cassette: cassette, summary: summary, mode: mode)
     }
 
     /// Makes the live backend `kind` from the configuration and the environment.

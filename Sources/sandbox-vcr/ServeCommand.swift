@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import SandboxVCR
+import SandboxVCRModal
+import SandboxVCRModalServer
 import SandboxVCRServer
 
 /// `sandbox-vcr serve`: a SandboxFusion-compatible HTTP server answering from a cassette, an upstream or a fake.
@@ -68,8 +70,35 @@ struct ServeCommand: AsyncParsableCommand {
             """)
     var shutdownGrace: Double = 10
 
-    @Option(help: "Write the server URL to this file (atomically) once listening.")
+    @Option(
+        help: """
+            Write the server URL to this file (atomically) once listening; with --modal-port a second line \
+            `modal: URL`.
+            """)
     var readyFile: String?
+
+    @Option(
+        help: """
+            Also serve Modal's gRPC API on this port (0 picks a free one): Modal clients (the Python SDK with \
+            MODAL_SERVER_URL, ModalSandboxPool) replay sandboxes from --cassette, and record them in modes \
+            missing and all.
+            """)
+    var modalPort: Int?
+
+    @Option(
+        help: """
+            The Modal API that --modal-port records through (default: MODAL_SERVER_URL, the profile's \
+            server_url, else https://api.modal.com).
+            """)
+    var modalUpstream: String?
+
+    @Option(
+        name: .customLong("normalize"),
+        help: """
+            REGEX=REPLACEMENT applied to each Modal exec's argv, workdir and stdin before matching (repeatable), \
+            for values that change between runs and are not bound automatically.
+            """)
+    var normalizers: [String] = []
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
@@ -80,6 +109,16 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if fakeAlias != nil, executorOptions.rules != nil {
             throw ValidationError("--fake RULES is --backend fake --rules RULES; give the rules once")
+        }
+        if let modalPort, !(0...65_535).contains(modalPort) {
+            throw ValidationError("--modal-port \(modalPort) is not a port (0 picks a free one)")
+        }
+        if modalPort != nil, control {
+            throw ValidationError(
+                "--modal-port answers from --cassette; the per-test control API (--control) covers SandboxFusion only")
+        }
+        if modalPort == nil, modalUpstream != nil || !normalizers.isEmpty {
+            throw ValidationError("--modal-upstream and --normalize need --modal-port")
         }
         if control, executorOptions.cassette != nil || executorOptions.record != nil {
             throw ValidationError(
@@ -115,6 +154,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.urls += upstreamAlias
         configuration.rules = configuration.rules ?? fakeAlias
         configuration.clientConcurrency = maxConcurrency
+        configuration.recordsModalOnly = modalPort != nil
         return configuration
     }
 
@@ -129,6 +169,7 @@ struct ServeCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let server: SandboxFusionServer
         let finish: @Sendable () async throws -> Void
+        let modalServer: ModalServer?
         if control {
             // The live backend only (no cassette): each activation puts a cassette in front of it.
             let live =
@@ -139,27 +180,80 @@ struct ServeCommand: AsyncParsableCommand {
                 live: live?.executor, backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)", logger: logger)
             server = SandboxFusionServer(control: cassetteControl, configuration: configuration, logger: logger)
             finish = { await cassetteControl.shutdown() }
+            modalServer = nil
         } else {
             let stack = try await ExecutorStack.make(executorConfiguration, environment: environment, logger: logger)
             logger.info("answering from \(stack.summary)")
             server = SandboxFusionServer(executor: stack.executor, configuration: configuration, logger: logger)
-            finish = { try await stack.finish() }
+            if let modalPort {
+                let modal = try await makeModalServer(
+                    port: modalPort, stack: stack, environment: environment, logger: logger)
+                modalServer = modal
+                server.statistics.reportModal { modal.statistics.snapshot }
+                finish = {
+                    await modal.finish()
+                    try await stack.finish()
+                }
+            } else {
+                finish = { try await stack.finish() }
+                modalServer = nil
+            }
         }
         let readyFile = readyFile
+        let companions = modalServer.map { modal in
+            [ServeCompanion(run: { try await modal.run() }, beginShutdown: { modal.beginShutdown() })]
+        }
         try await server.run(
             handlesSignals: true,
+            companions: companions ?? [],
             onReady: { address in
+                var line = address.readinessLine
+                var extraLines: [String] = []
+                if let modalServer {
+                    do {
+                        let url = try await modalServer.listeningURL()
+                        line += ", modal: \(url)"
+                        extraLines.append("modal: \(url)")
+                    } catch {
+                        logger.error("the Modal port is not listening", metadata: ["error": "\(error)"])
+                    }
+                }
                 // The ready file first, so that a script which saw the line also finds the file.
                 if let readyFile {
                     do {
-                        try address.writeReadyFile(to: readyFile)
+                        try address.writeReadyFile(to: readyFile, extraLines: extraLines)
                     } catch {
                         logger.error("could not write the ready file", metadata: ["error": "\(error)"])
                     }
                 }
                 // Unbuffered, so a script reading a pipe sees the line at once.
-                FileHandle.standardOutput.write(Data((address.readinessLine + "\n").utf8))
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
             },
             onShutdown: finish)
+    }
+
+    /// The Modal port's server: the cassette and record mode of the SandboxFusion port, the upstream from
+    /// --modal-upstream or the Modal configuration.
+    private func makeModalServer(
+        port: Int, stack: ExecutorStack, environment: [String: String], logger: Logger
+    ) async throws -> ModalServer {
+        var modal = ModalServeConfiguration()
+        modal.host = host
+        modal.port = port
+        modal.mode = stack.mode ?? .live
+        modal.normalizers = normalizers
+        modal.shutdownGrace = .seconds(shutdownGrace)
+        let credentials = try? ModalConfiguration.fromEnvironment(environment)
+        modal.upstreamURL = modalUpstream ?? credentials?.serverURL ?? "https://api.modal.com"
+        modal.fallbackTokenID = credentials?.tokenID
+        modal.fallbackTokenSecret = credentials?.tokenSecret
+        do {
+            let server = try await ModalServer(configuration: modal, cassette: stack.cassette, logger: logger)
+            let upstream = modal.forwards ? ", upstream \(modal.upstreamURL ?? "-")" : ", no upstream"
+            logger.info("Modal port: record mode \(modal.mode)\(upstream)")
+            return server
+        } catch let error as ModalServeError {
+            throw ValidationError(error.message)
+        }
     }
 }

@@ -1,9 +1,9 @@
 internal import Foundation
 
 /// Explains a replay miss: the request, the nearest recordings and how each differs, field by field.
-enum MissDiagnostics {
+package enum MissDiagnostics {
     /// The differences between a recorded request and the requested one, one line (or diff) per field.
-    static func differences(recorded: ExecutionRequest, requested: ExecutionRequest) -> [String] {
+    package static func differences(recorded: ExecutionRequest, requested: ExecutionRequest) -> [String] {
         var lines: [String] = []
         switch (recorded.program, requested.program) {
         case (.source(let oldLanguage, let oldCode), .source(let newLanguage, let newCode)):

@@ -101,6 +101,7 @@ public final class SandboxFusionServer: Sendable {
     /// - Throws: ``ServeError`` for a bad configuration, a bind failure, or what `onShutdown` throws.
     public func run(
         handlesSignals: Bool = false,
+        companions: [ServeCompanion] = [],
         onReady: @escaping @Sendable (ServeAddress) async -> Void = { _ in },
         onShutdown: @escaping @Sendable () async throws -> Void = {}
     ) async throws {
@@ -120,7 +121,8 @@ public final class SandboxFusionServer: Sendable {
         // The first signal starts a graceful shutdown; the grace period running out, or a second signal, cancels
         // what is still in flight.
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [application], gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
+            services: [application] + companions.map { CompanionService(companion: $0) as any Service },
+            gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [],
             logger: logger)
         // A backstop: in-flight calls are answered when the grace period ends (``shutdownDeadline``); whatever still
         // holds the server a few seconds later is cancelled.
@@ -184,5 +186,33 @@ public final class SandboxFusionServer: Sendable {
         }
         startGracePeriod()
         await group?.triggerGracefulShutdown()
+    }
+}
+
+/// Another server that runs beside the HTTP one (`serve --modal-port`'s gRPC server): started with it, told to
+/// stop at the same graceful shutdown.
+public struct ServeCompanion: Sendable {
+    /// Serves until `beginShutdown` is called, then returns once the calls in flight are answered.
+    public var run: @Sendable () async throws -> Void
+    /// Starts the graceful shutdown.
+    public var beginShutdown: @Sendable () -> Void
+
+    public init(run: @escaping @Sendable () async throws -> Void, beginShutdown: @escaping @Sendable () -> Void) {
+        self.run = run
+        self.beginShutdown = beginShutdown
+    }
+}
+
+/// A companion as a service of the server's ``ServiceGroup``.
+private struct CompanionService: Service {
+    let companion: ServeCompanion
+
+    func run() async throws {
+        let companion = self.companion
+        try await withGracefulShutdownHandler {
+            try await companion.run()
+        } onGracefulShutdown: {
+            companion.beginShutdown()
+        }
     }
 }

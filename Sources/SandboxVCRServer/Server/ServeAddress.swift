@@ -22,17 +22,17 @@ public struct ServeAddress: Sendable, Hashable, CustomStringConvertible {
     /// The readiness line printed on standard output: `sandbox-vcr serve: listening on http://127.0.0.1:PORT`.
     public var readinessLine: String { "sandbox-vcr serve: listening on \(url)" }
 
-    /// Writes ``url`` (and a newline) to `path` atomically: a temporary file in the same folder, then a rename,
-    /// so a script polling for the file never reads it half written.
+    /// Writes ``url`` (and a newline), then `extraLines` (e.g. `modal: URL`), to `path` atomically: a temporary file
+    /// in the same folder, then a rename, so a script polling for the file never reads it half written.
     ///
     /// - Throws: ``ServeError`` with code ``ServeError/Code/readyFile``.
-    public func writeReadyFile(to path: String) throws(ServeError) {
+    public func writeReadyFile(to path: String, extraLines: [String] = []) throws(ServeError) {
         let destination = URL(fileURLWithPath: path)
         let temporary = destination.deletingLastPathComponent()
             .appendingPathComponent(
                 ".\(destination.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         do {
-            try Data((url + "\n").utf8).write(to: temporary)
+            try Data(([url] + extraLines).map { $0 + "\n" }.joined().utf8).write(to: temporary)
             if rename(temporary.path, destination.path) != 0 {
                 throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
             }

@@ -18,6 +18,8 @@ public final class ServeStatistics: Sendable {
         public var rejected = 0
         /// Requests per `METHOD /path` (unknown paths counted under `other`).
         public var byEndpoint: [String: Int] = [:]
+        /// The Modal port's counts (`serve --modal-port`), when it runs.
+        public var modal: [String: Int]?
 
         /// The `GET /stats` answer, keys in a fixed order.
         var json: JSONValue {
@@ -30,16 +32,26 @@ public final class ServeStatistics: Sendable {
                     "by_endpoint",
                     .object(byEndpoint.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) })
                 ),
-            ])
+            ] + (modal.map { [("modal", .object($0.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) }))] } ?? []))
         }
     }
 
     private let counts = Mutex(Snapshot())
+    private let modalCounts = Mutex<(@Sendable () -> [String: Int])?>(nil)
 
     public init() {}
 
     /// The counts now.
-    public var snapshot: Snapshot { counts.withLock { $0 } }
+    public var snapshot: Snapshot {
+        var snapshot = counts.withLock { $0 }
+        snapshot.modal = modalCounts.withLock { $0 }?()
+        return snapshot
+    }
+
+    /// Adds the Modal port's counts to every snapshot (and `GET /stats`).
+    public func reportModal(_ counts: @escaping @Sendable () -> [String: Int]) {
+        modalCounts.withLock { $0 = counts }
+    }
 
     func recordRequest(endpoint: String) {
         counts.withLock {

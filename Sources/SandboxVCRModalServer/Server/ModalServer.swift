@@ -1,0 +1,124 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+public import Logging
+import ModalProto
+public import SandboxVCR
+
+/// Modal's own gRPC API (`modal.client.ModalClient` and `modal.task_command_router.TaskCommandRouter`) in cleartext
+/// HTTP/2: sandboxes replayed from a cassette, or forwarded to a real Modal and recorded, so that any Modal client
+/// (the Python SDK, `ModalSandboxPool`) runs in CI with no credentials.
+///
+/// ```swift
+/// let server = try await ModalServer(configuration: configuration, cassette: cassette, logger: logger)
+/// async let serving: Void = server.run()
+/// print(try await server.listeningURL())   // http://127.0.0.1:PORT: the client's MODAL_SERVER_URL
+/// ```
+///
+/// The command-router URLs it hands out point back at itself. See the ModalServer article for the RPCs it
+/// answers, how sandboxes bind to recordings, and how a cassette keeps them.
+public final class ModalServer: Sendable {
+    public let configuration: ModalServeConfiguration
+    public let statistics = ModalServeStatistics()
+    let hub: ModalSandboxHub
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let transport: HTTP2ServerTransport.Posix
+    private let logger: Logger
+
+    /// Loads the cassette's recorded sandboxes (when the mode may replay) and prepares the server.
+    ///
+    /// - Parameters:
+    ///   - configuration: where to listen, the record mode, the upstream, normalizers.
+    ///   - cassette: where sandboxes are replayed from and recorded into (`nil`: mode `live` only).
+    ///   - logger: calls at `debug`, sandboxes and misses at `info`/`warning`; never credentials.
+    /// - Throws: ``ModalServeError`` for a configuration that cannot work; ``CassetteError`` when the cassette
+    ///   cannot be read.
+    public init(configuration: ModalServeConfiguration, cassette: Cassette?, logger: Logger) async throws {
+        if configuration.forwards, configuration.upstreamURL == nil {
+            throw ModalServeError(
+                code: .configuration,
+                message: "record mode `\(configuration.mode)` needs a Modal upstream: --modal-upstream URL, "
+                    + "MODAL_SERVER_URL, or a profile's server_url")
+        }
+        if configuration.mode != .live, cassette == nil {
+            throw ModalServeError(
+                code: .configuration,
+                message: "--modal-port with record mode `\(configuration.mode)` needs --cassette FILE")
+        }
+        var normalizers: [ExecNormalizer] = []
+        for text in configuration.normalizers { normalizers.append(try ExecNormalizer(text)) }
+        var library: ReplayLibrary?
+        if let cassette, configuration.mode == .never || configuration.mode == .missing {
+            var interactions: [Cassette.Interaction] = []
+            try await cassette.forEachInteraction { interaction in
+                if interaction.session?.hasPrefix(ModalSessionCoding.sessionPrefix) == true {
+                    interactions.append(interaction)
+                }
+            }
+            let (sandboxes, skipped) = ModalSessionCoding.sandboxes(from: interactions)
+            if skipped > 0 {
+                logger.warning("skipped Modal sessions without a readable sandbox step", metadata: ["count": "\(skipped)"])
+            }
+            library = ReplayLibrary(sandboxes: sandboxes, normalizers: normalizers)
+            logger.info(
+                "Modal port replays \(sandboxes.count) recorded sandboxes (\(library?.execCount ?? 0) execs)")
+        }
+        self.configuration = configuration
+        self.logger = logger
+        let upstream = configuration.forwards ? configuration.upstreamURL.map { UpstreamModal(url: $0, logger: logger) } : nil
+        let hub = ModalSandboxHub(
+            configuration: configuration, library: library, cassette: cassette, upstream: upstream,
+            statistics: statistics, logger: logger)
+        self.hub = hub
+        var transportConfiguration = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfiguration.rpc.maxRequestPayloadSize = 64 * 1024 * 1024
+        transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: configuration.host, port: configuration.port), transportSecurity: .plaintext,
+            config: transportConfiguration)
+        let implemented = Set(ModalRPC.allPaths)
+        server = GRPCServer(
+            transport: transport,
+            services: [
+                ModalControlPlaneService(hub: hub), ModalCommandRouterService(hub: hub),
+                UnrecordedMethodsService(implemented: implemented, statistics: statistics),
+            ])
+    }
+
+    /// Serves until ``beginShutdown()``; then waits for the calls in flight.
+    ///
+    /// - Throws: ``ModalServeError`` with code ``ModalServeError/Code/listen`` when the port cannot be bound.
+    public func run() async throws {
+        do {
+            try await server.serve()
+        } catch {
+            throw ModalServeError(
+                code: .listen,
+                message: "the Modal port could not listen on \(configuration.host):\(configuration.port) (\(error)); "
+                    + "pick another --modal-port (0 picks a free one)")
+        }
+    }
+
+    /// `http://HOST:PORT` once listening (the URL Modal clients take as `MODAL_SERVER_URL`).
+    public func listeningURL() async throws -> String {
+        let address = try await transport.listeningAddress
+        guard let ipv4 = address.ipv4 else {
+            throw ModalServeError(code: .listen, message: "the Modal port is bound to \(address), not an IPv4 address")
+        }
+        let url = "http://\(ipv4.host):\(ipv4.port)"
+        hub.setRouterURL(url)
+        return url
+    }
+
+    /// Stops accepting calls; ``run()`` returns when the calls in flight are answered.
+    public func beginShutdown() {
+        server.beginGracefulShutdown()
+    }
+
+    /// Saves every recording still open and terminates the upstream sandboxes serve created. Call it after
+    /// ``run()`` returned (or was cancelled).
+    public func finish() async {
+        await hub.finishRecordings()
+        await hub.terminateUpstreamSandboxes()
+        await hub.finishRecordings()
+    }
+}

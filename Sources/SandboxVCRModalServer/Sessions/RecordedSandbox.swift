@@ -1,0 +1,137 @@
+package import Foundation
+import SandboxVCR
+
+/// A gRPC status as a recording keeps it: its numeric code and message.
+package struct RecordedStatus: Hashable, Sendable {
+    package var code: Int
+    package var message: String
+
+    package init(code: Int, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// `CODE MESSAGE`, as stored in a cassette.
+    var text: String { "\(code) \(message)" }
+
+    /// Parses ``text``; `nil` for anything else.
+    init?(text: String) {
+        let parts = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let first = parts.first, let code = Int(first), (1...16).contains(code) else { return nil }
+        self.init(code: code, message: parts.count > 1 ? String(parts[1]) : "")
+    }
+}
+
+/// One output stream of a recorded exec: the chunks in the order they arrived, and how the stream ended.
+package struct RecordedStream: Hashable, Sendable {
+    package var chunks: [Data]
+    /// `nil`: the stream ended with `OK`.
+    package var failure: RecordedStatus?
+
+    package init(chunks: [Data] = [], failure: RecordedStatus? = nil) {
+        self.chunks = chunks
+        self.failure = failure
+    }
+
+    /// All bytes of the stream.
+    package var bytes: Data { chunks.reduce(into: Data()) { $0.append($1) } }
+}
+
+/// How a recorded exec ended, as `TaskExecWait` answered.
+package enum RecordedExit: Hashable, Sendable {
+    case code(Int32)
+    case signal(Int32)
+    /// The wait failed, e.g. `NOT_FOUND` for a sandbox terminated mid-command.
+    case failure(RecordedStatus)
+}
+
+/// One command run in a recorded sandbox, with what it returned.
+package struct RecordedExec: Hashable, Sendable {
+    /// The exec's position among the sandbox's execs, in the order they started (1-based).
+    package var step: Int
+    package var call: ExecCall
+    package var stdout: RecordedStream
+    package var stderr: RecordedStream
+    package var exit: RecordedExit
+
+    package init(step: Int, call: ExecCall, stdout: RecordedStream, stderr: RecordedStream, exit: RecordedExit) {
+        self.step = step
+        self.call = call
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exit = exit
+    }
+}
+
+/// What a client asked an exec to do: the values matching compares.
+package struct ExecCall: Hashable, Sendable {
+    package var argv: [String]
+    package var workdir: String?
+    package var stdin: Data
+    package var timeoutSecs: UInt32
+
+    package init(argv: [String], workdir: String?, stdin: Data = Data(), timeoutSecs: UInt32 = 0) {
+        self.argv = argv
+        self.workdir = workdir
+        self.stdin = stdin
+        self.timeoutSecs = timeoutSecs
+    }
+
+    /// A one-line description for logs and diagnostics (shortened; never whole stdin).
+    package var summary: String {
+        let command = argv.count == 3 && argv[0] == "bash" && argv[1] == "-lc" ? argv[2] : argv.joined(separator: " ")
+        let shown = command.count > 100 ? String(command.prefix(97)) + "..." : command
+        return "exec \"\(shown.replacingOccurrences(of: "\n", with: "\\n"))\""
+            + (workdir.map { " in \($0)" } ?? "") + (stdin.isEmpty ? "" : " with \(stdin.count) bytes of stdin")
+    }
+}
+
+/// The image of a sandbox, as its layers' Dockerfile commands (base layer first): the same image has the same
+/// canonical id whatever ids a Modal server gave its layers.
+package struct ImageSpec: Hashable, Sendable {
+    package var layers: [[String]]
+
+    package init(layers: [[String]]) { self.layers = layers }
+
+    /// `im-` and 24 hex digits of the layers' SHA-256: the id replays hand out.
+    package var canonicalID: String {
+        var text = ""
+        for layer in layers {
+            text += layer.joined(separator: "\n") + "\n\u{1}"
+        }
+        return "im-" + String(ContentHash.sha256(Data(text.utf8)).hex.prefix(24))
+    }
+
+    /// The layers as JSON (stored in a cassette).
+    var json: Data {
+        (try? JSONSerialization.data(withJSONObject: ["layers": layers], options: [.sortedKeys])) ?? Data()
+    }
+
+    /// Parses ``json``.
+    init?(json: Data) {
+        guard let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any],
+            let layers = object["layers"] as? [[String]]
+        else { return nil }
+        self.layers = layers
+    }
+}
+
+/// A sandbox a cassette holds: what it was made from and the execs that ran in it.
+package struct RecordedSandbox: Hashable, Sendable {
+    /// The cassette session that holds it (`modal/…`).
+    package var session: String
+    package var image: ImageSpec
+    package var timeoutSecs: UInt32
+    /// In the order they started.
+    package var execs: [RecordedExec]
+    /// When it was recorded (orders sandboxes of the same shape: older first).
+    package var recordedAt: Date
+
+    package init(session: String, image: ImageSpec, timeoutSecs: UInt32, execs: [RecordedExec], recordedAt: Date) {
+        self.session = session
+        self.image = image
+        self.timeoutSecs = timeoutSecs
+        self.execs = execs
+        self.recordedAt = recordedAt
+    }
+}
