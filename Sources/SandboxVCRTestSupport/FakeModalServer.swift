@@ -52,6 +52,9 @@ public final class FakeModalServer: Sendable {
         public var tokenSecret: String
         /// More command-line arguments, e.g. `["--terminate-after", "0.2"]`.
         public var extraArguments: [String]
+        /// Whether the server keeps its stats file (``stats()``); it rewrites the file on every call, which slows
+        /// it down under load (hundreds of sandboxes).
+        public var writesStats = true
 
         public init(
             faults: [Fault] = [],
@@ -186,11 +189,11 @@ public final class FakeModalServer: Sendable {
         var arguments = [
             root.appendingPathComponent("Tools/fake_modal_server.py").path,
             "--port", "0",
-            "--stats-file", folder.appendingPathComponent("stats.json").path,
             "--token-id", options.tokenID,
             "--token-secret", options.tokenSecret,
             "--exit-on-stdin-eof",
         ]
+        if options.writesStats { arguments += ["--stats-file", folder.appendingPathComponent("stats.json").path] }
         for fault in options.faults { arguments += ["--fault", fault.name] }
         if !options.faultRPCs.isEmpty { arguments += ["--fault-rpcs", options.faultRPCs.joined(separator: ",")] }
         arguments += options.extraArguments

@@ -44,20 +44,14 @@ package final class ReplayBinder: Sendable {
     /// Whether some recorded exec this sandbox could still replay starts like `call` and needs more stdin than
     /// `received` (so resolving must wait for the client's next stdin write or its end).
     package func awaitsStdin(_ call: ExecCall, received: Data) -> Bool {
-        var probe = ExecNormalizer.apply(library.normalizers, to: call)
-        probe.stdin = Data()
+        let shape = ReplayLibrary.startShape(ExecNormalizer.apply(library.normalizers, to: call))
         return state.withLock { state in
-            for (sandbox, _) in candidates(state) {
-                for (index, recorded) in library.calls[sandbox].enumerated()
-                where recorded.argv.count == probe.argv.count && recorded.stdin.count > received.count
-                    && recorded.timeoutSecs == probe.timeoutSecs
+            for (sandbox, used) in candidates(state) {
+                let shapes = library.startShapes[sandbox]
+                for index in shapes.indices where shapes[index] == shape && !used.contains(index)
+                    && library.calls[sandbox][index].stdin.count > received.count
                 {
-                    var withoutStdin = recorded
-                    withoutStdin.stdin = Data()
-                    if ReplayLibrary.shape(withoutStdin) == ReplayLibrary.shape(probe) {
-                        _ = index
-                        return true
-                    }
+                    return true
                 }
             }
             return false
@@ -66,24 +60,18 @@ package final class ReplayBinder: Sendable {
 
     /// Whether a first exec like `call` (its stdin aside) could bind a recorded sandbox of this image.
     package func couldBind(_ call: ExecCall) -> Bool {
-        var probe = ExecNormalizer.apply(library.normalizers, to: call)
-        probe.stdin = Data()
-        let shape = ReplayLibrary.shape(probe)
+        let shape = ReplayLibrary.startShape(ExecNormalizer.apply(library.normalizers, to: call))
         for sandbox in library.byImage[imageID] ?? [] where claimantAllows(sandbox) {
-            for recorded in library.calls[sandbox] {
-                var withoutStdin = recorded
-                withoutStdin.stdin = Data()
-                if ReplayLibrary.shape(withoutStdin) == shape { return true }
-            }
+            if library.startShapes[sandbox].contains(shape) { return true }
         }
         return false
     }
 
-    private func candidates(_ state: State) -> [(Int, TokenBindings)] {
+    private func candidates(_ state: State) -> [(Int, Set<Int>)] {
         if let hypotheses = state.hypotheses {
-            return hypotheses.filter { claimantAllows($0.sandbox) }.map { ($0.sandbox, $0.bindings) }
+            return hypotheses.filter { claimantAllows($0.sandbox) }.map { ($0.sandbox, $0.used) }
         }
-        return (library.byImage[imageID] ?? []).filter(claimantAllows).map { ($0, TokenBindings()) }
+        return (library.byImage[imageID] ?? []).filter(claimantAllows).map { ($0, []) }
     }
 
     private func claimantAllows(_ sandbox: Int) -> Bool {
@@ -133,8 +121,12 @@ package final class ReplayBinder: Sendable {
                 return .failure(miss(normalized, step: step, state: state))
             }
             let answer = render(chosen.hypothesis, exec: chosen.exec)
-            let kept = matches.filter { $0.exec == chosen.exec && $0.hypothesis.sandbox == chosen.hypothesis.sandbox
-                || render($0.hypothesis, exec: $0.exec) == answer
+            // Hypotheses that would have answered the same stay; the answer's source is not part of that.
+            let kept = matches.filter { match in
+                if match.exec == chosen.exec, match.hypothesis.sandbox == chosen.hypothesis.sandbox { return true }
+                var other = render(match.hypothesis, exec: match.exec)
+                other.source = answer.source
+                return other == answer
             }.map(\.hypothesis)
             state.hypotheses = kept
             if kept.count == 1 { _ = library.claim(kept[0].sandbox, for: liveID) }

@@ -51,6 +51,8 @@ package final class ReplayLibrary: Sendable {
     let calls: [[ExecCall]]
     /// Each recorded exec's shape, by sandbox and exec index.
     let shapes: [[ContentHash]]
+    /// Each recorded exec's shape without its stdin (what is known when an exec starts).
+    let startShapes: [[ContentHash]]
     /// Canonical image id → the sandboxes made from it, oldest first.
     let byImage: [String: [Int]]
     let normalizers: [ExecNormalizer]
@@ -62,6 +64,7 @@ package final class ReplayLibrary: Sendable {
         let calls = sandboxes.map { $0.execs.map { ExecNormalizer.apply(normalizers, to: $0.call) } }
         self.calls = calls
         self.shapes = calls.map { $0.map(Self.shape) }
+        self.startShapes = calls.map { $0.map(Self.startShape) }
         var byImage: [String: [Int]] = [:]
         for (index, sandbox) in sandboxes.enumerated() { byImage[sandbox.image.canonicalID, default: []].append(index) }
         self.byImage = byImage
@@ -91,6 +94,13 @@ package final class ReplayLibrary: Sendable {
         bytes.append(2)
         TokenBindings.shape(call.stdin, into: &bytes)
         return ContentHash.sha256(bytes)
+    }
+
+    /// The shape of a call without its stdin.
+    static func startShape(_ call: ExecCall) -> ContentHash {
+        var call = call
+        call.stdin = Data()
+        return shape(call)
     }
 
     /// Who claimed a recorded sandbox (a live sandbox id), if anyone.

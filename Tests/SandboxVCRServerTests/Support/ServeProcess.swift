@@ -7,7 +7,10 @@ import Testing
 let builtBinary = CommandRunner.builtProduct(named: "sandbox-vcr")
 
 /// Variables that would change what `sandbox-vcr` records, removed from the children's environment.
-private let clearedEnvironment: [String: String?] = ["SANDBOX_VCR_RECORD": nil, "CI": nil]
+private let clearedEnvironment: [String: String?] = [
+    "SANDBOX_VCR_RECORD": nil, "CI": nil, "MODAL_SERVER_URL": nil, "MODAL_TOKEN_ID": nil, "MODAL_TOKEN_SECRET": nil,
+    "MODAL_CONFIG_PATH": "/nonexistent/sandbox-vcr-tests/.modal.toml",
+]
 
 /// Collects a child's output stream on a dedicated thread, and lets tests wait for text in it (no sleeps).
 final class OutputCollector: Sendable {
@@ -72,14 +75,17 @@ final class OutputCollector: Sendable {
 final class ServeProcess: Sendable {
     let process: Process
     let port: Int
+    /// The Modal port's URL (`--modal-port`), from the readiness line.
+    let modalURL: String?
     /// Standard error: the request log lines and warnings.
     let log: OutputCollector
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    private init(process: Process, port: Int, log: OutputCollector) {
+    private init(process: Process, port: Int, modalURL: String?, log: OutputCollector) {
         self.process = process
         self.port = port
+        self.modalURL = modalURL
         self.log = log
     }
 
@@ -92,14 +98,18 @@ final class ServeProcess: Sendable {
         let stdout = OutputCollector(reading: started.stdout)
         let log = OutputCollector(reading: started.stderr)
         let prefix = "sandbox-vcr serve: listening on http://127.0.0.1:"
+        // `…:PORT`, or `…:PORT, modal: URL` with --modal-port.
         guard await stdout.wait(for: "\n"), let line = stdout.text.split(separator: "\n").first,
-            line.hasPrefix(prefix), let port = Int(line.dropFirst(prefix.count))
+            line.hasPrefix(prefix),
+            let port = Int(line.dropFirst(prefix.count).prefix { $0 != "," })
         else {
             if process.isRunning { process.terminate() }
             _ = await log.wait(for: "\u{0}")  // the whole log, up to the end of the stream
             throw RawHTTPError(description: "serve \(arguments) did not start: \(stdout.text) \(log.text)")
         }
-        return ServeProcess(process: process, port: port, log: log)
+        let modalMarker = ", modal: "
+        let modalURL = line.range(of: modalMarker).map { String(line[$0.upperBound...]) }
+        return ServeProcess(process: process, port: port, modalURL: modalURL, log: log)
     }
 
     /// Sends `signal` and waits for the process to exit; returns its exit status.
@@ -129,9 +139,17 @@ final class ServeProcess: Sendable {
 
     /// The `GET /stats` counts.
     func stats() async throws -> [String: Int] {
+        try await statsObject().compactMapValues { $0 as? Int }
+    }
+
+    /// The Modal port's counts in `GET /stats`.
+    func modalStats() async throws -> [String: Int] {
+        (try await statsObject()["modal"] as? [String: Any] ?? [:]).compactMapValues { $0 as? Int }
+    }
+
+    private func statsObject() async throws -> [String: Any] {
         let response = try await RawHTTP.exchange(port: port, request: RawHTTP.request(method: "GET", path: "/stats"))
-        let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
-        return object.compactMapValues { $0 as? Int }
+        return try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
     }
 }
 

@@ -1,0 +1,202 @@
+import Foundation
+import SandboxVCRTestSupport
+import Testing
+
+/// `serve --modal-port` driven by Modal's real Python SDK (modal 1.6.4 in Tools/.venv), unchanged: recorded through
+/// `serve` with the fake Modal server as the upstream, then replayed with the fake stopped and no credentials.
+@Suite(.serialized)
+struct ModalPortTests {
+    static let root = CommandRunner.packageRoot()
+    static let python = root.appendingPathComponent("Tools/.venv/bin/python")
+
+    /// Credentials only the fake knows; they must never reach the cassette, its `-wal` or the log.
+    static let plantedTokenID = "ak-plantedTOKENid7f3a9c2e"
+    static let plantedSecret = "as-plantedSECRETvalue5c1e8d4b"
+
+    /// Runs a Python client with the SDK pointed at `modalURL`.
+    static func runClient(_ script: String, _ arguments: [String], modalURL: String, tokenID: String, secret: String)
+        async throws -> CommandRunner.Output
+    {
+        try await CommandRunner.run(
+            python, [script.hasPrefix("/") ? script : root.appendingPathComponent(script).path] + arguments,
+            environment: [
+                "MODAL_SERVER_URL": modalURL, "MODAL_TOKEN_ID": tokenID, "MODAL_TOKEN_SECRET": secret,
+                "MODAL_CONFIG_PATH": "/nonexistent/sandbox-vcr-tests/.modal.toml", "MODAL_ENVIRONMENT": nil,
+                "MODAL_PROFILE": nil,
+            ],
+            currentDirectory: root)
+    }
+
+    /// The cassette's bytes with its `-wal`, as they are on disk now.
+    static func cassetteBytes(_ cassette: URL) -> Data {
+        var bytes = (try? Data(contentsOf: cassette)) ?? Data()
+        bytes.append((try? Data(contentsOf: URL(fileURLWithPath: cassette.path + "-wal"))) ?? Data())
+        return bytes
+    }
+
+    struct RecordAndReplay {
+        var recorded: CommandRunner.Output
+        var replayed: CommandRunner.Output
+        var recordStats: [String: Int]
+        var replayStats: [String: Int]
+        var cassetteWhileRecording: Data
+        var cassetteAfterRecording: Data
+        var recordLog: String
+        var replayLog: String
+    }
+
+    /// Records `script` through `serve --record all` (upstream: a fresh fake Modal), stops both, then replays it from
+    /// `serve --record never` with other credentials.
+    static func recordAndReplay(
+        _ script: String, _ arguments: [String], fakeOptions: FakeModalServer.Options = .init(),
+        replayArguments: [String]? = nil, folder: URL
+    ) async throws -> RecordAndReplay {
+        let cassette = folder.appendingPathComponent("modal.sqlite")
+        var options = fakeOptions
+        options.tokenID = plantedTokenID
+        options.tokenSecret = plantedSecret
+        let fake = try await FakeModalServer.start(options)
+        let recorder = try await ServeProcess.start([
+            "--cassette", cassette.path, "--record", "all", "--modal-port", "0", "--modal-upstream", fake.url,
+        ])
+        let recorded: CommandRunner.Output
+        let recordStats: [String: Int]
+        let whileRecording: Data
+        do {
+            recorded = try await runClient(
+                script, arguments, modalURL: try #require(recorder.modalURL), tokenID: plantedTokenID,
+                secret: plantedSecret)
+            recordStats = try await recorder.modalStats()
+            whileRecording = cassetteBytes(cassette)
+        } catch {
+            recorder.terminate()
+            _ = await fake.stop()
+            throw error
+        }
+        #expect(try await recorder.stop() == 0)
+        _ = await fake.stop()
+
+        let replayer = try await ServeProcess.start(
+            ["--cassette", cassette.path, "--record", "never", "--modal-port", "0"])
+        let replayed: CommandRunner.Output
+        let replayStats: [String: Int]
+        do {
+            replayed = try await runClient(
+                script, replayArguments ?? arguments, modalURL: try #require(replayer.modalURL),
+                tokenID: "ak-anything", secret: "as-anything")
+            replayStats = try await replayer.modalStats()
+        } catch {
+            replayer.terminate()
+            throw error
+        }
+        #expect(try await replayer.stop() == 0)
+        return RecordAndReplay(
+            recorded: recorded, replayed: replayed, recordStats: recordStats, replayStats: replayStats,
+            cassetteWhileRecording: whileRecording, cassetteAfterRecording: cassetteBytes(cassette),
+            recordLog: recorder.log.text, replayLog: replayer.log.text)
+    }
+
+    static func lines(_ output: CommandRunner.Output) -> [[String: Any]] {
+        output.stdoutText.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    static func step(_ name: String, in output: CommandRunner.Output) -> [String: Any]? {
+        lines(output).first { $0["step"] as? String == name }
+    }
+
+    @Test(arguments: ["v1", "v2"])
+    func theSDKFlowReplaysIdenticallyWithNoUpstreamAndNoCredentials(backend: String) async throws {
+        let folder = try makeTemporaryFolder("modal-port-flow")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = try await Self.recordAndReplay(
+            "Tools/modal_grader_flow.py", ["--backend", backend], folder: folder)
+
+        #expect(run.recorded.status == 0, "\(run.recorded.stderrText)")
+        #expect(run.replayed.status == 0, "\(run.replayed.stderrText)")
+        #expect(Self.lines(run.recorded).count >= 20)
+        #expect(run.replayed.stdoutText == run.recorded.stdoutText)
+        #expect(run.recordStats["recorded"] ?? 0 >= 10)
+        #expect(run.replayStats["misses"] == 0)
+        #expect(run.replayStats["replayed"] == run.recordStats["recorded"])
+        #expect(run.replayStats["forwarded"] == 0)
+
+        // The steps the issue names, as the client saw them on replay.
+        let stdin = try #require(Self.step("exec.stdin", in: run.replayed))
+        #expect(stdin["stderr"] as? String == "note for grader\n")
+        let nonzero = try #require(Self.step("exec.nonzero", in: run.replayed))
+        #expect(nonzero["returncode"] as? Int == 3)
+        let timeout = try #require(Self.step("exec.timeout", in: run.replayed))
+        #expect(timeout["stdout"] as? String == "before-sleep\n")
+        #expect(timeout["returncode"] as? Int == -1)
+        let terminated = try #require(Self.step("sandbox2.exec.wait", in: run.replayed))
+        let error = try #require(terminated["error"] as? [String: Any])
+        #expect(error["type"] as? String == "NotFoundError")
+        #expect((error["message"] as? String)?.contains("terminated") == true)
+
+        // No secret reached the cassette (with its -wal, while recording and after) or the log.
+        for bytes in [run.cassetteWhileRecording, run.cassetteAfterRecording] {
+            #expect(!bytes.isEmpty)
+            for secret in [Self.plantedTokenID, Self.plantedSecret, "eyJ"] {
+                #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(secret) is in the cassette")
+            }
+        }
+        for secret in [Self.plantedTokenID, Self.plantedSecret] {
+            #expect(!run.recordLog.contains(secret))
+        }
+    }
+
+    @Test func aPoolOf32Running256RequestsReplaysWithZeroMisses() async throws {
+        let folder = try makeTemporaryFolder("modal-port-pool")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var options = FakeModalServer.Options()
+        options.writesStats = false
+        let run = try await Self.recordAndReplay(
+            "Tools/modal_pool_client.py", ["--requests", "256", "--pool-size", "32", "--creation-rate", "0"],
+            fakeOptions: options, folder: folder)
+        #expect(run.recorded.status == 0, "\(run.recorded.stderrText.suffix(2000))")
+        #expect(run.replayed.status == 0, "\(run.replayed.stderrText.suffix(2000))")
+        let results = Self.lines(run.replayed).filter { $0["request"] != nil }
+        #expect(results.count == 256)
+        #expect(results.allSatisfy { $0["error"] == nil && $0["returncode"] is Int })
+        #expect(run.replayed.stdoutText == run.recorded.stdoutText)
+        #expect(run.replayStats["misses"] == 0)
+        #expect(run.replayStats["replayed"] == run.recordStats["recorded"])
+    }
+
+    @Test func aDeviatingExecIsAMissWhoseMessageNamesTheStepTheNearestRecordingAndTheBindings() async throws {
+        let folder = try makeTemporaryFolder("modal-port-miss")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = folder.appendingPathComponent("deviate.py")
+        try """
+            import secrets, sys, modal
+            word = sys.argv[1]
+            app = modal.App.lookup("sandbox-vcr-miss", create_if_missing=True)
+            sb = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+            workdir = "/workspace/" + secrets.token_hex(6)
+            p = sb.exec("bash", "-lc", f"mkdir -p {workdir} && echo ready")
+            print(p.stdout.read().strip())
+            p = sb.exec("bash", "-lc", f"cd {workdir} && echo {word}")
+            try:
+                print(p.stdout.read().strip(), p.wait())
+            except Exception as error:
+                print(type(error).__name__)
+                print(str(error))
+            sb.terminate()
+            """.write(to: script, atomically: true, encoding: .utf8)
+        let run = try await Self.recordAndReplay(script.path, ["apple"], replayArguments: ["banana"], folder: folder)
+        #expect(run.recorded.stdoutText.hasPrefix("ready\napple 0\n"), "\(run.recorded.stderrText)")
+        let replayed = run.replayed.stdoutText
+        #expect(replayed.hasPrefix("ready\n"), "\(run.replayed.stderrText)")
+        #expect(replayed.contains("no recording matches step 2 of Modal sandbox sb-vcr-1"))
+        #expect(replayed.contains("Requested: exec \"cd /workspace/"))
+        #expect(replayed.contains("Nearest recording: modal/"))
+        #expect(replayed.contains("echo apple"))
+        #expect(replayed.contains("Bindings: "))
+        #expect(replayed.contains("(since step 1)"))
+        #expect(replayed.contains("--record missing"))
+        #expect(run.replayStats["misses"] == 1)
+        #expect(run.replayLog.contains("Modal replay miss"))
+    }
+}
