@@ -7,6 +7,8 @@ package struct ReplayAnswer: Hashable, Sendable {
     package var stdout: RecordedStream
     package var stderr: RecordedStream
     package var exit: RecordedExit
+    /// How long after the exec's start the exit (and the end of its streams) is answered.
+    package var exitDelay: Duration?
     /// The recording that answered (`session#step`), for logs.
     package var source: String
 }
@@ -169,7 +171,8 @@ package final class ReplayBinder: Sendable {
             exit = .failure(status)
         }
         return ReplayAnswer(
-            stdout: live(exec.stdout), stderr: live(exec.stderr), exit: exit, source: "\(sandbox.session)#\(exec.step)")
+            stdout: live(exec.stdout), stderr: live(exec.stderr), exit: exit, exitDelay: exec.exitDelay,
+            source: "\(sandbox.session)#\(exec.step)")
     }
 
     private func miss(_ call: ExecCall, step: Int, state: State) -> ReplayMiss {

@@ -1,4 +1,5 @@
 import Foundation
+import SandboxVCR
 import GRPCCore
 import Synchronization
 
@@ -20,6 +21,7 @@ final class LiveExec: Sendable {
         var streamComplete = [false, false]
         var activeReaders = [0, 0]
         var exit: RecordedExit?
+        var exitAt: ContinuousClock.Instant?
         var isFinalizing = false
     }
 
@@ -113,7 +115,10 @@ final class LiveExec: Sendable {
     /// Records the exit (the first one wins).
     func recordExit(_ exit: RecordedExit) {
         state.withLock { state in
-            if state.exit == nil { state.exit = exit }
+            if state.exit == nil {
+                state.exit = exit
+                state.exitAt = .now
+            }
         }
     }
 
@@ -143,12 +148,11 @@ final class LiveExec: Sendable {
         state.withLock { state in
             var call = start
             call.stdin = state.stdin
-            let exit =
-                state.exit
-                ?? .failure(
-                    RecordedStatus(
-                        code: 14, message: "sandbox-vcr recorded no exit for this exec: the client never waited for it"))
-            return RecordedExec(step: step, call: call, stdout: state.streams[0], stderr: state.streams[1], exit: exit)
+            var streams = state.streams
+            for index in streams.indices where !state.streamComplete[index] { streams[index].isComplete = false }
+            return RecordedExec(
+                step: step, call: call, stdout: streams[0], stderr: streams[1], exit: state.exit ?? .unfinished,
+                duration: state.exitAt.map { ($0 - startedAt).inSeconds })
         }
     }
 }

@@ -66,6 +66,8 @@ extension ModalSandboxHub {
                 try await send(skip == 0 ? chunk : Data(chunk.dropFirst(skip)))
                 skip = 0
             }
+            if !recorded.isComplete { try await holdOpen(exec) }
+            try await delay(until: answer.exitDelay, of: exec)
             if let failure = recorded.failure { throw RPCError(recorded: failure) }
         case .forward(let upstream, _):
             try await forwardStream(request, stream: stream, exec: exec, sandbox: sandbox, upstream: upstream, send: send)
@@ -134,6 +136,8 @@ extension ModalSandboxHub {
         switch sandbox.route {
         case .replay(let binder):
             let answer = try await replayAnswer(exec, in: sandbox, binder: binder)
+            if case .unfinished = answer.exit { try await holdOpen(exec) }
+            try await delay(until: answer.exitDelay, of: exec)
             return try Self.waitResponse(answer.exit)
         case .forward(let upstream, _):
             do {
@@ -175,10 +179,12 @@ extension ModalSandboxHub {
             call.stdin = stdin
             guard exec.answer != nil || eof || !binder.awaitsStdin(call, received: stdin) else { return response }
             let answer = try await replayAnswer(exec, in: sandbox, binder: binder)
+            if let delay = answer.exitDelay, ContinuousClock.now < exec.startedAt + delay { return response }
             switch answer.exit {
             case .code(let code): response.code = code
             case .signal(let signal): response.signal = signal
             case .failure(let status): throw RPCError(recorded: status)
+            case .unfinished: break
             }
             return response
         case .forward(let upstream, _):
@@ -208,8 +214,25 @@ extension ModalSandboxHub {
         case .code(let code): response.code = code
         case .signal(let signal): response.signal = signal
         case .failure(let status): throw RPCError(recorded: status)
+        case .unfinished:
+            throw RPCError(code: .deadlineExceeded, message: "the recorded exec never reported an exit")
         }
         return response
+    }
+
+    /// Waits until `delay` after the exec started (a replayed time limit takes as long as the recorded one).
+    private func delay(until delay: Duration?, of exec: LiveExec) async throws {
+        guard let delay else { return }
+        let deadline = exec.startedAt + delay
+        if deadline > .now { try await Task.sleep(until: deadline, clock: .continuous) }
+    }
+
+    /// Keeps a call open as the recorded backend did (the client gave up first): until the client cancels it, or
+    /// the exec's time limit and a minute more pass.
+    private func holdOpen(_ exec: LiveExec) async throws {
+        let limit = Duration.seconds(Int64(exec.start.timeoutSecs > 0 ? exec.start.timeoutSecs : 600) + 60)
+        try await Task.sleep(until: exec.startedAt + limit, clock: .continuous)
+        throw RPCError(code: .deadlineExceeded, message: "the recorded exec never ended (sandbox-vcr replay)")
     }
 
     /// The exec's replayed answer: resolved once, when its stdin is complete enough to choose a recording.

@@ -18,6 +18,8 @@ package enum ModalSessionCoding {
     /// argv of step 0.
     static let createArgv = ["modal.Sandbox.create"]
     static let imageFile = "image.json"
+    /// The status of a stream or exit that never ended.
+    static let open = "open"
 
     /// A new session id.
     package static func newSessionID() -> String {
@@ -60,12 +62,21 @@ package enum ModalSessionCoding {
             status = .sandboxError
             message = failure.message
             files[".modal/exit-status"] = Data(failure.text.utf8)
+        case .unfinished:
+            run.status = .error
+            status = .sandboxError
+            message = "no exit: the client stopped waiting first"
+            files[".modal/exit-status"] = Data(Self.open.utf8)
         }
         for (name, stream) in [("stdout", exec.stdout), ("stderr", exec.stderr)] {
             if stream.chunks.count > 1 {
                 files[".modal/\(name)-chunks"] = Data(stream.chunks.map { String($0.count) }.joined(separator: ",").utf8)
             }
-            if let failure = stream.failure { files[".modal/\(name)-status"] = Data(failure.text.utf8) }
+            if let failure = stream.failure {
+                files[".modal/\(name)-status"] = Data(failure.text.utf8)
+            } else if !stream.isComplete {
+                files[".modal/\(name)-status"] = Data(Self.open.utf8)
+            }
         }
         let result = ExecutionResult(status: status, run: run, files: files, message: message, backend: .modal)
         return Cassette.NewInteraction(
@@ -133,15 +144,15 @@ package enum ModalSessionCoding {
             } else if !bytes.isEmpty {
                 chunks = [bytes]
             }
-            let failure = result.files[".modal/\(name)-status"].flatMap {
-                RecordedStatus(text: String(decoding: $0, as: UTF8.self))
-            }
-            return RecordedStream(chunks: chunks, failure: failure)
+            let status = result.files[".modal/\(name)-status"].map { String(decoding: $0, as: UTF8.self) }
+            return RecordedStream(
+                chunks: chunks, failure: status.flatMap(RecordedStatus.init(text:)), isComplete: status != Self.open)
         }
         let exit: RecordedExit
-        if let failure = result.files[".modal/exit-status"].flatMap({
-            RecordedStatus(text: String(decoding: $0, as: UTF8.self))
-        }) {
+        let exitStatus = result.files[".modal/exit-status"].map { String(decoding: $0, as: UTF8.self) }
+        if exitStatus == Self.open {
+            exit = .unfinished
+        } else if let failure = exitStatus.flatMap(RecordedStatus.init(text:)) {
             exit = .failure(failure)
         } else if let signal = run.signal {
             exit = .signal(Int32(clamping: signal))
@@ -150,6 +161,6 @@ package enum ModalSessionCoding {
         }
         return RecordedExec(
             step: step, call: call, stdout: stream("stdout", run.stdout), stderr: stream("stderr", run.stderr),
-            exit: exit)
+            exit: exit, duration: interaction.duration)
     }
 }

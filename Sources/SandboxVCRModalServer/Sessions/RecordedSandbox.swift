@@ -25,12 +25,16 @@ package struct RecordedStatus: Hashable, Sendable {
 /// One output stream of a recorded exec: the chunks in the order they arrived, and how the stream ended.
 package struct RecordedStream: Hashable, Sendable {
     package var chunks: [Data]
-    /// `nil`: the stream ended with `OK`.
+    /// `nil`: the stream ended with `OK` (or did not end).
     package var failure: RecordedStatus?
+    /// False when the client stopped reading before the stream ended (its own deadline passed): a replay holds it
+    /// open after the chunks, as the backend did.
+    package var isComplete: Bool
 
-    package init(chunks: [Data] = [], failure: RecordedStatus? = nil) {
+    package init(chunks: [Data] = [], failure: RecordedStatus? = nil, isComplete: Bool = true) {
         self.chunks = chunks
         self.failure = failure
+        self.isComplete = isComplete
     }
 
     /// All bytes of the stream.
@@ -43,6 +47,8 @@ package enum RecordedExit: Hashable, Sendable {
     case signal(Int32)
     /// The wait failed, e.g. `NOT_FOUND` for a sandbox terminated mid-command.
     case failure(RecordedStatus)
+    /// No exit was seen: the client gave up first (its own deadline), so a replay never answers one either.
+    case unfinished
 }
 
 /// One command run in a recorded sandbox, with what it returned.
@@ -53,13 +59,28 @@ package struct RecordedExec: Hashable, Sendable {
     package var stdout: RecordedStream
     package var stderr: RecordedStream
     package var exit: RecordedExit
+    /// Seconds from the start to the exit, when known.
+    package var duration: Double?
 
-    package init(step: Int, call: ExecCall, stdout: RecordedStream, stderr: RecordedStream, exit: RecordedExit) {
+    package init(
+        step: Int, call: ExecCall, stdout: RecordedStream, stderr: RecordedStream, exit: RecordedExit,
+        duration: Double? = nil
+    ) {
         self.step = step
         self.call = call
         self.stdout = stdout
         self.stderr = stderr
         self.exit = exit
+        self.duration = duration
+    }
+
+    /// How long after its start a replay answers the exit: the recorded duration for an exec its backend killed at
+    /// its time limit (SIGKILL at about `timeout_secs`), so clients that time commands see the same; else at once.
+    package var exitDelay: Duration? {
+        guard case .signal(9) = exit, call.timeoutSecs > 0, let duration,
+            duration >= Double(call.timeoutSecs) * 0.9
+        else { return nil }
+        return .milliseconds(Int64(duration * 1000))
     }
 }
 
