@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SandboxVCR
+import SandboxVCRModal
 import SandboxVCRServer
 
 /// `sandbox-vcr serve`: a SandboxFusion-compatible HTTP server answering from a cassette, an upstream or a fake.
@@ -138,12 +139,20 @@ struct ServeCommand: AsyncParsableCommand {
             let cassetteControl = CassetteControl(
                 live: live?.executor, backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)", logger: logger)
             server = SandboxFusionServer(control: cassetteControl, configuration: configuration, logger: logger)
-            finish = { await cassetteControl.shutdown() }
+            let pool = live?.modalPool
+            finish = {
+                await Self.terminateSandboxes(of: pool, logger: logger)
+                await cassetteControl.shutdown()
+            }
         } else {
             let stack = try await ExecutorStack.make(executorConfiguration, environment: environment, logger: logger)
             logger.info("answering from \(stack.summary)")
             server = SandboxFusionServer(executor: stack.executor, configuration: configuration, logger: logger)
-            finish = { try await stack.finish() }
+            let pool = stack.modalPool
+            finish = {
+                await Self.terminateSandboxes(of: pool, logger: logger)
+                try await stack.finish()
+            }
         }
         let readyFile = readyFile
         try await server.run(
@@ -161,5 +170,17 @@ struct ServeCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data((address.readinessLine + "\n").utf8))
             },
             onShutdown: finish)
+    }
+
+    /// At shutdown, once the calls in flight were answered: terminates the Modal sandboxes left (warm ones, or those
+    /// of calls cancelled at the end of the grace period) and says how many.
+    private static func terminateSandboxes(of pool: ModalSandboxPool?, logger: Logger) async {
+        guard let pool else { return }
+        let termination = await pool.terminateNow(grace: SandboxInterruption.grace)
+        var message = "terminated \(termination.terminated) Modal sandbox\(termination.terminated == 1 ? "" : "es")"
+        if termination.unconfirmed > 0 {
+            message += "; \(termination.unconfirmed) not confirmed (they end at their own timeout)"
+        }
+        logger.notice("\(message)")
     }
 }
