@@ -159,6 +159,78 @@ struct ModalCLIFaultTests {
         }
     }
 
+    /// A problems file: one problem with one test and three candidates that loop forever.
+    private func loopingProblems(timeLimit: Int) throws -> URL {
+        let folder = try temporaryFolder("modal-grade-loops")
+        let candidates = (1...3).map { index in
+            #"{"id": "loop-\#(index)", "language": "bash", "intent": "time_limit", "code": "while true; do :; done"}"#
+        }
+        let line =
+            #"{"id": "loops", "title": "Loops", "statement": "", "time_limit_s": \#(timeLimit), "#
+            + #""tests": [{"input": "", "output": "x\n"}], "candidates": [\#(candidates.joined(separator: ", "))]}"#
+        let file = folder.appendingPathComponent("problems.jsonl")
+        try Data((line + "\n").utf8).write(to: file)
+        return file
+    }
+
+    @Test("grade of three infinite loops on a server that ignores timeouts ends in seconds with time limits")
+    func gradeTimesOutOnTheClient() async throws {
+        let tool = try tool()
+        let problems = try loopingProblems(timeLimit: 1)
+        defer { try? FileManager.default.removeItem(at: problems.deletingLastPathComponent()) }
+        try await withFakeModalServer(.init(faults: [.ignoreExecTimeouts])) { server in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let output = try await CommandRunner.run(
+                tool, ["grade", "--backend", "modal", "--no-cassette", "--problems", problems.path, "--json"],
+                environment: environment(server))
+            let elapsed = clock.now - start
+            #expect(output.status == 0, "\(output.stderrText)")
+            let report = try JSONDecoder().decode(GradeReport.self, from: output.stdout)
+            let verdicts = report.allCandidates.flatMap { $0.candidate.tests.map(\.verdict) }
+            #expect(verdicts == [.timeLimit, .timeLimit, .timeLimit], "\(output.stdoutText)")
+            #expect(elapsed < .seconds(1) + ModalSandbox.clientTimeoutGrace + .seconds(6), "took \(elapsed)")
+            #expect(try server.stats().sandboxesAlive == 0)
+        }
+    }
+
+    @Test("SIGINT during grade: its three sandboxes are terminated, it says so and exits with 130")
+    func signalDuringGrade() async throws {
+        let tool = try tool()
+        let problems = try loopingProblems(timeLimit: 300)
+        defer { try? FileManager.default.removeItem(at: problems.deletingLastPathComponent()) }
+        try await withFakeModalServer { server in
+            let started = try CommandRunner.start(
+                tool, ["grade", "--backend", "modal", "--no-cassette", "--problems", problems.path],
+                environment: environment(server))
+            defer { if started.process.isRunning { started.process.terminate() } }
+            let exit = ChildExit(started)
+            // Wait (a condition, not a time) until the three programs run: three files written, three runs started.
+            let waitLimit = ContinuousClock.now + .seconds(60)
+            while started.process.isRunning, ContinuousClock.now < waitLimit {
+                let stats = try server.stats()
+                if stats.sandboxesAlive == 3, stats.execsStarted >= 6 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            guard started.process.isRunning else {
+                Issue.record("grade ended before the signal: \(await exit.stderr())")
+                return
+            }
+            let clock = ContinuousClock()
+            let signalled = clock.now
+            kill(started.process.processIdentifier, SIGINT)
+            let status = await exit.status()
+            let elapsed = clock.now - signalled
+            let stderr = await exit.stderr()
+            #expect(status == 130, "\(stderr)")
+            #expect(elapsed < .seconds(10), "took \(elapsed)")
+            #expect(stderr.contains("interrupted by SIGINT: terminated 3 Modal sandboxes"), "\(stderr)")
+            let stats = try server.stats()
+            #expect(stats.sandboxesAlive == 0)
+            #expect(stats.sandboxesCreated == 3)
+        }
+    }
+
     @Test("SIGINT and SIGTERM during run: its sandbox is terminated, it says so and exits with 128 + the signal")
     func signalsTerminateTheSandbox() async throws {
         let tool = try tool()

@@ -100,8 +100,8 @@ public final class ModalSandboxPool: SandboxExecutor {
     ///   - command: the shell command.
     ///   - timeout: how long the command may run.
     ///   - stdin: bytes for its standard input.
-    /// - Throws: ``ExecutionError`` (``ExecutionError/Code/sandboxTerminated`` if the sandbox died and so did the
-    ///   retries', ``ExecutionError/Code/cancelled`` once the pool is terminating).
+    /// - Throws: ``ExecutionError`` (``ExecutionError/Code/sandboxTerminated`` when the sandbox of every try died,
+    ///   ``ExecutionError/Code/cancelled`` once the pool is terminating).
     public func runInWorkdir(
         files: [String: Data] = [:], command: String, timeout: Duration = .seconds(60), stdin: Data = Data()
     ) async throws -> ModalCommandResult {
