@@ -8,7 +8,8 @@ Install with Tools/setup (modal==1.6.4 into Tools/.venv), run with Tools/.venv/b
 
 Usage:
     Tools/.venv/bin/python Tools/fake_modal_server.py --port 0 --ready-file /tmp/ready --stats-file /tmp/stats.json \
-        [--token-id ak-test --token-secret as-test] [--fault NAME ...] [--fault-rpcs Name,Name] [--exit-on-stdin-eof]
+        [--token-id ak-test --token-secret as-test] [--fault NAME ...] [--fault-rpcs Name,Name] [--exit-on-stdin-eof] \
+        [--router-scheme https]
 
 With --exit-on-stdin-eof the server also stops when its standard input closes: a test that starts it with a pipe
 as stdin never leaves it running, even if the test process dies.
@@ -60,6 +61,10 @@ Fault switches (--fault, repeatable; --fault-rpcs limits faults to the listed me
     router-unauthenticated-once  the first router call of each task answers UNAUTHENTICATED (JWT refresh path).
     terminate-mid-command  a command still running --terminate-after seconds (default 0.5) after it started gets its
                            sandbox terminated (status TERMINATED): quick commands are unaffected.
+    terminate-mid-command-once  as terminate-mid-command, for the first such command only (one sandbox dies, the
+                           next ones live): a pool's retry on a fresh sandbox succeeds.
+    ignore-exec-timeouts   timeout_secs is ignored: commands run until they end or their sandbox does (as Modal's own
+                           test server does); a client must enforce exec timeouts itself.
     stdio-break-once       the first TaskExecStdioRead stream of each exec and file descriptor fails with UNAVAILABLE
                            right after its first data message: the client must reconnect with offset = bytes received.
     slow-streams           TaskExecStdioRead sends --slow-chunk bytes (default 7) per message, --slow-delay seconds
@@ -68,6 +73,10 @@ Fault switches (--fault, repeatable; --fault-rpcs limits faults to the listed me
                            servers may on header-level rejections; the case where libcurl 7.88 loses the status with
                            HTTP/2 error 92). Without it the request is always read first.
     Faults are checked after credentials (a call with bad credentials is refused, not faulted).
+
+Router URLs (--router-scheme, default http): with `https` the command router URL handed out is
+`https://127.0.0.1:PORT` while the port still speaks cleartext HTTP/2, as a local Modal test server may; a client
+must dial it in cleartext because the API server is on loopback (as Modal's Go SDK does).
 
 Stats (--stats-file PATH): a JSON object rewritten atomically (temp file + rename) before the answer of every call
 that changes it, so a test that got an answer reads a file that already includes that call:
@@ -124,6 +133,8 @@ FAULTS = {
     "slow-streams",
     "reject-before-read",
     "stdio-break-once",
+    "terminate-mid-command-once",
+    "ignore-exec-timeouts",
 }
 BUILDER_VERSION = "2025.06"
 READ_CHUNK = 64 * 1024
@@ -258,6 +269,8 @@ class FakeModal:
         self.stats = Stats(args.stats_file)
         self.jwt = JWTIssuer()
         self.url = None
+        self.router_url = None  # self.url, with --router-scheme's scheme
+        self.terminated_mid_command = False  # terminate-mid-command-once already killed a sandbox
         self.base_dir = tempfile.mkdtemp(prefix="fake-modal-")
         self.sandboxes = {}
         self.by_task = {}
@@ -425,7 +438,7 @@ class FakeModal:
     def router_access(self, sandbox):
         if not sandbox.alive:
             raise GRPCError(Status.FAILED_PRECONDITION, f"sandbox {sandbox.sandbox_id} has finished")
-        return self.jwt.issue(sandbox.task_id, self.args.router_jwt_ttl), self.url
+        return self.jwt.issue(sandbox.task_id, self.args.router_jwt_ttl), self.router_url
 
     def router_exec(self, task_id, exec_id):
         sandbox = self.router_sandbox(task_id)
@@ -522,8 +535,12 @@ class FakeModal:
             execution.stderr_eof = True
         else:
             asyncio.ensure_future(self.pump(execution, process.stderr, execution.stderr, "stderr_eof"))
-        asyncio.ensure_future(self.reap(execution, request.timeout_secs if request.HasField("timeout_secs") else 0))
-        if "terminate-mid-command" in self.faults and self.fault_applies("TaskExecStart"):
+        timeout_secs = request.timeout_secs if request.HasField("timeout_secs") else 0
+        if "ignore-exec-timeouts" in self.faults and self.fault_applies("TaskExecStart"):
+            timeout_secs = 0
+        asyncio.ensure_future(self.reap(execution, timeout_secs))
+        terminating = {"terminate-mid-command", "terminate-mid-command-once"} & self.faults
+        if terminating and self.fault_applies("TaskExecStart"):
             asyncio.ensure_future(self.terminate_if_running(execution))
 
     async def pump(self, execution, reader, buffer, eof_flag):
@@ -555,6 +572,10 @@ class FakeModal:
     async def terminate_if_running(self, execution):
         await asyncio.sleep(self.args.terminate_after)
         if execution.exit is None and execution.sandbox.alive:
+            if "terminate-mid-command" not in self.faults:
+                if self.terminated_mid_command:
+                    return
+                self.terminated_mid_command = True
             self.stats.data["faults_injected"] += 1
             await self.finish_sandbox(execution.sandbox, api_pb2.GenericResult.GENERIC_STATUS_TERMINATED)
 
@@ -875,6 +896,12 @@ def parse_args(argv):
     parser.add_argument(
         "--map-prefix", action="append", help="absolute path prefix mapped into each sandbox root (default /workspace)"
     )
+    parser.add_argument(
+        "--router-scheme",
+        choices=["http", "https"],
+        default="http",
+        help="scheme of the command router URLs handed out (the port serves cleartext either way)",
+    )
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when standard input closes")
     parser.add_argument("--verbose", action="store_true", help="log each call's path to stderr")
     args = parser.parse_args(argv)
@@ -891,6 +918,7 @@ async def serve(args):
     await server.start("127.0.0.1", args.port)
     port = server._server.sockets[0].getsockname()[1]
     fake.url = f"http://127.0.0.1:{port}"
+    fake.router_url = f"{args.router_scheme}://127.0.0.1:{port}"
     fake.stats.write()
     if args.ready_file:
         tmp = f"{args.ready_file}.tmp"

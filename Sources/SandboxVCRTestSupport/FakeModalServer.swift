@@ -33,6 +33,10 @@ public final class FakeModalServer: Sendable {
         public static let routerUnauthenticatedOnce = Fault("router-unauthenticated-once")
         /// A command still running after `--terminate-after` seconds gets its sandbox terminated.
         public static let terminateMidCommand = Fault("terminate-mid-command")
+        /// As ``terminateMidCommand``, for the first such command only: one sandbox dies, the next ones live.
+        public static let terminateMidCommandOnce = Fault("terminate-mid-command-once")
+        /// Exec timeouts are ignored (as Modal's own test server does): the client must enforce them.
+        public static let ignoreExecTimeouts = Fault("ignore-exec-timeouts")
         /// The first stdio stream of each exec breaks with UNAVAILABLE after its first message.
         public static let stdioBreakOnce = Fault("stdio-break-once")
         /// Stdio streams send small chunks with delays.

@@ -75,6 +75,9 @@ struct ExecutorStack: Sendable {
     var summary: String
     /// The cassette's record mode, when there is a cassette.
     var mode: RecordMode?
+    /// The Modal sandbox pool behind the executor, when the live backend is Modal (``SandboxInterruption`` ends its
+    /// sandboxes on SIGINT and SIGTERM).
+    var modalPool: ModalSandboxPool?
 
     /// Builds the executor.
     ///
@@ -102,7 +105,8 @@ struct ExecutorStack: Sendable {
                         + "--rules FILE (fake rules) or --backend modal; see `sandbox-vcr serve --help`")
             }
             let live = try makeLiveExecutor(kind, configuration, environment: environment, logger: logger)
-            return ExecutorStack(executor: live.executor, summary: live.summary)
+            return ExecutorStack(
+                executor: live.executor, summary: live.summary, modalPool: live.executor as? ModalSandboxPool)
         }
         // Without a live backend, the default is replay (`never`), whatever `CI` says.
         let replaysByDefault =
@@ -126,7 +130,9 @@ struct ExecutorStack: Sendable {
             configuration: RecordingExecutor.Configuration(backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)"))
         var summary = "cassette \(path) (record mode \(mode))"
         if let live { summary += ", live: \(live.summary)" } else if named != nil { summary += ", live backend unused" }
-        return ExecutorStack(executor: recording, cassette: cassette, summary: summary, mode: mode)
+        return ExecutorStack(
+            executor: recording, cassette: cassette, summary: summary, mode: mode,
+            modalPool: live?.executor as? ModalSandboxPool)
     }
 
     /// Makes the live backend `kind` from the configuration and the environment.

@@ -19,7 +19,10 @@ struct GradeCommand: AsyncParsableCommand {
             trailing white space from each line and trailing empty lines; a candidate's reward is 1.0 when every \
             test passes. Exit status: 0 when every candidate got the reward its intent expects and nothing \
             failed to execute, 1 otherwise, 2 when grading could not start or its recordings could not be written \
-            (cassette, rules file, configuration), 64 bad arguments or an invalid problems file.
+            (cassette, rules file, configuration), 64 bad arguments or an invalid problems file. With --backend \
+            modal, SIGINT or SIGTERM terminates the sandboxes it created (within 10 s), commits what was recorded, \
+            says how many sandboxes it terminated on standard error and exits with 128 + the signal (130, 143); a \
+            second signal exits at once.
             """)
 
     @Option(help: "The problems, one JSON object a line.")
@@ -78,9 +81,11 @@ struct GradeCommand: AsyncParsableCommand {
         } catch {
             throw commandFailure("grade", "\(error)", status: ExitCode(2))  // Cassette, rules file, configuration.
         }
+        let interruption = SandboxInterruption.install(command: "grade", stack: stack)
         let (report, recordingError) = await stack.use { executor in
             await Grader(executor: executor, maxConcurrency: concurrency).grade(problemList)
         }
+        await interruption?.commandFinished()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -11,7 +11,9 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             The exit status says how the run went: 0 success, 1 the program failed (non-zero exit, signal, \
             time limit, compile error), 2 the sandbox reported an error, 3 no result (connection, HTTP, \
-            cassette, rules file or configuration error), 64 bad arguments or an unreadable input file.
+            cassette, rules file or configuration error), 64 bad arguments or an unreadable input file. With \
+            --backend modal, SIGINT or SIGTERM terminates the sandboxes it created (within 10 s), says how many on \
+            standard error and exits with 128 + the signal (130, 143); a second signal exits at once.
             """)
 
     @Argument(help: "A source file to run (or use -c).")
@@ -124,6 +126,7 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw noResult(error)  // A cassette that cannot be opened, a bad rules file or configuration.
         }
+        let interruption = SandboxInterruption.install(command: "run", stack: stack)
         let (outcome, recordingError) = await stack.use { executor -> Result<ExecutionResult, any Error> in
             do {
                 return .success(try await executor.execute(request))
@@ -131,6 +134,7 @@ struct RunCommand: AsyncParsableCommand {
                 return .failure(error)
             }
         }
+        await interruption?.commandFinished()
         switch outcome {
         case .success(let result):
             print(json ? ResultPrinter.json(result) : ResultPrinter.text(result), terminator: "")

@@ -179,12 +179,17 @@ struct ServeCommand: AsyncParsableCommand {
             let cassetteControl = CassetteControl(
                 live: live?.executor, backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)", logger: logger)
             server = SandboxFusionServer(control: cassetteControl, configuration: configuration, logger: logger)
-            finish = { await cassetteControl.shutdown() }
+            let pool = live?.modalPool
+            finish = {
+                await Self.terminateSandboxes(of: pool, logger: logger)
+                await cassetteControl.shutdown()
+            }
             modalServer = nil
         } else {
             let stack = try await ExecutorStack.make(executorConfiguration, environment: environment, logger: logger)
             logger.info("answering from \(stack.summary)")
             server = SandboxFusionServer(executor: stack.executor, configuration: configuration, logger: logger)
+            let pool = stack.modalPool
             if let modalPort {
                 let modal = try await makeModalServer(
                     port: modalPort, stack: stack, environment: environment, logger: logger)
@@ -192,10 +197,14 @@ struct ServeCommand: AsyncParsableCommand {
                 server.statistics.reportModal { modal.statistics.snapshot }
                 finish = {
                     await modal.finish()
+                    await Self.terminateSandboxes(of: pool, logger: logger)
                     try await stack.finish()
                 }
             } else {
-                finish = { try await stack.finish() }
+                finish = {
+                    await Self.terminateSandboxes(of: pool, logger: logger)
+                    try await stack.finish()
+                }
                 modalServer = nil
             }
         }
@@ -255,5 +264,17 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as ModalServeError {
             throw ValidationError(error.message)
         }
+    }
+
+    /// At shutdown, once the calls in flight were answered: terminates the Modal sandboxes left (warm ones, or those
+    /// of calls cancelled at the end of the grace period) and says how many.
+    private static func terminateSandboxes(of pool: ModalSandboxPool?, logger: Logger) async {
+        guard let pool else { return }
+        let termination = await pool.terminateNow(grace: SandboxInterruption.grace)
+        var message = "terminated \(termination.terminated) Modal sandbox\(termination.terminated == 1 ? "" : "es")"
+        if termination.unconfirmed > 0 {
+            message += "; \(termination.unconfirmed) not confirmed (they end at their own timeout)"
+        }
+        logger.notice("\(message)")
     }
 }

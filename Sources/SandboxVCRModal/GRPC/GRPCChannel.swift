@@ -209,6 +209,18 @@ package final class GRPCChannel: Sendable {
         return try messages.map { try Response(serializedBytes: $0) }
     }
 
+    /// Whether a URL's host is loopback: `localhost`, an IPv4 address in 127.0.0.0/8, or `::1`.
+    package static func isLoopback(url: String) -> Bool {
+        guard var host = URLComponents(string: url)?.host?.lowercased() else { return false }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+        return withUnsafeBytes(of: &v6) { bytes in bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1 }
+    }
+
     /// Sleeps; a cancelled task gets ``ExecutionError/Code/cancelled``.
     static func sleep(_ duration: Duration) async throws {
         do {

@@ -9,7 +9,8 @@ import Synchronization
 /// ``ModalConfiguration/creationRateLimit`` are created per second, and each sandbox serves one use and is then
 /// terminated; a replacement is warmed in the background. It is a ``SandboxExecutor``: a source-code request runs
 /// as a file plus its interpreter (or compiler, reported as the `compile` step), a command request runs its argv,
-/// so any grader runs on Modal unchanged.
+/// so any grader runs on Modal unchanged. A request whose sandbox dies under it runs again in a fresh one (at most
+/// ``sandboxRetries`` times; a timed-out program is a result, never retried).
 ///
 /// ```swift
 /// let pool = ModalSandboxPool(configuration: try .fromEnvironment(ProcessInfo.processInfo.environment))
@@ -31,6 +32,23 @@ public final class ModalSandboxPool: SandboxExecutor {
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
         var terminating = false
         var limiter: CreationRateLimiter
+        /// Every sandbox created and not yet retired (warm or in use), by id.
+        var live: [String: ModalSandbox] = [:]
+        /// Sandbox creations under way.
+        var creating = 0
+        var creationWaiters: [CheckedContinuation<Void, Never>] = []
+        /// What ``terminateNow(grace:)`` did so far, and how many sandboxes it set out to terminate.
+        var interrupted = Termination()
+        var interruptTargets = 0
+    }
+
+    /// What ``terminateNow(grace:)`` did.
+    public struct Termination: Hashable, Sendable {
+        /// Sandboxes Modal confirmed terminated.
+        public var terminated = 0
+        /// Sandboxes whose end was not confirmed (a failed call, or the grace period ran out): they end at their
+        /// own timeout (``ModalSandbox/Options/timeout``).
+        public var unconfirmed = 0
     }
 
     public let configuration: ModalConfiguration
@@ -40,6 +58,8 @@ public final class ModalSandboxPool: SandboxExecutor {
     public let maxOutputBytes: Int
     /// Whether retired sandboxes are replaced by warm ones in the background.
     public let keepsWarm: Bool
+    /// How many times a request whose sandbox died under it runs again in a fresh sandbox.
+    public let sandboxRetries: Int
     private let client: ModalClient
     private let state: Mutex<State>
     private let logger: Logger
@@ -51,16 +71,20 @@ public final class ModalSandboxPool: SandboxExecutor {
     ///   - sandboxOptions: app, image and lifetime of each sandbox (default lifetime 1200 s).
     ///   - maxOutputBytes: the cap on each output stream (default 128 KiB).
     ///   - keepsWarm: replace each retired sandbox with a warm one in the background (default `true`).
+    ///   - sandboxRetries: how many times a request whose sandbox died under it
+    ///     (``ExecutionError/Code/sandboxTerminated``) runs again in a fresh sandbox (default 1; not once the pool
+    ///     is terminating, nor after the sandbox's lifetime).
     ///   - logger: sandbox creations and failures; never credentials.
     public init(
         configuration: ModalConfiguration, sandboxOptions: ModalSandbox.Options = .init(timeout: .seconds(1200)),
-        maxOutputBytes: Int = ModalSandbox.defaultMaxOutputBytes, keepsWarm: Bool = true,
+        maxOutputBytes: Int = ModalSandbox.defaultMaxOutputBytes, keepsWarm: Bool = true, sandboxRetries: Int = 1,
         logger: Logger = Logger(label: "sandbox-vcr.modal")
     ) {
         self.configuration = configuration
         self.sandboxOptions = sandboxOptions
         self.maxOutputBytes = maxOutputBytes
         self.keepsWarm = keepsWarm
+        self.sandboxRetries = max(0, sandboxRetries)
         self.logger = logger
         self.client = ModalClient(configuration: configuration, logger: logger)
         self.state = Mutex(State(limiter: CreationRateLimiter(ratePerSecond: configuration.creationRateLimit)))
@@ -76,12 +100,12 @@ public final class ModalSandboxPool: SandboxExecutor {
     ///   - command: the shell command.
     ///   - timeout: how long the command may run.
     ///   - stdin: bytes for its standard input.
-    /// - Throws: ``ExecutionError`` (``ExecutionError/Code/sandboxTerminated`` if the sandbox died,
+    /// - Throws: ``ExecutionError`` (``ExecutionError/Code/sandboxTerminated`` when the sandbox of every try died,
     ///   ``ExecutionError/Code/cancelled`` once the pool is terminating).
     public func runInWorkdir(
         files: [String: Data] = [:], command: String, timeout: Duration = .seconds(60), stdin: Data = Data()
     ) async throws -> ModalCommandResult {
-        try await withSandbox { sandbox, workdir in
+        try await withRetriedSandbox { sandbox, workdir in
             try await Self.prepare(sandbox, workdir: workdir, files: files)
             return try await sandbox.runCommand(
                 command, workdir: workdir, timeout: timeout, maxOutputBytes: maxOutputBytes, stdin: stdin)
@@ -115,7 +139,7 @@ public final class ModalSandboxPool: SandboxExecutor {
         }
         let cap = maxOutputBytes
         let (files_, workdirOverride_) = (files, workdirOverride)
-        return try await withSandbox { sandbox, freshFolder in
+        return try await withRetriedSandbox { sandbox, freshFolder in
             let files = files_
             let workdirOverride = workdirOverride_
             let workdir = workdirOverride ?? freshFolder
@@ -182,6 +206,29 @@ public final class ModalSandboxPool: SandboxExecutor {
             }
             let full = path.hasPrefix("/") ? path : workdir + "/" + path
             try await sandbox.writeFile(full, content: content)
+        }
+    }
+
+    /// Runs `body` as ``withSandbox(_:)`` does, again in a fresh sandbox when the sandbox died under it (at most
+    /// ``sandboxRetries`` times; not once the pool is terminating, nor when the sandbox outlived its lifetime).
+    private func withRetriedSandbox<T: Sendable>(
+        _ body: @Sendable (ModalSandbox, String) async throws -> T
+    ) async throws -> T {
+        var retries = 0
+        while true {
+            let began = clock.now
+            do {
+                return try await withSandbox(body)
+            } catch let error as ExecutionError where error.code == .sandboxTerminated {
+                let retryable =
+                    retries < sandboxRetries && !Task.isCancelled && !state.withLock(\.terminating)
+                    && clock.now - began < sandboxOptions.timeout
+                guard retryable else { throw error }
+                retries += 1
+                logger.warning(
+                    "a Modal sandbox died during a request; running it again in a fresh sandbox",
+                    metadata: ["retry": "\(retries) of \(sandboxRetries)", "error": "\(error)"])
+            }
         }
     }
 
@@ -268,24 +315,54 @@ public final class ModalSandboxPool: SandboxExecutor {
         }
     }
 
-    /// Creates a sandbox once the rate limiter allows it (the caller holds a slot).
+    /// Creates a sandbox once the rate limiter allows it (the caller holds a slot); one that arrives once the pool is
+    /// terminating is terminated at once.
     private func createSandbox() async throws -> ModalSandbox {
         let now = clock.now - epoch
         let wait = state.withLock { state in
             state.limiter.reserve(now: now.inSeconds)
         }
         if wait > 0 { try await GRPCChannel.sleep(Duration(secondsClamped: wait)) }
-        return try await ModalSandbox.create(client: client, options: sandboxOptions)
+        try state.withLock { state in
+            guard !state.terminating else { throw Self.terminatingError }
+            state.creating += 1
+        }
+        let created: Result<ModalSandbox, any Error>
+        do {
+            created = .success(try await ModalSandbox.create(client: client, options: sandboxOptions))
+        } catch {
+            created = .failure(error)
+        }
+        let terminating = state.withLock { state in
+            guard case .success(let sandbox) = created else { return state.terminating }
+            if state.terminating {
+                state.interruptTargets += 1
+            } else {
+                state.live[sandbox.sandboxID] = sandbox
+            }
+            return state.terminating
+        }
+        if terminating, case .success(let sandbox) = created {
+            let ended = await sandbox.terminateIgnoringCancellation()
+            state.withLock { state in
+                if ended { state.interrupted.terminated += 1 } else { state.interrupted.unconfirmed += 1 }
+            }
+        }
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.creating -= 1
+            guard state.creating == 0 else { return [] }
+            defer { state.creationWaiters = [] }
+            return state.creationWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+        if terminating { throw Self.terminatingError }
+        return try created.get()
     }
 
-    /// Terminates a used sandbox and frees its slot.
+    /// Terminates a used sandbox (even from a cancelled task) and frees its slot.
     private func retire(_ sandbox: ModalSandbox) async {
-        do {
-            try await sandbox.terminate()
-        } catch {
-            logger.warning(
-                "retiring a Modal sandbox failed", metadata: ["sandbox": "\(sandbox.sandboxID)", "error": "\(error)"])
-        }
+        await sandbox.terminateIgnoringCancellation()
+        state.withLock { _ = $0.live.removeValue(forKey: sandbox.sandboxID) }
         slotFreed(refill: keepsWarm)
     }
 
@@ -323,7 +400,9 @@ public final class ModalSandboxPool: SandboxExecutor {
         do {
             sandbox = try await createSandbox()
         } catch {
-            logger.warning("warming a Modal sandbox failed", metadata: ["error": "\(error)"])
+            if !state.withLock(\.terminating) {
+                logger.warning("warming a Modal sandbox failed", metadata: ["error": "\(error)"])
+            }
             slotFreed(refill: false)
             return
         }
@@ -370,6 +449,61 @@ public final class ModalSandboxPool: SandboxExecutor {
         }
         await withTaskGroup(of: Void.self) { group in
             for sandbox in warm { group.addTask { await self.retire(sandbox) } }
+        }
+    }
+
+    /// Terminates every sandbox of the pool at once, warm or in use, for a process that is about to exit (on SIGINT
+    /// or SIGTERM): the pool takes no more work, waiting callers get ``ExecutionError/Code/cancelled``, running
+    /// commands fail with ``ExecutionError/Code/sandboxTerminated`` (not retried), and sandboxes still being created
+    /// are terminated when they arrive. Returns within `grace`.
+    ///
+    /// - Returns: how many sandboxes were terminated, and how many were not confirmed within `grace`.
+    public func terminateNow(grace: Duration) async -> Termination {
+        let (waiters, sandboxes) = state.withLock { state in
+            state.terminating = true
+            state.interruptTargets += state.live.count
+            defer { state.waiters = [] }
+            return (state.waiters.map(\.continuation), Array(state.live.values))
+        }
+        for waiter in waiters { waiter.resume(throwing: Self.terminatingError) }
+        let work = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for sandbox in sandboxes {
+                    group.addTask {
+                        let ended = await sandbox.terminateIgnoringCancellation()
+                        self.state.withLock { state in
+                            if ended { state.interrupted.terminated += 1 } else { state.interrupted.unconfirmed += 1 }
+                        }
+                    }
+                }
+            }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = state.withLock { state -> Bool in
+                    if state.creating == 0 { return true }
+                    state.creationWaiters.append(continuation)
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        }
+        let finished = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await work.value
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: grace)
+                return false
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? false
+        }
+        return state.withLock { state in
+            var termination = state.interrupted
+            if !finished {
+                termination.unconfirmed = max(0, state.interruptTargets + state.creating - termination.terminated)
+            }
+            return termination
         }
     }
 

@@ -37,9 +37,19 @@ public final class ModalClient: Sendable {
 
     deinit { http.shutdown() }
 
-    /// A channel to a command router (its URL comes from the sandbox's router access).
+    /// A channel to a command router (its URL comes from the sandbox's router access), dialled as
+    /// ``routerURL(_:serverURL:)`` says.
     func routerChannel(url: String) -> GRPCChannel {
-        GRPCChannel(baseURL: url, http: http, logger: logger)
+        GRPCChannel(baseURL: Self.routerURL(url, serverURL: configuration.serverURL), http: http, logger: logger)
+    }
+
+    /// The URL a command router is dialled at: `url`, except that an `https` router URL handed out by an API server
+    /// on loopback (`localhost`, 127.0.0.0/8, `::1`: a local Modal test server, whose router speaks cleartext) is
+    /// dialled in cleartext, as Modal's Go SDK does. Never for an API server elsewhere.
+    static func routerURL(_ url: String, serverURL: String) -> String {
+        let scheme = "https://"
+        guard url.lowercased().hasPrefix(scheme), GRPCChannel.isLoopback(url: serverURL) else { return url }
+        return "http://" + url.dropFirst(scheme.count)
     }
 
     /// The headers of a control-plane call; `v2` calls also carry the auth token.

@@ -138,7 +138,9 @@ public final class ModalSandbox: Sendable {
     ///   - command: the shell command line.
     ///   - workdir: the folder to run in (must exist), or `nil` for the sandbox's default.
     ///   - timeout: how long the command may run (whole seconds, rounded up); it is killed (signal 9,
-    ///     ``ModalCommandResult/timedOut``) afterwards.
+    ///     ``ModalCommandResult/timedOut``) afterwards. The client enforces it too: a command still running
+    ///     ``clientTimeoutGrace`` after its timeout ends its sandbox, which is terminated (see
+    ///     ``exec(_:workdir:timeout:maxOutputBytes:stdin:)``).
     ///   - maxOutputBytes: the most bytes kept of each stream (the rest is read and dropped).
     ///   - stdin: bytes for standard input, streamed in chunks; closed afterwards.
     /// - Throws: ``ExecutionError`` (``ExecutionError/Code/sandboxTerminated`` when the sandbox is gone).
@@ -150,7 +152,18 @@ public final class ModalSandbox: Sendable {
             ["bash", "-lc", command], workdir: workdir, timeout: timeout, maxOutputBytes: maxOutputBytes, stdin: stdin)
     }
 
+    /// How long past its timeout a command may take before the client gives up on the server ending it.
+    ///
+    /// Modal kills a command at its timeout; a server that does not (Modal's own test server, a stuck worker) would
+    /// leave the call waiting forever. As Modal's Go SDK does (its `ExecWait` and `ExecStdioRead` take a deadline),
+    /// the client stops waiting at timeout + this grace, terminates the sandbox (the command cannot be killed alone)
+    /// and reports a timed-out result with signal 9 and the output read so far.
+    public static let clientTimeoutGrace = Duration.seconds(3)
+
     /// Runs a program with arguments (no shell), as ``runCommand(_:workdir:timeout:maxOutputBytes:stdin:)`` does.
+    ///
+    /// A command the server did not end within ``clientTimeoutGrace`` of its timeout terminates this sandbox (later
+    /// calls throw ``ExecutionError/Code/sandboxTerminated``) and comes back as a timed-out result.
     public func exec(
         _ argv: [String], workdir: String? = nil, timeout: Duration = .seconds(60),
         maxOutputBytes: Int = ModalSandbox.defaultMaxOutputBytes, stdin: Data = Data()
@@ -172,27 +185,82 @@ public final class ModalSandbox: Sendable {
         if let workdir { start.workdir = workdir }
         let clock = ContinuousClock()
         let began = clock.now
-        _ = try await routerUnary(ModalRPC.TaskCommandRouter.taskExecStart, start, timeout: .seconds(30))
-        try await writeStdin(stdin, taskID: taskID, execID: execID)
-        let streamTimeout = Duration.seconds(timeoutSecs) + .seconds(30)
-        async let output = readStream(
-            .stdout, taskID: taskID, execID: execID, cap: maxOutputBytes, timeout: streamTimeout)
-        async let errors = readStream(
-            .stderr, taskID: taskID, execID: execID, cap: maxOutputBytes, timeout: streamTimeout)
-        async let exit = waitForExit(taskID: taskID, execID: execID, timeout: streamTimeout)
-        let (stdout, stderr, status) = try await (output, errors, exit)
-        let elapsed = clock.now - began
-        let seconds = elapsed.inSeconds
+        let deadline = began + .seconds(timeoutSecs) + Self.clientTimeoutGrace
+        let stdout = StreamCollector(cap: maxOutputBytes)
+        let stderr = StreamCollector(cap: maxOutputBytes)
+        let startRequest = start
+        let status = try await Self.untilDeadline(deadline) {
+            _ = try await self.routerUnary(
+                ModalRPC.TaskCommandRouter.taskExecStart, startRequest, timeout: .seconds(30))
+            try await self.writeStdin(stdin, taskID: taskID, execID: execID)
+            let streamTimeout = Duration.seconds(timeoutSecs) + .seconds(30)
+            async let output: Void = self.readStream(
+                .stdout, taskID: taskID, execID: execID, into: stdout, timeout: streamTimeout)
+            async let errors: Void = self.readStream(
+                .stderr, taskID: taskID, execID: execID, into: stderr, timeout: streamTimeout)
+            async let exit = self.waitForExit(taskID: taskID, execID: execID, timeout: streamTimeout)
+            let (_, _, status) = try await (output, errors, exit)
+            return status
+        }
+        let seconds = (clock.now - began).inSeconds
+        let (out, err) = (stdout.result, stderr.result)
         var result = ModalCommandResult(
-            exitCode: nil, stdout: stdout.kept, stderr: stderr.kept, stdoutDroppedBytes: stdout.dropped,
-            stderrDroppedBytes: stderr.dropped, duration: seconds)
+            exitCode: nil, stdout: out.kept, stderr: err.kept, stdoutDroppedBytes: out.dropped,
+            stderrDroppedBytes: err.dropped, duration: seconds)
         switch status {
         case .code(let code): result.exitCode = Int(code)
         case .signal(let signal):
             result.signal = Int(signal)
             result.timedOut = signal == 9 && seconds >= Double(timeoutSecs) * 0.95
+        case nil:
+            client.logger.warning(
+                "a Modal command outlived its timeout and the server did not end it; terminating its sandbox",
+                metadata: ["sandbox": "\(sandboxID)", "timeout": "\(timeoutSecs) s"])
+            await terminateIgnoringCancellation()
+            result.signal = 9
+            result.timedOut = true
         }
         return result
+    }
+
+    /// Runs `body` until `deadline`: its value, or `nil` once the deadline passed first (`body` is cancelled).
+    ///
+    /// - Throws: what `body` throws; ``ExecutionError/Code/cancelled`` when the calling task is cancelled.
+    private static func untilDeadline<T: Sendable>(
+        _ deadline: ContinuousClock.Instant, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T? {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                do {
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                } catch {
+                    throw ExecutionError(code: .cancelled, message: "the task was cancelled while a command ran")
+                }
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+    }
+
+    /// Terminates the sandbox from a task of its own, so a cancelled caller still ends it; failures are logged.
+    ///
+    /// - Returns: whether Modal confirmed the termination.
+    @discardableResult
+    func terminateIgnoringCancellation() async -> Bool {
+        let sandbox = self
+        return await Task {
+            do {
+                try await sandbox.terminate()
+                return true
+            } catch {
+                sandbox.client.logger.warning(
+                    "terminating a Modal sandbox failed",
+                    metadata: ["sandbox": "\(sandbox.sandboxID)", "error": "\(error)"])
+                return false
+            }
+        }.value
     }
 
     private enum ExitStatus {
@@ -215,13 +283,13 @@ public final class ModalSandbox: Sendable {
         } while offset < data.count
     }
 
-    /// Reads one output stream to its end as it arrives, keeping `cap` bytes and counting the rest (never holding
-    /// more than the cap and one message); after a transient error it reconnects at the offset already received.
+    /// Reads one output stream to its end into `collector` as it arrives (it keeps its cap and counts the rest,
+    /// never holding more than the cap and one message); after a transient error it reconnects at the offset
+    /// already received.
     private func readStream(
-        _ descriptor: Modal_TaskCommandRouter_TaskExecStdioFileDescriptor, taskID: String, execID: String, cap: Int,
-        timeout: Duration
-    ) async throws -> (kept: Data, dropped: Int) {
-        let collector = StreamCollector(cap: cap)
+        _ descriptor: Modal_TaskCommandRouter_TaskExecStdioFileDescriptor, taskID: String, execID: String,
+        into collector: StreamCollector, timeout: Duration
+    ) async throws {
         var retries = 0
         var refreshed = false
         let policy = GRPCRetryPolicy.router
@@ -239,7 +307,7 @@ public final class ModalSandbox: Sendable {
                     metadata: ["authorization": "Bearer \(access.jwt)"], timeout: timeout,
                     onMessage: { collector.receive($0) })
                 if let undecodable = collector.failure { throw undecodable }
-                guard let status else { return collector.result }
+                guard let status else { return }
                 if status.code == .unauthenticated, !refreshed {
                     refreshed = true
                     try await refreshAccess()
