@@ -199,4 +199,56 @@ struct ModalPortTests {
         #expect(run.replayStats["misses"] == 1)
         #expect(run.replayLog.contains("Modal replay miss"))
     }
+
+    /// Each candidate's reward and test verdicts from a `grade --json` report.
+    static func verdicts(_ report: Data) throws -> [String] {
+        let object = try #require(try JSONSerialization.jsonObject(with: report) as? [String: Any])
+        var lines: [String] = []
+        for problem in object["problems"] as? [[String: Any]] ?? [] {
+            for candidate in problem["candidates"] as? [[String: Any]] ?? [] {
+                let tests = (candidate["tests"] as? [[String: Any]] ?? []).map { $0["verdict"] as? String ?? "?" }
+                lines.append("\(candidate["id"] ?? "?") \(candidate["reward"] ?? "?") \(tests)")
+            }
+        }
+        return lines
+    }
+
+    @Test func swiftModalSandboxPoolReplaysTheGradingDemoRecordedThroughServe() async throws {
+        let folder = try makeTemporaryFolder("modal-port-grade")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let binary = try #require(builtBinary, "build the sandbox-vcr product first")
+        let cassette = folder.appendingPathComponent("grade.sqlite")
+        func grade(_ modalURL: String, tokenID: String, secret: String) async throws -> CommandRunner.Output {
+            try await CommandRunner.run(
+                binary, ["grade", "--backend", "modal", "--no-cassette", "--json"],
+                environment: [
+                    "MODAL_SERVER_URL": modalURL, "MODAL_TOKEN_ID": tokenID, "MODAL_TOKEN_SECRET": secret,
+                    "MODAL_CONFIG_PATH": "/nonexistent/sandbox-vcr-tests/.modal.toml",
+                    "MODAL_CREATION_RATE_LIMIT": "1000", "SANDBOX_VCR_RECORD": nil, "CI": nil,
+                ],
+                currentDirectory: Self.root)
+        }
+        let fake = try await FakeModalServer.start()
+        let recorder = try await ServeProcess.start([
+            "--cassette", cassette.path, "--record", "all", "--modal-port", "0", "--modal-upstream", fake.url,
+        ])
+        let recorded = try await grade(
+            try #require(recorder.modalURL), tokenID: fake.tokenID, secret: fake.tokenSecret)
+        #expect(try await recorder.stop() == 0)
+        _ = await fake.stop()
+        #expect(recorded.status == 0, "\(recorded.stderrText.suffix(2000))")
+
+        let replayer = try await ServeProcess.start(
+            ["--cassette", cassette.path, "--record", "never", "--modal-port", "0"])
+        let replayed = try await grade(try #require(replayer.modalURL), tokenID: "ak-anything", secret: "as-anything")
+        let stats = try await replayer.modalStats()
+        #expect(try await replayer.stop() == 0)
+        #expect(replayed.status == 0, "\(replayed.stderrText.suffix(2000))")
+        let expected = try Self.verdicts(recorded.stdout)
+        #expect(expected.count >= 20)
+        #expect(expected.contains { $0.contains("timeLimit") })
+        #expect(try Self.verdicts(replayed.stdout) == expected)
+        #expect(stats["misses"] == 0)
+        #expect(stats["replayed"] ?? 0 >= expected.count)
+    }
 }
