@@ -40,6 +40,7 @@ let package = Package(
         // The `serve` server and the loopback test servers, as products for the benchmarks package
         // (Tools/Benchmarks), which depends on this package by path.
         .library(name: "SandboxVCRServer", targets: ["SandboxVCRServer"]),
+        .library(name: "SandboxVCRModalServer", targets: ["SandboxVCRModalServer"]),
         .library(name: "SandboxVCRTestSupport", targets: ["SandboxVCRTestSupport"]),
         .executable(name: "sandbox-vcr", targets: ["sandbox-vcr"]),
     ],

@@ -29,7 +29,7 @@ package final class ReplayBinder: Sendable {
 
     private struct State {
         var hypotheses: [Hypothesis]?
-        var history: [ExecCall] = []
+        var claimed: Int?
     }
 
     package let liveID: String
@@ -81,12 +81,20 @@ package final class ReplayBinder: Sendable {
         return holder == nil || holder == liveID
     }
 
+    /// Gives the recorded sandbox this one claimed back (the live sandbox ended).
+    package func release() {
+        let claimed = state.withLock { state in
+            defer { state.claimed = nil }
+            return state.claimed
+        }
+        if let claimed { library.release(claimed, from: liveID) }
+    }
+
     /// Answers the exec that started `step`-th in this sandbox, or explains why nothing recorded matches.
     package func resolve(_ call: ExecCall, step: Int) -> Result<ReplayAnswer, ReplayMiss> {
         let normalized = ExecNormalizer.apply(library.normalizers, to: call)
         let shape = ReplayLibrary.shape(normalized)
         return state.withLock { state in
-            state.history.append(call)
             var matches: [(hypothesis: Hypothesis, exec: Int)] = []
             if let hypotheses = state.hypotheses {
                 for hypothesis in hypotheses where claimantAllows(hypothesis.sandbox) {
@@ -131,7 +139,9 @@ package final class ReplayBinder: Sendable {
                 return other == answer
             }.map(\.hypothesis)
             state.hypotheses = kept
-            if kept.count == 1 { _ = library.claim(kept[0].sandbox, for: liveID) }
+            if kept.count == 1, state.claimed == nil, library.claim(kept[0].sandbox, for: liveID) {
+                state.claimed = kept[0].sandbox
+            }
             return .success(answer)
         }
     }

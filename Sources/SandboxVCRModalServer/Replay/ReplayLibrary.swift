@@ -8,11 +8,11 @@ package struct ExecNormalizer: Sendable {
     package let replacement: String
     private let regex: NSRegularExpression
 
-    /// Parses `REGEX=REPLACEMENT` (the first `=` splits; `$1`… refer to groups).
+    /// Parses `REGEX=REPLACEMENT` (the last `=` splits, so a regex may hold `=`; `$1`… refer to groups).
     ///
     /// - Throws: ``ModalServeError`` with code ``ModalServeError/Code/configuration`` when the regex is invalid.
     package init(_ text: String) throws(ModalServeError) {
-        guard let split = text.firstIndex(of: "=") else {
+        guard let split = text.lastIndex(of: "=") else {
             throw ModalServeError(
                 code: .configuration, message: "--normalize \(text): expected REGEX=REPLACEMENT, e.g. 'run-[0-9]+=run-N'")
         }
@@ -112,6 +112,13 @@ package final class ReplayLibrary: Sendable {
             if let holder = claims[index], holder != live { return false }
             claims[index] = live
             return true
+        }
+    }
+
+    /// Gives a recorded sandbox back (its live sandbox ended), so a later run can replay it again.
+    func release(_ index: Int, from live: String) {
+        claims.withLock { claims in
+            if claims[index] == live { claims[index] = nil }
         }
     }
 

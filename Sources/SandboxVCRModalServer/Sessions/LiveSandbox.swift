@@ -95,6 +95,12 @@ final class LiveSandbox: Sendable {
 
     var execs: [LiveExec] { state.withLock { Array($0.execs.values) } }
 
+    /// Forgets the execs of an ended sandbox (their calls answer `NOT_FOUND` now): memory stays flat however many
+    /// sandboxes a long session runs.
+    func dropExecs() {
+        state.withLock { $0.execs = [:] }
+    }
+
     /// Whether the session's step 0 still has to be written (true once).
     func claimSessionWrite() -> Bool {
         state.withLock { state in

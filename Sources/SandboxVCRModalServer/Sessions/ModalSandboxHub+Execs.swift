@@ -243,6 +243,9 @@ extension ModalSandboxHub {
             try Task.checkCancellation()
             let seen = exec.changes.version
             if let answer = exec.answer { return try answer.get() }
+            if sandbox.isTerminated {
+                throw RPCError(code: .notFound, message: "task \(sandbox.taskID) not found: its sandbox has terminated")
+            }
             let (stdin, eof) = exec.stdinState
             var call = exec.start
             call.stdin = stdin

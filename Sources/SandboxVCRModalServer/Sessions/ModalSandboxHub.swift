@@ -23,6 +23,9 @@ final class ModalSandboxHub: Sendable {
         var routerURL = ""
         /// Recordings in flight (finalizing execs), so shutdown can wait for them.
         var pendingWrites = 0
+        /// Ended sandboxes, oldest first: the oldest are forgotten beyond ``retainedEndedSandboxes``.
+        var ended: [String] = []
+        var endedStart = 0
     }
 
     let configuration: ModalServeConfiguration
@@ -35,6 +38,8 @@ final class ModalSandboxHub: Sendable {
     let builderVersion: String
     private let state = Mutex(State())
     private let writes = Pulse()
+    /// How many ended sandboxes stay known (for late `SandboxWait` or `from_id` calls) before the oldest are dropped.
+    static let retainedEndedSandboxes = 4_096
 
     init(
         configuration: ModalServeConfiguration, library: ReplayLibrary?, cassette: Cassette?, upstream: UpstreamModal?,
@@ -261,8 +266,30 @@ final class ModalSandboxHub: Sendable {
                     "could not terminate the upstream sandbox", metadata: ["sandbox": "\(sandbox.id)", "error": "\(error)"])
             }
         }
-        for exec in sandbox.execs { finalize(exec, in: sandbox, force: true) }
+        for exec in sandbox.execs {
+            finalize(exec, in: sandbox, force: true)
+            exec.changes.fire()
+        }
+        if case .replay(let binder) = sandbox.route { binder.release() }
+        sandbox.dropExecs()
+        retire(sandbox)
         logger.info("Modal sandbox terminated", metadata: ["sandbox": "\(sandbox.id)"])
+    }
+
+    /// Remembers an ended sandbox, forgetting the oldest ones beyond ``retainedEndedSandboxes``.
+    private func retire(_ sandbox: LiveSandbox) {
+        state.withLock { state in
+            state.ended.append(sandbox.id)
+            while state.ended.count - state.endedStart > Self.retainedEndedSandboxes {
+                let oldest = state.ended[state.endedStart]
+                state.endedStart += 1
+                if let removed = state.sandboxes.removeValue(forKey: oldest) { state.byTask[removed.taskID] = nil }
+            }
+            if state.endedStart > 65_536 {
+                state.ended.removeFirst(state.endedStart)
+                state.endedStart = 0
+            }
+        }
     }
 
     /// Waits until the sandbox ends or `timeout` passes.

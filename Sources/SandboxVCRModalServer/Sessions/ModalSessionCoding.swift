@@ -1,5 +1,5 @@
-package import Foundation
-package import SandboxVCR
+public import Foundation
+public import SandboxVCR
 
 /// How a recorded Modal sandbox is kept in a cassette: as a session of ordinary interactions (values, not wire bytes).
 ///
@@ -12,9 +12,9 @@ package import SandboxVCR
 ///   status as `.modal/stdout-status`, `.modal/stderr-status` or `.modal/exit-status` (`CODE MESSAGE`).
 ///
 /// Keys chain each step to the session id, so they never collide with SandboxFusion recordings or other sessions.
-package enum ModalSessionCoding {
+public enum ModalSessionCoding {
     /// The prefix of every Modal session id.
-    package static let sessionPrefix = "modal/"
+    public static let sessionPrefix = "modal/"
     /// argv of step 0.
     static let createArgv = ["modal.Sandbox.create"]
     static let imageFile = "image.json"
@@ -22,12 +22,12 @@ package enum ModalSessionCoding {
     static let open = "open"
 
     /// A new session id.
-    package static func newSessionID() -> String {
+    public static func newSessionID() -> String {
         sessionPrefix + String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16))
     }
 
     /// The interaction of step 0.
-    package static func sandboxInteraction(session: String, image: ImageSpec, timeoutSecs: UInt32, at date: Date)
+    public static func sandboxInteraction(session: String, image: ImageSpec, timeoutSecs: UInt32, at date: Date)
         -> Cassette.NewInteraction
     {
         let request = ExecutionRequest(
@@ -40,7 +40,7 @@ package enum ModalSessionCoding {
     }
 
     /// The interaction of an exec.
-    package static func execInteraction(session: String, exec: RecordedExec, at date: Date, duration: Double?)
+    public static func execInteraction(session: String, exec: RecordedExec, at date: Date, duration: Double?)
         -> Cassette.NewInteraction
     {
         let request = ExecutionRequest(
@@ -92,7 +92,7 @@ package enum ModalSessionCoding {
 
     /// Groups a cassette's Modal interactions into sandboxes (sessions without a readable step 0 are skipped and
     /// counted).
-    package static func sandboxes(from interactions: [Cassette.Interaction]) -> (sandboxes: [RecordedSandbox], skipped: Int)
+    public static func sandboxes(from interactions: [Cassette.Interaction]) -> (sandboxes: [RecordedSandbox], skipped: Int)
     {
         var bySession: [String: [Cassette.Interaction]] = [:]
         for interaction in interactions {

@@ -1,12 +1,12 @@
-package import Foundation
+public import Foundation
 import SandboxVCR
 
 /// A gRPC status as a recording keeps it: its numeric code and message.
-package struct RecordedStatus: Hashable, Sendable {
-    package var code: Int
-    package var message: String
+public struct RecordedStatus: Hashable, Sendable {
+    public var code: Int
+    public var message: String
 
-    package init(code: Int, message: String) {
+    public init(code: Int, message: String) {
         self.code = code
         self.message = message
     }
@@ -23,26 +23,26 @@ package struct RecordedStatus: Hashable, Sendable {
 }
 
 /// One output stream of a recorded exec: the chunks in the order they arrived, and how the stream ended.
-package struct RecordedStream: Hashable, Sendable {
-    package var chunks: [Data]
+public struct RecordedStream: Hashable, Sendable {
+    public var chunks: [Data]
     /// `nil`: the stream ended with `OK` (or did not end).
-    package var failure: RecordedStatus?
+    public var failure: RecordedStatus?
     /// False when the client stopped reading before the stream ended (its own deadline passed): a replay holds it
     /// open after the chunks, as the backend did.
-    package var isComplete: Bool
+    public var isComplete: Bool
 
-    package init(chunks: [Data] = [], failure: RecordedStatus? = nil, isComplete: Bool = true) {
+    public init(chunks: [Data] = [], failure: RecordedStatus? = nil, isComplete: Bool = true) {
         self.chunks = chunks
         self.failure = failure
         self.isComplete = isComplete
     }
 
     /// All bytes of the stream.
-    package var bytes: Data { chunks.reduce(into: Data()) { $0.append($1) } }
+    public var bytes: Data { chunks.reduce(into: Data()) { $0.append($1) } }
 }
 
 /// How a recorded exec ended, as `TaskExecWait` answered.
-package enum RecordedExit: Hashable, Sendable {
+public enum RecordedExit: Hashable, Sendable {
     case code(Int32)
     case signal(Int32)
     /// The wait failed, e.g. `NOT_FOUND` for a sandbox terminated mid-command.
@@ -52,17 +52,17 @@ package enum RecordedExit: Hashable, Sendable {
 }
 
 /// One command run in a recorded sandbox, with what it returned.
-package struct RecordedExec: Hashable, Sendable {
+public struct RecordedExec: Hashable, Sendable {
     /// The exec's position among the sandbox's execs, in the order they started (1-based).
-    package var step: Int
-    package var call: ExecCall
-    package var stdout: RecordedStream
-    package var stderr: RecordedStream
-    package var exit: RecordedExit
+    public var step: Int
+    public var call: ExecCall
+    public var stdout: RecordedStream
+    public var stderr: RecordedStream
+    public var exit: RecordedExit
     /// Seconds from the start to the exit, when known.
-    package var duration: Double?
+    public var duration: Double?
 
-    package init(
+    public init(
         step: Int, call: ExecCall, stdout: RecordedStream, stderr: RecordedStream, exit: RecordedExit,
         duration: Double? = nil
     ) {
@@ -76,7 +76,7 @@ package struct RecordedExec: Hashable, Sendable {
 
     /// How long after its start a replay answers the exit: the recorded duration for an exec its backend killed at
     /// its time limit (SIGKILL at about `timeout_secs`), so clients that time commands see the same; else at once.
-    package var exitDelay: Duration? {
+    public var exitDelay: Duration? {
         guard case .signal(9) = exit, call.timeoutSecs > 0, let duration,
             duration >= Double(call.timeoutSecs) * 0.9
         else { return nil }
@@ -85,13 +85,13 @@ package struct RecordedExec: Hashable, Sendable {
 }
 
 /// What a client asked an exec to do: the values matching compares.
-package struct ExecCall: Hashable, Sendable {
-    package var argv: [String]
-    package var workdir: String?
-    package var stdin: Data
-    package var timeoutSecs: UInt32
+public struct ExecCall: Hashable, Sendable {
+    public var argv: [String]
+    public var workdir: String?
+    public var stdin: Data
+    public var timeoutSecs: UInt32
 
-    package init(argv: [String], workdir: String?, stdin: Data = Data(), timeoutSecs: UInt32 = 0) {
+    public init(argv: [String], workdir: String?, stdin: Data = Data(), timeoutSecs: UInt32 = 0) {
         self.argv = argv
         self.workdir = workdir
         self.stdin = stdin
@@ -99,7 +99,7 @@ package struct ExecCall: Hashable, Sendable {
     }
 
     /// A one-line description for logs and diagnostics (shortened; never whole stdin).
-    package var summary: String {
+    public var summary: String {
         let command = argv.count == 3 && argv[0] == "bash" && argv[1] == "-lc" ? argv[2] : argv.joined(separator: " ")
         let shown = command.count > 100 ? String(command.prefix(97)) + "..." : command
         return "exec \"\(shown.replacingOccurrences(of: "\n", with: "\\n"))\""
@@ -109,13 +109,13 @@ package struct ExecCall: Hashable, Sendable {
 
 /// The image of a sandbox, as its layers' Dockerfile commands (base layer first): the same image has the same
 /// canonical id whatever ids a Modal server gave its layers.
-package struct ImageSpec: Hashable, Sendable {
-    package var layers: [[String]]
+public struct ImageSpec: Hashable, Sendable {
+    public var layers: [[String]]
 
-    package init(layers: [[String]]) { self.layers = layers }
+    public init(layers: [[String]]) { self.layers = layers }
 
     /// `im-` and 24 hex digits of the layers' SHA-256: the id replays hand out.
-    package var canonicalID: String {
+    public var canonicalID: String {
         var text = ""
         for layer in layers {
             text += layer.joined(separator: "\n") + "\n\u{1}"
@@ -138,17 +138,17 @@ package struct ImageSpec: Hashable, Sendable {
 }
 
 /// A sandbox a cassette holds: what it was made from and the execs that ran in it.
-package struct RecordedSandbox: Hashable, Sendable {
+public struct RecordedSandbox: Hashable, Sendable {
     /// The cassette session that holds it (`modal/…`).
-    package var session: String
-    package var image: ImageSpec
-    package var timeoutSecs: UInt32
+    public var session: String
+    public var image: ImageSpec
+    public var timeoutSecs: UInt32
     /// In the order they started.
-    package var execs: [RecordedExec]
+    public var execs: [RecordedExec]
     /// When it was recorded (orders sandboxes of the same shape: older first).
-    package var recordedAt: Date
+    public var recordedAt: Date
 
-    package init(session: String, image: ImageSpec, timeoutSecs: UInt32, execs: [RecordedExec], recordedAt: Date) {
+    public init(session: String, image: ImageSpec, timeoutSecs: UInt32, execs: [RecordedExec], recordedAt: Date) {
         self.session = session
         self.image = image
         self.timeoutSecs = timeoutSecs
