@@ -1,6 +1,7 @@
 """The plugin, through pytest's own `pytester`: real inner pytest runs (subprocesses), the real `sandbox-vcr` binary,
 the official `sandbox-fusion` client and an aiohttp client shaped like tinker-cookbook's, a fake upstream that is
-itself a loopback `sandbox-vcr serve --rules`, and real SQLite cassettes on disk."""
+itself a loopback `sandbox-vcr serve --rules`, and real SQLite cassettes on disk. The Modal tests run Modal's own
+Python SDK (modal==1.6.4) against `Tools/fake_modal_server.py` to record, and with it stopped to replay."""
 
 from __future__ import annotations
 
@@ -378,3 +379,258 @@ def test_the_config_fixture_sets_the_folder_and_allows_misses(pytester):
             assert sandbox_vcr.misses == 1
     """)
     pytester.runpytest_subprocess("--sandbox-record-mode=never").assert_outcomes(passed=1)
+
+
+#: Tests written with Modal's Python SDK, unchanged for SandboxVCR: a module-scoped app (made before any test, so
+#: the session's Modal server must already be up), a sandbox per test, a random work folder as pools make, and
+#: concurrent execs in one sandbox.
+MODAL_TESTS = """
+import asyncio
+import json
+import os
+import secrets
+
+import modal
+import pytest
+
+pytestmark = pytest.mark.sandbox_vcr_modal
+
+
+@pytest.fixture(scope="module")
+def app():
+    return modal.App.lookup("pytest-sandbox-vcr", create_if_missing=True)
+
+
+def run(sandbox, command, **options):
+    process = sandbox.exec("bash", "-lc", command, **options)
+    return process.stdout.read(), process.stderr.read(), process.wait()
+
+
+def test_echo_and_exit_codes(app, sandbox_vcr_modal):
+    assert os.environ["MODAL_SERVER_URL"] == sandbox_vcr_modal.url
+    with open("seen.json", "w") as out:
+        json.dump({"url": sandbox_vcr_modal.url, "token": os.environ["MODAL_TOKEN_ID"],
+                   "cassette": str(sandbox_vcr_modal.cassette), "mode": sandbox_vcr_modal.record_mode}, out)
+    sandbox = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+    try:
+        assert run(sandbox, "echo hello") == ("hello\\n", "", 0)
+        assert run(sandbox, "echo partial; echo failing >&2; exit 3") == ("partial\\n", "failing\\n", 3)
+    finally:
+        sandbox.terminate()
+
+
+def test_a_random_workdir_and_concurrent_execs(app):
+    async def main():
+        sandbox = await modal.Sandbox.create.aio(app=app, image=modal.Image.debian_slim(), timeout=60)
+        workdir = "/workspace/" + secrets.token_hex(6)
+        process = await sandbox.exec.aio("bash", "-lc", f"mkdir -p {workdir} && cat > {workdir}/n.txt")
+        process.stdin.write(b"6\\n")
+        process.stdin.write_eof()
+        await process.stdin.drain.aio()
+        assert await process.wait.aio() == 0
+
+        async def square(k):
+            process = await sandbox.exec.aio("bash", "-lc", f"echo $(( $(cat n.txt) * {k} ))", workdir=workdir)
+            return (await process.stdout.read.aio()).strip()
+
+        answers = await asyncio.gather(*(square(k) for k in range(1, 6)))
+        await sandbox.terminate.aio()
+        return answers
+
+    assert asyncio.run(main()) == ["6", "12", "18", "24", "30"]
+"""
+
+#: Records what the environment looks like once the session is over (after every fixture's teardown).
+ENVIRONMENT_PROBE = """
+import json, os
+
+def pytest_unconfigure(config):
+    with open("after.json", "w") as out:
+        json.dump({name: os.environ.get(name) for name in ("MODAL_SERVER_URL", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")},
+                  out)
+"""
+
+
+def forget_modal_credentials(monkeypatch):
+    """The environment CI has: no Modal server URL and no tokens (and no profile: see conftest.py)."""
+    for name in ("MODAL_SERVER_URL", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_modal_records_through_the_fake_then_replays_with_it_gone(pytester, fake_modal, monkeypatch):
+    pytester.makepyfile(test_modal=MODAL_TESTS)
+    pytester.makeconftest(ENVIRONMENT_PROBE)
+    # `all` needs no --sandbox-upstream: Modal's upstream is $MODAL_SERVER_URL (the fake) at the session's start.
+    recorded = pytester.runpytest_subprocess("--sandbox-record-mode=all")
+    recorded.assert_outcomes(passed=2)
+    cassette = pytester.path / "cassettes" / "modal.sqlite"
+    assert cassette.is_file()
+    assert fake_modal.stats()["sandboxes_created"] == 2
+    recorded.stdout.fnmatch_lines([
+        "*- sandbox-vcr -*",
+        "Modal (cassettes/modal.sqlite, record mode all): 2 sandbox(es), 0 exec(s) replayed, 8 recorded, 8 forwarded, 0 missed"])
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert seen["token"] == "ak-pluginTESTtoken" and seen["mode"] == "all" and seen["cassette"] == str(cassette)
+    after = json.loads((pytester.path / "after.json").read_text())
+    assert after == {"MODAL_SERVER_URL": fake_modal.url, "MODAL_TOKEN_ID": "ak-pluginTESTtoken",
+                     "MODAL_TOKEN_SECRET": "as-pluginTESTsecret"}
+    before = digest_tree(pytester.path / "cassettes")
+
+    # CI: the fake is gone, and there are no credentials.
+    fake_modal.stop()
+    forget_modal_credentials(monkeypatch)
+    replayed = pytester.runpytest_subprocess("--sandbox-record-mode=never")
+    replayed.assert_outcomes(passed=2)
+    replayed.stdout.fnmatch_lines([
+        "Modal (cassettes/modal.sqlite, record mode never): 2 sandbox(es), 8 exec(s) replayed, 0 recorded, "
+        "0 forwarded, 0 missed"])
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert seen["token"] == "ak-sandbox-vcr-replay" and seen["url"].startswith("http://127.0.0.1:")
+    # The environment is back as it was: nothing set.
+    assert json.loads((pytester.path / "after.json").read_text()) == dict.fromkeys(
+        ("MODAL_SERVER_URL", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"))
+    assert digest_tree(pytester.path / "cassettes") == before
+
+
+def test_a_modal_replay_that_deviates_reports_the_miss(pytester, fake_modal, monkeypatch):
+    pytester.makepyfile(test_modal=MODAL_TESTS)
+    pytester.runpytest_subprocess("--sandbox-record-mode=missing").assert_outcomes(passed=2)
+    fake_modal.stop()
+    forget_modal_credentials(monkeypatch)
+    # One command changed, seen by a test that lets the SDK raise, one that swallows the error (a grader that
+    # records what went wrong and goes on), and one that allows misses.
+    pytester.makepyfile(test_modal=MODAL_TESTS.replace("echo hello", "echo hullo") + """
+
+def test_swallows_the_error(app):
+    sandbox = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+    try:
+        run(sandbox, "echo nobody recorded this")
+    except Exception:
+        pass
+
+
+@pytest.mark.sandbox_vcr_modal(allow_misses=True)
+def test_expects_a_miss(app, sandbox_vcr_modal):
+    sandbox = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+    with pytest.raises(modal.exception.ConflictError, match="no recording matches step 1"):
+        run(sandbox, "echo never recorded")
+""")
+    result = pytester.runpytest_subprocess("--sandbox-record-mode=never")
+    result.assert_outcomes(passed=2, failed=2)
+    output = result.stdout.str()
+    # The SDK's error: gRPC FAILED_PRECONDITION, with the step, the nearest recording, the diff and the bindings.
+    result.stdout.fnmatch_lines([
+        "*ConflictError: sandbox-vcr: no recording matches step 1 of Modal sandbox*modal.sqlite*never*",
+        "*Requested: exec \"echo hullo\"*",
+        "*Nearest recording: modal/* step 1, exec \"echo hello\"*",
+        "*Bindings: *",
+    ])
+    result.stdout.fnmatch_lines([
+        "*_ test_swallows_the_error _*",
+        "sandbox-vcr: 1 Modal call(s) of this test have no recording in*modal.sqlite (record mode `never`):",
+        '  Modal replay miss: exec=exec "echo nobody recorded this" sandbox=sb-vcr-* step=1',
+    ])
+    result.stdout.fnmatch_lines(["FAILED test_modal.py::test_swallows_the_error - Failed: sandbox-vcr: 1 Modal*"])
+    assert "test_a_random_workdir_and_concurrent_execs" not in output.split("short test summary info")[-1]
+    assert "To record them: pytest --sandbox-record-mode=missing with MODAL_TOKEN_ID / MODAL_TOKEN_SECRET" in output
+    result.stdout.fnmatch_lines([
+        "Modal (cassettes/modal.sqlite, record mode never): 4 sandbox(es), 6 exec(s) replayed, * 3 missed",
+        "sandbox-vcr: 3 Modal miss(es):",
+        '  Modal replay miss: exec=exec "echo hullo" sandbox=sb-vcr-* step=1',
+    ])
+
+
+def test_a_modal_miss_outside_any_test_fails_the_session(pytester, fake_modal, monkeypatch):
+    module = """
+        import modal, pytest
+
+        @pytest.fixture(scope="session")
+        def sandbox(sandbox_vcr_modal):
+            app = modal.App.lookup("pytest-sandbox-vcr", create_if_missing=True)
+            sandbox = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+            yield sandbox
+            try:  # a cleanup that swallows what goes wrong: its miss is in no test's setup or call
+                sandbox.exec("bash", "-lc", "echo CLEANUP").wait()
+            except Exception:
+                pass
+            sandbox.terminate()
+
+        def test_uses_the_sandbox(sandbox):
+            assert sandbox.exec("bash", "-lc", "echo 1").stdout.read() == "1\\n"
+    """
+    pytester.makepyfile(test_teardown=module.replace("CLEANUP", "cleanup 1"))
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)  # the local default, `missing`
+    fake_modal.stop()
+    forget_modal_credentials(monkeypatch)
+    pytester.makepyfile(test_teardown=module.replace("CLEANUP", "cleanup 2"))
+    result = pytester.runpytest_subprocess("--sandbox-record-mode=never")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "Modal (cassettes/modal.sqlite, record mode never): 1 sandbox(es), 1 exec(s) replayed, * 1 missed",
+        "sandbox-vcr: 1 Modal miss(es), 1 outside any test's setup and call (this fails the session):",
+        '  Modal replay miss: exec=exec "echo cleanup 2" sandbox=sb-vcr-1 step=2',
+    ])
+
+
+def test_without_a_modal_cassette_only_the_modal_tests_fail(pytester):
+    pytester.makepyfile(test_mixed="""
+        import os, pytest
+
+        @pytest.mark.sandbox_vcr_modal
+        def test_modal():
+            pass
+
+        def test_plain():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("--sandbox-record-mode=never", "--sandbox-modal-cassette=recorded/m.sqlite")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*the Modal server: sandbox-vcr serve did not start*",
+        "*recorded/m.sqlite*no cassette at this path*"])
+    assert not (pytester.path / "recorded").exists()
+    assert not (pytester.path / "cassettes").exists()
+
+
+def test_the_modal_ini_settings_and_a_client_made_too_early(pytester, fake_modal, monkeypatch):
+    pytester.makeini("""
+        [pytest]
+        sandbox_modal_cassette = recorded/modal-sessions.sqlite
+        sandbox_modal_normalize = seed-[0-9]+=seed-N
+    """)
+    pytester.makepyfile(test_early="""
+        import modal, pytest
+
+        # Modal's SDK makes (and keeps) its client at the first call: here, at import, before the fixture.
+        APP = modal.App.lookup("made-too-early", create_if_missing=True)
+
+        def test_modal(sandbox_vcr_modal):
+            pass
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*Modal's client was already made (for http://127.0.0.1:*) before sandbox_vcr_modal*"])
+    pytester.makepyfile(test_early="""
+        import os, modal
+
+        def test_modal(sandbox_vcr_modal):
+            assert sandbox_vcr_modal.cassette.name == "modal-sessions.sqlite"
+            assert sandbox_vcr_modal.cassette.parent.name == "recorded"
+            app = modal.App.lookup("made-in-time", create_if_missing=True)
+            sandbox = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+            process = sandbox.exec("bash", "-lc", f"echo started; : seed-{os.environ['SEED']}")
+            assert process.stdout.read() == "started\\n"
+            sandbox.terminate()
+    """)
+    monkeypatch.setenv("SEED", "123")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    assert (pytester.path / "recorded" / "modal-sessions.sqlite").is_file()
+    fake_modal.stop()
+    forget_modal_credentials(monkeypatch)
+    # Another seed: the normalized command still matches its recording.
+    monkeypatch.setenv("SEED", "456")
+    result = pytester.runpytest_subprocess("--sandbox-record-mode=never")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["Modal (recorded/modal-sessions.sqlite, record mode never): 1 sandbox(es), 1 exec(s) *"
+                                 "0 missed"])

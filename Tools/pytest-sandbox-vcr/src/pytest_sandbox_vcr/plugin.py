@@ -4,6 +4,10 @@ A test marked `@pytest.mark.sandbox_vcr` (or a class or module so marked, or a t
 fixture) runs with `SANDBOX_URL`, `SANDBOX_FUSION_ENDPOINT` and the official `sandbox_fusion` client pointed at one
 `sandbox-vcr serve --control` per session (per xdist worker), which answers from the test's cassette,
 `cassettes/<module>/<test>.sqlite` beside the test module.
+
+Modal: the session-scoped `sandbox_vcr_modal` fixture (or `@pytest.mark.sandbox_vcr_modal`) starts one
+`sandbox-vcr serve --modal-port 0` with one cassette for the session (`cassettes/modal.sqlite` under the rootdir)
+and sets `MODAL_SERVER_URL` to it until the session ends (see modal_session.py).
 """
 
 from __future__ import annotations
@@ -18,16 +22,23 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from .modal_session import ModalSessionState, SandboxVCRModal
 from .server import SandboxVCRError, ServeProcess, find_binary
 
 RECORD_MODES = ("never", "missing", "all", "live")
 MARKER = "sandbox_vcr"
+MODAL_MARKER = "sandbox_vcr_modal"
+MODAL_FIXTURE = "sandbox_vcr_modal"
+MODAL_CASSETTE_INI = "sandbox_modal_cassette"
 #: The variables a marked test gets, each set to the server's base URL or its /run_code URL.
 ENV_RUN_CODE_URL = "SANDBOX_URL"
 ENV_ENDPOINT = "SANDBOX_FUSION_ENDPOINT"
 
 _STATE = pytest.StashKey["_SessionState"]()
 _ACTIVE = pytest.StashKey["SandboxVCR"]()
+_MODAL = pytest.StashKey[ModalSessionState]()
+#: A test's Modal miss count when its setup began.
+_MODAL_BASELINE = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser):
@@ -43,6 +54,27 @@ def pytest_addoption(parser):
     group.addoption(
         "--sandbox-cassette-dir", metavar="DIR", default=None,
         help="Where cassettes live: DIR/<module>/<test>.sqlite. Default: cassettes/ beside each test module.")
+    group.addoption(
+        "--sandbox-modal-cassette", metavar="FILE", default=None,
+        help=f"The session's Modal cassette (the sandbox_vcr_modal fixture). Default: the {MODAL_CASSETTE_INI} ini "
+             f"setting, else DIR/modal.sqlite with --sandbox-cassette-dir DIR, else cassettes/modal.sqlite under the "
+             f"rootdir.")
+    group.addoption(
+        "--sandbox-modal-upstream", metavar="URL", default=None,
+        help="The Modal API to record from. Default: $MODAL_SERVER_URL when the session's Modal server starts, else "
+             "the Modal profile's server_url, else https://api.modal.com. Tokens: the client's own "
+             "(MODAL_TOKEN_ID / MODAL_TOKEN_SECRET or ~/.modal.toml).")
+    group.addoption(
+        "--sandbox-modal-normalize", metavar="REGEX=REPLACEMENT", action="append", default=None,
+        help="Rewrite each Modal exec's argv, workdir and stdin before matching (serve --normalize; repeatable), for "
+             "values that change between runs and are not bound automatically. Added to the "
+             "sandbox_modal_normalize ini lines.")
+    parser.addini(
+        "sandbox_modal_normalize", "REGEX=REPLACEMENT lines for the Modal server's --normalize (pytest-sandbox-vcr).",
+        type="linelist", default=[])
+    parser.addini(
+        MODAL_CASSETTE_INI, "The session's Modal cassette, relative to the ini file (pytest-sandbox-vcr).",
+        type="string", default="")
 
 
 def pytest_configure(config):
@@ -50,13 +82,39 @@ def pytest_configure(config):
         "markers",
         "sandbox_vcr(name=None, *, allow_misses=False): replay the test's SandboxFusion calls from "
         "cassettes/<module>/<name or test>.sqlite (pytest-sandbox-vcr)")
-    config.stash[_STATE] = _SessionState(config, resolve_record_mode(config))
+    config.addinivalue_line(
+        "markers",
+        "sandbox_vcr_modal(*, allow_misses=False): use the session's Modal replay server (the sandbox_vcr_modal "
+        "fixture: MODAL_SERVER_URL points at it from then on) (pytest-sandbox-vcr)")
+    record_mode = resolve_record_mode(config)
+    config.stash[_STATE] = _SessionState(config, record_mode)
+    config.stash[_MODAL] = ModalSessionState(
+        config, record_mode, modal_cassette_path(config), config.getoption("sandbox_modal_upstream"),
+        normalizers=list(config.getini("sandbox_modal_normalize")) + (config.getoption("sandbox_modal_normalize") or []))
+
+
+def modal_cassette_path(config) -> Path:
+    """--sandbox-modal-cassette (from the invocation folder), else the ini setting (from the ini file's folder),
+    else `modal.sqlite` in --sandbox-cassette-dir, else `<rootdir>/cassettes/modal.sqlite`."""
+    invocation = Path(config.invocation_params.dir)
+    option = config.getoption("sandbox_modal_cassette")
+    if option:
+        return (invocation / option).resolve()
+    ini = config.getini(MODAL_CASSETTE_INI)
+    if ini:
+        base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+        return (base / ini).resolve()
+    cassette_dir = config.getoption("sandbox_cassette_dir")
+    if cassette_dir:
+        return (invocation / cassette_dir / "modal.sqlite").resolve()
+    return (Path(config.rootpath) / "cassettes" / "modal.sqlite").resolve()
 
 
 def resolve_record_mode(config) -> str:
     """--sandbox-record-mode, else $SANDBOX_VCR_RECORD, else `never` when $CI is set, else `missing`.
 
-    Raises pytest.UsageError for an unknown $SANDBOX_VCR_RECORD and for `all` or `live` without an upstream.
+    Raises pytest.UsageError for an unknown $SANDBOX_VCR_RECORD (`all` or `live` without --sandbox-upstream is
+    refused once the collected tests include SandboxFusion ones: Modal always has an upstream).
     """
     mode = config.getoption("sandbox_record_mode")
     source = "--sandbox-record-mode"
@@ -71,10 +129,22 @@ def resolve_record_mode(config) -> str:
             mode = "never"
         else:
             mode = "missing"
-    if mode in ("all", "live") and not config.getoption("sandbox_upstream"):
-        raise pytest.UsageError(
-            f"{source}={mode} calls the real SandboxFusion for every request: give it with --sandbox-upstream URL")
+    config.stash[_MODE_SOURCE] = source
     return mode
+
+
+_MODE_SOURCE = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    state: Optional[_SessionState] = config.stash.get(_STATE, None)
+    if state is None or state.record_mode not in ("all", "live") or state.upstream:
+        return
+    if any(item.get_closest_marker(MARKER) is not None or "sandbox_vcr" in getattr(item, "fixturenames", ())
+           for item in items):
+        raise pytest.UsageError(
+            f"{config.stash[_MODE_SOURCE]}={state.record_mode} calls the real SandboxFusion for every request: give "
+            f"it with --sandbox-upstream URL")
 
 
 def _is_ci(environ) -> bool:
@@ -84,9 +154,6 @@ def _is_ci(environ) -> bool:
 
 class SandboxVCR:
     """What the `sandbox_vcr` fixture gives a test: where to send requests, the cassette, and the counts."""
-
-    #: The Modal replay server's URL: `None` until `sandbox-vcr serve` replays Modal (a later release).
-    modal_url: Optional[str] = None
 
     def __init__(self, state: "_SessionState", url: str, cassette: Path, record_mode: str, test: str,
                  allow_misses: bool):
@@ -121,6 +188,12 @@ class SandboxVCR:
     recorded = property(lambda self: self.report["recorded"], doc="Requests recorded into the cassette.")
     live = property(lambda self: self.report["live"], doc="Requests passed through (mode `live`).")
     errors = property(lambda self: self.report["errors"], doc="Requests that failed otherwise.")
+
+    @property
+    def modal_url(self) -> Optional[str]:
+        """The session's Modal server URL once the `sandbox_vcr_modal` fixture started it, else None."""
+        modal = self._state.config.stash.get(_MODAL, None)
+        return modal.server_url("modal_url") if modal is not None else None
 
     def __repr__(self):
         return f"SandboxVCR(url={self.url!r}, cassette={str(self.cassette)!r}, record_mode={self.record_mode!r})"
@@ -346,31 +419,109 @@ def _sandbox_vcr_cassette(request):
 
 @pytest.fixture
 def sandbox_vcr(_sandbox_vcr_cassette) -> SandboxVCR:
-    """The test's cassette and server: `.url`, `.run_code_url`, `.modal_url` (None for now), `.cassette`,
-    `.record_mode`, and its `.hits`, `.misses`, `.recorded` counts. Using it marks the test."""
+    """The test's cassette and server: `.url`, `.run_code_url`, `.modal_url` (the session's Modal server, if
+    started), `.cassette`, `.record_mode`, and its `.hits`, `.misses`, `.recorded` counts. Using it marks the test."""
     return _sandbox_vcr_cassette
+
+
+@pytest.fixture(scope="session")
+def sandbox_vcr_modal(pytestconfig) -> SandboxVCRModal:
+    """The session's Modal replay server: from the first use until the session ends, `MODAL_SERVER_URL` points at
+    one `sandbox-vcr serve --modal-port` answering from the session's Modal cassette (placeholder tokens in mode
+    `never` when none are set). `.url`, `.cassette`, `.record_mode`, `.upstream`, `.stats` (serve's Modal counters)
+    and `.misses`, `.replayed`, `.recorded`, `.sandboxes`. Use it before the first Modal call of the process."""
+    state: ModalSessionState = pytestconfig.stash[_MODAL]
+    handle = state.start()
+    try:
+        yield handle
+    finally:
+        state.finish()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sandbox_vcr_modal_autostart(request):
+    """Starts the Modal server before the session's first test when any selected test uses it (the fixture or the
+    marker): Modal's SDK keeps the first client it makes, so MODAL_SERVER_URL must be set before any fixture (of
+    any scope) or earlier test calls Modal. If it cannot start, only the tests that use it fail."""
+    if any(item.get_closest_marker(MODAL_MARKER) is not None or MODAL_FIXTURE in getattr(item, "fixturenames", ())
+           for item in request.session.items):
+        try:
+            request.getfixturevalue(MODAL_FIXTURE)
+        except pytest.fail.Exception:
+            pass
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_vcr_modal_marker(request):
+    if request.node.get_closest_marker(MODAL_MARKER) is not None:
+        request.getfixturevalue(MODAL_FIXTURE)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    modal: Optional[ModalSessionState] = item.config.stash.get(_MODAL, None)
+    if modal is not None and (modal.running or modal.final is None):
+        try:
+            item.stash[_MODAL_BASELINE] = modal.misses_now()
+        except SandboxVCRError:
+            pass
+    return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     vcr = item.stash.get(_ACTIVE, None)
-    if vcr is None:
+    modal = item.config.stash.get(_MODAL, None)
+    if vcr is None and (modal is None or not modal.running):
         return (yield)
     try:
         result = yield
     except BaseException as error:
-        if isinstance(error, (Exception, pytest.fail.Exception)) and not vcr.allow_misses:
-            message = _miss_message(vcr, shown=str(error))
-            if message and hasattr(error, "add_note"):
-                error.add_note(message)
-            elif message:
-                item.add_report_section("call", "sandbox-vcr", message)
+        if isinstance(error, (Exception, pytest.fail.Exception)):
+            messages = [_miss_message(vcr, shown=str(error)) if vcr is not None and not vcr.allow_misses else None,
+                        _modal_miss_message(item, shown=str(error))]
+            for message in filter(None, messages):
+                if hasattr(error, "add_note"):
+                    error.add_note(message)
+                else:
+                    item.add_report_section("call", "sandbox-vcr", message)
         raise
-    if not vcr.allow_misses:
-        message = _miss_message(vcr)
-        if message:
-            pytest.fail(message, pytrace=False)
+    messages = [_miss_message(vcr) if vcr is not None and not vcr.allow_misses else None, _modal_miss_message(item)]
+    messages = [message for message in messages if message]
+    if messages:
+        pytest.fail("\n\n".join(messages), pytrace=False)
     return result
+
+
+def _modal_miss_message(item, shown: str = "") -> Optional[str]:
+    """The failure text for a test during whose setup and call the session's Modal server counted misses, or None
+    (also when its `sandbox_vcr_modal` marker allows misses)."""
+    modal: Optional[ModalSessionState] = item.config.stash.get(_MODAL, None)
+    if modal is None or not modal.running:
+        return None
+    try:
+        misses = modal.misses_now() - item.stash.get(_MODAL_BASELINE, 0)
+    except SandboxVCRError as error:
+        return f"pytest-sandbox-vcr: {error}"
+    if misses <= 0:
+        return None
+    modal.misses_in_tests += misses
+    lines = modal.new_miss_lines()
+    marker = item.get_closest_marker(MODAL_MARKER)
+    if marker is not None and marker.kwargs.get("allow_misses", False):
+        return None
+    shown_elsewhere = "no recording matches" in shown or "sandbox-vcr serve: record mode" in shown
+    text = [
+        f"sandbox-vcr: {misses} Modal call(s) of this test have no recording in {modal.cassette} (record mode "
+        f"`{modal.record_mode}`){' (the diagnostics are in the error above)' if shown_elsewhere else ''}:"]
+    text += [f"  {line}" for line in lines[-10:]]
+    text.append(_modal_record_hint(modal))
+    return "\n".join(text)
+
+
+def _modal_record_hint(modal: ModalSessionState) -> str:
+    return ("To record them: pytest --sandbox-record-mode=missing with MODAL_TOKEN_ID / MODAL_TOKEN_SECRET set "
+            "(upstream: --sandbox-modal-upstream, else $MODAL_SERVER_URL, else Modal), then commit the cassette.")
 
 
 def _miss_message(vcr: SandboxVCR, shown: str = "") -> Optional[str]:
@@ -402,12 +553,16 @@ def pytest_sessionfinish(session):
     if state is None:
         return
     state.finish()
-    if state.problems and session.exitstatus == pytest.ExitCode.OK:
-        # A cassette that could not be closed may be incomplete on disk: the run must not look green.
+    modal: ModalSessionState = session.config.stash[_MODAL]
+    modal.finish()  # normally done by the fixture's teardown already
+    if (state.problems or modal.problems or modal.unexplained_misses) and session.exitstatus == pytest.ExitCode.OK:
+        # A cassette that could not be closed may be incomplete on disk, and a Modal miss no test failed for (in
+        # a teardown, a background task) still means the replay differs: the run must not look green.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["sandbox_vcr"] = state.usage()
+        workeroutput["sandbox_vcr_modal"] = modal.usage()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -416,16 +571,26 @@ def pytest_testnodedown(node, error):
     state: Optional[_SessionState] = node.config.stash.get(_STATE, None)
     if usage and state is not None:
         state.merge(usage)
+    modal: Optional[ModalSessionState] = node.config.stash.get(_MODAL, None)
+    if modal is not None:
+        modal.merge(getattr(node, "workeroutput", {}).get("sandbox_vcr_modal"))
 
 
 def pytest_terminal_summary(terminalreporter, config):
     if hasattr(config, "workerinput"):
         return
     state: Optional[_SessionState] = config.stash.get(_STATE, None)
-    if state is None or not state.totals.get("tests"):
+    if state is None:
+        return
+    modal: ModalSessionState = config.stash[_MODAL]
+    if not state.totals.get("tests") and modal.final is None:
+        return
+    terminalreporter.write_sep("-", "sandbox-vcr")
+    if modal.final is not None:
+        _modal_summary(terminalreporter, config, modal)
+    if not state.totals.get("tests"):
         return
     totals = state.totals
-    terminalreporter.write_sep("-", "sandbox-vcr")
     terminalreporter.write_line(
         f"{totals['tests']} test(s) with cassettes (record mode {state.record_mode}): {totals['hits']} replayed, "
         f"{totals['recorded']} recorded, {totals['misses']} missed, {totals['live']} live, {totals['errors']} "
@@ -445,3 +610,26 @@ def pytest_terminal_summary(terminalreporter, config):
             terminalreporter.write_line(f"  {shown}:")
             for id, summary in entries:
                 terminalreporter.write_line(f"    #{id} {summary}")
+
+
+def _modal_summary(terminalreporter, config, modal: ModalSessionState):
+    counts = modal.final or {}
+    root = Path(str(config.rootpath))
+    shown = modal.cassette.relative_to(root) if modal.cassette.is_relative_to(root) else modal.cassette
+    terminalreporter.write_line(
+        f"Modal ({shown}, record mode {modal.record_mode}): {counts.get('sandboxes', 0)} sandbox(es), "
+        f"{counts.get('replayed', 0)} exec(s) replayed, {counts.get('recorded', 0)} recorded, "
+        f"{counts.get('forwarded', 0)} forwarded, {counts.get('misses', 0)} missed")
+    for problem in modal.problems:
+        terminalreporter.write_line(f"pytest-sandbox-vcr: {problem}", red=True)
+    misses = counts.get("misses", 0)
+    if not misses:
+        return
+    unexplained = modal.unexplained_misses
+    terminalreporter.write_line(
+        f"sandbox-vcr: {misses} Modal miss(es)"
+        + (f", {unexplained} outside any test's setup and call (this fails the session)" if unexplained else "")
+        + ":", red=True)
+    for line in modal.miss_lines[-20:]:
+        terminalreporter.write_line(f"  {line}", red=True)
+    terminalreporter.write_line(_modal_record_hint(modal), red=True)

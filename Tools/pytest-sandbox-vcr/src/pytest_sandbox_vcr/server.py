@@ -43,13 +43,18 @@ def find_binary(environ=os.environ) -> str:
 
 
 class ServeProcess:
-    """One `sandbox-vcr serve --control --port 0` child: started, asked, stopped."""
+    """One `sandbox-vcr serve --port 0` child: started, asked, stopped.
 
-    def __init__(self, binary: str, upstream: Optional[str], log_path: Path, start_timeout: float = 60):
+    By default `serve --control` (with `--url upstream`); `arguments` replaces those options (e.g. `--cassette FILE
+    --record MODE --modal-port 0` for the Modal fixture). `env` is the child's environment (default: this process's).
+    """
+
+    def __init__(self, binary: str, upstream: Optional[str], log_path: Path, start_timeout: float = 60,
+                 arguments: Optional[List[str]] = None, env: Optional[dict] = None):
         self.log_path = log_path
-        command = [binary, "serve", "--control", "--port", "0", "--log-level", os.environ.get("SANDBOX_VCR_LOG_LEVEL", "warning")]
-        if upstream:
-            command += ["--url", upstream]
+        if arguments is None:
+            arguments = ["--control", "--port", "0"] + (["--url", upstream] if upstream else [])
+        command = [binary, "serve", *arguments, "--log-level", os.environ.get("SANDBOX_VCR_LOG_LEVEL", "warning")]
         self._log = open(log_path, "wb")
         self._socket: Optional[socket.socket] = None
         self._buffer = bytearray()
@@ -57,7 +62,7 @@ class ServeProcess:
         self._pending: List[Tuple[str, str, Callable[[Any, Optional[Exception]], None]]] = []
         try:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, close_fds=True)
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, close_fds=True, env=env)
         except OSError as error:
             self._log.close()
             raise SandboxVCRError(f"could not start {binary}: {error} ({BUILD_HINT})") from error
@@ -66,7 +71,10 @@ class ServeProcess:
             self.stop()
             raise SandboxVCRError(
                 f"sandbox-vcr serve did not start (it printed {line!r}); its log:\n{self.log_tail()}")
-        self.url = line[len(READY_PREFIX):].strip()
+        # `http://127.0.0.1:P1`, or with --modal-port `http://127.0.0.1:P1, modal: http://127.0.0.1:P2`.
+        self.url, _, modal_url = line[len(READY_PREFIX):].strip().partition(", modal: ")
+        #: The Modal gRPC API's URL (`serve --modal-port`), else None.
+        self.modal_url: Optional[str] = modal_url or None
         host, port = self.url.removeprefix("http://").rsplit(":", 1)
         self._host, self._port = host, int(port)
 
