@@ -170,21 +170,21 @@ struct ModalPortTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let script = folder.appendingPathComponent("deviate.py")
         try """
-            import secrets, sys, modal
-            word = sys.argv[1]
-            app = modal.App.lookup("sandbox-vcr-miss", create_if_missing=True)
-            sb = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
-            workdir = "/workspace/" + secrets.token_hex(6)
-            p = sb.exec("bash", "-lc", f"mkdir -p {workdir} && echo ready")
-            print(p.stdout.read().strip())
-            p = sb.exec("bash", "-lc", f"cd {workdir} && echo {word}")
-            try:
-                print(p.stdout.read().strip(), p.wait())
-            except Exception as error:
-                print(type(error).__name__)
-                print(str(error))
-            sb.terminate()
-            """.write(to: script, atomically: true, encoding: .utf8)
+        import secrets, sys, modal
+        word = sys.argv[1]
+        app = modal.App.lookup("sandbox-vcr-miss", create_if_missing=True)
+        sb = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+        workdir = "/workspace/" + secrets.token_hex(6)
+        p = sb.exec("bash", "-lc", f"mkdir -p {workdir} && echo ready")
+        print(p.stdout.read().strip())
+        p = sb.exec("bash", "-lc", f"cd {workdir} && echo {word}")
+        try:
+            print(p.stdout.read().strip(), p.wait())
+        except Exception as error:
+            print(type(error).__name__)
+            print(str(error))
+        sb.terminate()
+        """.write(to: script, atomically: true, encoding: .utf8)
         let run = try await Self.recordAndReplay(script.path, ["apple"], replayArguments: ["banana"], folder: folder)
         #expect(run.recorded.stdoutText.hasPrefix("ready\napple 0\n"), "\(run.recorded.stderrText)")
         let replayed = run.replayed.stdoutText
@@ -250,5 +250,138 @@ struct ModalPortTests {
         #expect(try Self.verdicts(replayed.stdout) == expected)
         #expect(stats["misses"] == 0)
         #expect(stats["replayed"] ?? 0 >= expected.count)
+    }
+
+    /// Writes a Python client script into `folder`.
+    static func script(_ name: String, in folder: URL, _ text: String) throws -> String {
+        let file = folder.appendingPathComponent(name)
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        return file.path
+    }
+
+    @Test func otherModalRPCsAreUnimplementedWithAMessageThatNamesThem() async throws {
+        let folder = try makeTemporaryFolder("modal-port-unimplemented")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cassette = folder.appendingPathComponent("empty.sqlite")
+        let client = try Self.script(
+            "list.py", in: folder,
+            """
+            import modal
+            app = modal.App.lookup("sandbox-vcr-list", create_if_missing=True)
+            try:
+                print(list(modal.Sandbox.list(app_id=app.app_id)))
+            except Exception as error:
+                print(type(error).__name__)
+                print(str(error))
+            """)
+        // An empty cassette, made by a recording server that answered nothing.
+        let maker = try await ServeProcess.start(["--cassette", cassette.path, "--record", "missing"])
+        #expect(try await maker.stop() == 0)
+        let server = try await ServeProcess.start(
+            ["--cassette", cassette.path, "--record", "never", "--modal-port", "0"])
+        let output = try await Self.runClient(
+            client, [], modalURL: try #require(server.modalURL), tokenID: "ak-x", secret: "as-y")
+        let stats = try await server.modalStats()
+        #expect(try await server.stop() == 0)
+        #expect(
+            output.stdoutText.contains("sandbox-vcr serve does not implement /modal.client.ModalClient/SandboxList"))
+        #expect(output.stdoutText.contains("neither recorded nor replayed"))
+        #expect(stats["unimplemented"] ?? 0 >= 1)
+    }
+
+    @Test func modeMissingReplaysWhatBindsAndRecordsASandboxWhoseFirstExecIsNew() async throws {
+        let folder = try makeTemporaryFolder("modal-port-missing")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cassette = folder.appendingPathComponent("modal.sqlite")
+        let client = try Self.script(
+            "words.py", in: folder,
+            """
+            import sys, modal
+            app = modal.App.lookup("sandbox-vcr-missing", create_if_missing=True)
+            for word in sys.argv[1:]:
+                sb = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+                p = sb.exec("bash", "-lc", f"echo {word} | rev")
+                print(p.stdout.read().strip(), p.wait())
+                sb.terminate()
+            """)
+        let fake = try await FakeModalServer.start()
+        func serve(_ mode: String) async throws -> ServeProcess {
+            try await ServeProcess.start([
+                "--cassette", cassette.path, "--record", mode, "--modal-port", "0", "--modal-upstream", fake.url,
+            ])
+        }
+        func run(_ server: ServeProcess, _ words: [String]) async throws -> CommandRunner.Output {
+            try await Self.runClient(
+                client, words, modalURL: try #require(server.modalURL), tokenID: fake.tokenID,
+                secret: fake.tokenSecret)
+        }
+        let first = try await serve("all")
+        #expect(try await run(first, ["alpha"]).stdoutText == "ahpla 0\n")
+        #expect(try await first.stop() == 0)
+
+        let second = try await serve("missing")
+        let mixed = try await run(second, ["alpha", "omega"])
+        let stats = try await second.modalStats()
+        #expect(try await second.stop() == 0)
+        _ = await fake.stop()
+        #expect(mixed.stdoutText == "ahpla 0\nagemo 0\n", "\(mixed.stderrText)")
+        #expect(stats["replayed"] == 1)
+        #expect(stats["recorded"] == 1)
+        #expect(stats["misses"] == 0)
+
+        let offline = try await ServeProcess.start(
+            ["--cassette", cassette.path, "--record", "never", "--modal-port", "0"])
+        let replayed = try await Self.runClient(
+            client, ["omega", "alpha"], modalURL: try #require(offline.modalURL), tokenID: "ak-x", secret: "as-y")
+        let replayStats = try await offline.modalStats()
+        #expect(try await offline.stop() == 0)
+        #expect(replayed.stdoutText == "agemo 0\nahpla 0\n")
+        #expect(replayStats["misses"] == 0)
+    }
+
+    @Test func sigtermWhileRecordingAnswersTheExecInFlightSavesItAndExits() async throws {
+        let folder = try makeTemporaryFolder("modal-port-sigterm")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cassette = folder.appendingPathComponent("modal.sqlite")
+        // The client announces its wait from a timer thread a second after the wait started; the command runs
+        // four seconds, so the wait is in flight when the test signals serve.
+        let client = try Self.script(
+            "long.py", in: folder,
+            """
+            import threading, modal
+            app = modal.App.lookup("sandbox-vcr-sigterm", create_if_missing=True)
+            sb = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+            p = sb.exec("bash", "-lc", "sleep 4; echo finished")
+            threading.Timer(1.0, lambda: print("waiting", flush=True)).start()
+            print("exit", p.wait(), flush=True)
+            """)
+        let fake = try await FakeModalServer.start()
+        let server = try await ServeProcess.start([
+            "--cassette", cassette.path, "--record", "all", "--modal-port", "0", "--modal-upstream", fake.url,
+        ])
+        let modalURL = try #require(server.modalURL)
+        let started = try CommandRunner.start(
+            Self.python, [client],
+            environment: [
+                "MODAL_SERVER_URL": modalURL, "MODAL_TOKEN_ID": fake.tokenID,
+                "MODAL_TOKEN_SECRET": fake.tokenSecret,
+                "MODAL_CONFIG_PATH": "/nonexistent/sandbox-vcr-tests/.modal.toml",
+            ])
+        let output = OutputCollector(reading: started.stdout)
+        #expect(await output.wait(for: "waiting\n"))
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(await output.wait(for: "exit 0\n"), "\(output.text)")
+        #expect(try await server.waitForExit() == 0)
+        started.process.waitUntilExit()
+        _ = await fake.stop()
+        #expect(server.log.text.contains("Modal exec recorded"))
+
+        // Saved: the exec replays with no upstream.
+        let replay = try await ServeProcess.start(
+            ["--cassette", cassette.path, "--record", "never", "--modal-port", "0"])
+        let replayed = try await Self.runClient(
+            client, [], modalURL: try #require(replay.modalURL), tokenID: "ak-x", secret: "as-y")
+        #expect(try await replay.stop() == 0)
+        #expect(replayed.stdoutText.contains("exit 0"))
     }
 }

@@ -50,7 +50,8 @@ package final class ReplayBinder: Sendable {
         return state.withLock { state in
             for (sandbox, used) in candidates(state) {
                 let shapes = library.startShapes[sandbox]
-                for index in shapes.indices where shapes[index] == shape && !used.contains(index)
+                for index in shapes.indices
+                where shapes[index] == shape && !used.contains(index)
                     && library.calls[sandbox][index].stdin.count > received.count
                 {
                     return true
@@ -197,7 +198,9 @@ package final class ReplayBinder: Sendable {
         } else {
             let sandboxes = library.byImage[imageID] ?? Array(library.sandboxes.indices)
             for sandbox in sandboxes.prefix(500) {
-                for index in library.calls[sandbox].indices.prefix(20) { pool.append((sandbox, index, TokenBindings())) }
+                for index in library.calls[sandbox].indices.prefix(20) {
+                    pool.append((sandbox, index, TokenBindings()))
+                }
             }
         }
         let requested = call.asRequest
@@ -277,11 +280,13 @@ package struct ReplayMiss: Error, Sendable {
         if let nearest {
             text += "Nearest recording: \(nearest.session) step \(nearest.step), \(Redactor.scrub(nearest.summary))\n"
             for line in nearest.differences {
-                text += line.split(separator: "\n", omittingEmptySubsequences: false).map { "   " + $0 }
+                text +=
+                    line.split(separator: "\n", omittingEmptySubsequences: false).map { "   " + $0 }
                     .joined(separator: "\n") + "\n"
             }
             if nearest.differences.isEmpty { text += "   (it differs only in tokens that cannot be bound)\n" }
-            text += nearest.bindings.isEmpty
+            text +=
+                nearest.bindings.isEmpty
                 ? "Bindings: none\n" : "Bindings: " + nearest.bindings.joined(separator: "; ") + "\n"
         } else {
             text += "The cassette has no recorded sandbox of this image (\(recordedSandboxes)).\n"

@@ -14,7 +14,8 @@ package struct ExecNormalizer: Sendable {
     package init(_ text: String) throws(ModalServeError) {
         guard let split = text.lastIndex(of: "=") else {
             throw ModalServeError(
-                code: .configuration, message: "--normalize \(text): expected REGEX=REPLACEMENT, e.g. 'run-[0-9]+=run-N'")
+                code: .configuration,
+                message: "--normalize \(text): expected REGEX=REPLACEMENT, e.g. 'run-[0-9]+=run-N'")
         }
         pattern = String(text[..<split])
         replacement = String(text[text.index(after: split)...])
@@ -27,7 +28,8 @@ package struct ExecNormalizer: Sendable {
     }
 
     func apply(_ text: String) -> String {
-        regex.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: replacement)
+        regex.stringByReplacingMatches(
+            in: text, range: NSRange(text.startIndex..., in: text), withTemplate: replacement)
     }
 
     /// `call` with every normalizer applied to its argv, workdir and (UTF-8) stdin.

@@ -57,7 +57,8 @@ public final class ModalServer: Sendable {
             }
             let (sandboxes, skipped) = ModalSessionCoding.sandboxes(from: interactions)
             if skipped > 0 {
-                logger.warning("skipped Modal sessions without a readable sandbox step", metadata: ["count": "\(skipped)"])
+                logger.warning(
+                    "skipped Modal sessions without a readable sandbox step", metadata: ["count": "\(skipped)"])
             }
             library = ReplayLibrary(sandboxes: sandboxes, normalizers: normalizers)
             logger.info(
@@ -65,7 +66,8 @@ public final class ModalServer: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
-        let upstream = configuration.forwards ? configuration.upstreamURL.map { UpstreamModal(url: $0, logger: logger) } : nil
+        let upstream =
+            configuration.forwards ? configuration.upstreamURL.map { UpstreamModal(url: $0, logger: logger) } : nil
         let hub = ModalSandboxHub(
             configuration: configuration, library: library, cassette: cassette, upstream: upstream,
             statistics: statistics, logger: logger)
@@ -109,9 +111,15 @@ public final class ModalServer: Sendable {
         return url
     }
 
-    /// Stops accepting calls; ``run()`` returns when the calls in flight are answered.
+    /// Stops the server: first lets the execs in flight finish (an exec spans several calls, e.g. the Python SDK's
+    /// repeated `TaskExecWait`) for up to the shutdown grace, then stops accepting calls; ``run()`` returns when the
+    /// calls in flight are answered.
     public func beginShutdown() {
-        server.beginGracefulShutdown()
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        Task {
+            await hub.drainExecs(until: deadline)
+            server.beginGracefulShutdown()
+        }
     }
 
     /// Saves every recording still open and terminates the upstream sandboxes serve created. Call it after

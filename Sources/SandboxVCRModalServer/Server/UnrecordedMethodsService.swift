@@ -22,7 +22,8 @@ struct UnrecordedMethodsService: RegistrableRPCService {
                     error: RPCError(
                         code: .unimplemented,
                         message: "sandbox-vcr serve does not implement \(path): Modal calls outside the sandbox flow "
-                            + "are neither recorded nor replayed (see the ModalServer article for the list)"))
+                            + "are neither recorded nor replayed (SandboxVCRModalServer's documentation lists what is)")
+                )
             }
         }
     }

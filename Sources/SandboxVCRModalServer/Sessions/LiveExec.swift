@@ -1,6 +1,6 @@
 import Foundation
-import SandboxVCR
 import GRPCCore
+import SandboxVCR
 import Synchronization
 
 /// One exec a client started in a live sandbox: its stdin as it arrives, and either its replayed answer or what
@@ -58,7 +58,8 @@ final class LiveExec: Sendable {
             guard offset <= received else {
                 throw RPCError(
                     code: .outOfRange,
-                    message: "stdin write at offset \(offset) but only \(received) bytes were received (exec \(execID))")
+                    message: "stdin write at offset \(offset) but only \(received) bytes were received (exec \(execID))"
+                )
             }
             let skip = Int(received - offset)
             if skip < data.count { state.stdin.append(data.dropFirst(skip)) }
@@ -121,6 +122,9 @@ final class LiveExec: Sendable {
             }
         }
     }
+
+    /// Whether the exec's recording is saved or being saved.
+    var isFinalizing: Bool { state.withLock { $0.isFinalizing } }
 
     var recordedOffset: [UInt64] {
         state.withLock { state in state.streams.map { UInt64($0.chunks.reduce(0) { $0 + $1.count }) } }

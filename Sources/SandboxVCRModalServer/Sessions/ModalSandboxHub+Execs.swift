@@ -1,10 +1,10 @@
 import Foundation
-import Logging
 import GRPCCore
-import SwiftProtobuf
+import Logging
 import ModalProto
 import SandboxVCR
 import SandboxVCRModal
+import SwiftProtobuf
 import Synchronization
 
 /// The command router: execs replayed from a recording or forwarded to the upstream sandbox and recorded.
@@ -70,7 +70,8 @@ extension ModalSandboxHub {
             try await delay(until: answer.exitDelay, of: exec)
             if let failure = recorded.failure { throw RPCError(recorded: failure) }
         case .forward(let upstream, _):
-            try await forwardStream(request, stream: stream, exec: exec, sandbox: sandbox, upstream: upstream, send: send)
+            try await forwardStream(
+                request, stream: stream, exec: exec, sandbox: sandbox, upstream: upstream, send: send)
         case .undecided:
             throw RPCError(code: .internalError, message: "sandbox \(sandbox.id) has no route (sandbox-vcr bug)")
         }
@@ -86,9 +87,11 @@ extension ModalSandboxHub {
         let received = Mutex<UInt64>(request.offset)
         let forwarding = Task {
             try await upstream.routerStream(
-                path: ModalRPC.TaskCommandRouter.taskExecStdioRead.path, timeout: .seconds(Int64(exec.start.timeoutSecs) + 300),
+                path: ModalRPC.TaskCommandRouter.taskExecStdioRead.path,
+                timeout: .seconds(Int64(exec.start.timeoutSecs) + 300),
                 onMessage: { message in
-                    if let data = try? Modal_TaskCommandRouter_TaskExecStdioReadResponse(serializedBytes: message).data {
+                    if let data = try? Modal_TaskCommandRouter_TaskExecStdioReadResponse(serializedBytes: message).data
+                    {
                         let at = received.withLock { value in
                             defer { value += UInt64(data.count) }
                             return value
@@ -263,7 +266,10 @@ extension ModalSandboxHub {
                         let message = miss.message(cassette: cassette?.url.path ?? "-", mode: configuration.mode)
                         logger.warning(
                             "Modal replay miss",
-                            metadata: ["sandbox": "\(sandbox.id)", "step": "\(exec.step)", "exec": "\(Redactor.scrub(call.summary))"])
+                            metadata: [
+                                "sandbox": "\(sandbox.id)", "step": "\(exec.step)",
+                                "exec": "\(Redactor.scrub(call.summary))",
+                            ])
                         return .failure(RPCError(code: .failedPrecondition, message: message))
                     }
                 }

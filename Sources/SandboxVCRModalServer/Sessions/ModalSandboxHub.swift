@@ -1,10 +1,10 @@
 import Foundation
 import GRPCCore
-import SwiftProtobuf
 import Logging
 import ModalProto
 import SandboxVCR
 import SandboxVCRModal
+import SwiftProtobuf
 import Synchronization
 
 /// The state behind `serve --modal-port`: apps, images and live sandboxes with serve's own ids, and for each
@@ -187,7 +187,8 @@ final class ModalSandboxHub: Sendable {
         if mode == .never, library?.byImage[image.canonicalID] == nil {
             statistics.countMiss()
             let message = imageMissMessage(image)
-            logger.warning("Modal replay miss: no recorded sandbox of this image", metadata: ["image": "\(image.canonicalID)"])
+            logger.warning(
+                "Modal replay miss: no recorded sandbox of this image", metadata: ["image": "\(image.canonicalID)"])
             throw RPCError(code: .failedPrecondition, message: message)
         }
         let (id, taskID) = state.withLock { state in
@@ -218,7 +219,8 @@ final class ModalSandboxHub: Sendable {
             "sandbox-vcr: no recorded Modal sandbox uses this image (\(image.canonicalID)) in the cassette "
             + "(record mode `never`).\nRequested image layers:\n"
         for layer in image.layers { text += "   " + layer.joined(separator: " | ") + "\n" }
-        if let library, let nearest = library.images.values.min(by: { $0.distance(to: image) < $1.distance(to: image) }) {
+        if let library, let nearest = library.images.values.min(by: { $0.distance(to: image) < $1.distance(to: image) })
+        {
             text += "Nearest recorded image (\(nearest.canonicalID)):\n"
             for layer in nearest.layers { text += "   " + layer.joined(separator: " | ") + "\n" }
         }
@@ -263,7 +265,8 @@ final class ModalSandboxHub: Sendable {
                 try await upstream.terminate()
             } catch {
                 logger.warning(
-                    "could not terminate the upstream sandbox", metadata: ["sandbox": "\(sandbox.id)", "error": "\(error)"])
+                    "could not terminate the upstream sandbox",
+                    metadata: ["sandbox": "\(sandbox.id)", "error": "\(error)"])
             }
         }
         for exec in sandbox.execs {
@@ -328,7 +331,8 @@ final class ModalSandboxHub: Sendable {
                 logger.debug("Modal sandbox replays", metadata: ["sandbox": "\(sandbox.id)"])
                 return .replay(binder)
             }
-            logger.info("Modal sandbox records (its first exec has no recording)", metadata: ["sandbox": "\(sandbox.id)"])
+            logger.info(
+                "Modal sandbox records (its first exec has no recording)", metadata: ["sandbox": "\(sandbox.id)"])
             return .forward(upstream, session: ModalSessionCoding.newSessionID())
         }
     }
@@ -348,6 +352,7 @@ final class ModalSandboxHub: Sendable {
             let orphaned = exec.beginFinalizing(force: force)
         else { return }
         state.withLock { $0.pendingWrites += 1 }
+        writes.fire()
         Task {
             if !force {
                 for stream in orphaned {
@@ -364,7 +369,10 @@ final class ModalSandboxHub: Sendable {
             self.statistics.countRecorded()
             self.logger.info(
                 "Modal exec recorded",
-                metadata: ["sandbox": "\(sandbox.id)", "step": "\(exec.step)", "exec": "\(Redactor.scrub(recorded.call.summary))"])
+                metadata: [
+                    "sandbox": "\(sandbox.id)", "step": "\(exec.step)",
+                    "exec": "\(Redactor.scrub(recorded.call.summary))",
+                ])
             self.state.withLock { $0.pendingWrites -= 1 }
             self.writes.fire()
         }
@@ -383,7 +391,8 @@ final class ModalSandboxHub: Sendable {
             let status = try await upstream.routerStream(
                 path: ModalRPC.TaskCommandRouter.taskExecStdioRead.path, timeout: .seconds(60),
                 onMessage: { message in
-                    guard let data = try? Modal_TaskCommandRouter_TaskExecStdioReadResponse(serializedBytes: message).data
+                    guard
+                        let data = try? Modal_TaskCommandRouter_TaskExecStdioReadResponse(serializedBytes: message).data
                     else { return }
                     let at = received.withLock { value in
                         defer { value += UInt64(data.count) }
@@ -440,6 +449,32 @@ final class ModalSandboxHub: Sendable {
         }
     }
 
+    /// Waits until every forwarded exec in flight has its exit (so its client got its answer and the recording is
+    /// saved), or `deadline` passes: what shutdown grants the calls of a sandbox before the server stops.
+    func drainExecs(until deadline: ContinuousClock.Instant) async {
+        func pending() -> Int {
+            let sandboxes = state.withLock { Array($0.sandboxes.values) }
+            var count = 0
+            for sandbox in sandboxes where !sandbox.isTerminated {
+                guard case .forward = sandbox.route else { continue }
+                count += sandbox.execs.filter { !$0.isFinalizing }.count
+            }
+            return count
+        }
+        while ContinuousClock.now < deadline {
+            let seen = writes.version
+            let left = pending()
+            if left == 0 { return }
+            logger.notice("waiting for \(left) Modal exec(s) in flight before the Modal port stops")
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.writes.wait(after: seen) }
+                group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
     /// Terminates every upstream sandbox serve created (at shutdown).
     func terminateUpstreamSandboxes() async {
         let sandboxes = state.withLock { Array($0.sandboxes.values) }
@@ -459,8 +494,9 @@ final class ModalSandboxHub: Sendable {
         for (key, value) in metadata {
             guard case .string(let text) = value else { continue }
             let name = key.lowercased()
-            guard name.hasPrefix("x-modal-") || name == "x-idempotency-key" || name == "x-retry-attempt"
-                || name == "x-throttle-retry-attempt"
+            guard
+                name.hasPrefix("x-modal-") || name == "x-idempotency-key" || name == "x-retry-attempt"
+                    || name == "x-throttle-retry-attempt"
             else { continue }
             headers.add(name: name, value: text)
         }

@@ -70,7 +70,8 @@ public enum ModalSessionCoding {
         }
         for (name, stream) in [("stdout", exec.stdout), ("stderr", exec.stderr)] {
             if stream.chunks.count > 1 {
-                files[".modal/\(name)-chunks"] = Data(stream.chunks.map { String($0.count) }.joined(separator: ",").utf8)
+                files[".modal/\(name)-chunks"] = Data(
+                    stream.chunks.map { String($0.count) }.joined(separator: ",").utf8)
             }
             if let failure = stream.failure {
                 files[".modal/\(name)-status"] = Data(failure.text.utf8)
@@ -92,8 +93,9 @@ public enum ModalSessionCoding {
 
     /// Groups a cassette's Modal interactions into sandboxes (sessions without a readable step 0 are skipped and
     /// counted).
-    public static func sandboxes(from interactions: [Cassette.Interaction]) -> (sandboxes: [RecordedSandbox], skipped: Int)
-    {
+    public static func sandboxes(from interactions: [Cassette.Interaction]) -> (
+        sandboxes: [RecordedSandbox], skipped: Int
+    ) {
         var bySession: [String: [Cassette.Interaction]] = [:]
         for interaction in interactions {
             guard let session = interaction.session, session.hasPrefix(sessionPrefix) else { continue }
@@ -116,7 +118,8 @@ public enum ModalSessionCoding {
             }
             sandboxes.append(
                 RecordedSandbox(
-                    session: session, image: image, timeoutSecs: UInt32(clamping: first.request.runTimeout.components.seconds),
+                    session: session, image: image,
+                    timeoutSecs: UInt32(clamping: first.request.runTimeout.components.seconds),
                     execs: execs, recordedAt: first.recordedAt))
         }
         sandboxes.sort { ($0.recordedAt, $0.session) < ($1.recordedAt, $1.session) }

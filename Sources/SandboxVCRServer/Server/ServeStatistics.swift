@@ -23,16 +23,20 @@ public final class ServeStatistics: Sendable {
 
         /// The `GET /stats` answer, keys in a fixed order.
         var json: JSONValue {
-            .object([
-                ("requests", .integer(String(requests))), ("hits", .integer(String(hits))),
-                ("misses", .integer(String(misses))), ("recorded", .integer(String(recorded))),
-                ("live", .integer(String(live))), ("fake", .integer(String(fake))),
-                ("errors", .integer(String(errors))), ("rejected", .integer(String(rejected))),
-                (
-                    "by_endpoint",
-                    .object(byEndpoint.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) })
-                ),
-            ] + (modal.map { [("modal", .object($0.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) }))] } ?? []))
+            .object(
+                [
+                    ("requests", .integer(String(requests))), ("hits", .integer(String(hits))),
+                    ("misses", .integer(String(misses))), ("recorded", .integer(String(recorded))),
+                    ("live", .integer(String(live))), ("fake", .integer(String(fake))),
+                    ("errors", .integer(String(errors))), ("rejected", .integer(String(rejected))),
+                    (
+                        "by_endpoint",
+                        .object(byEndpoint.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) })
+                    ),
+                ]
+                    + (modal.map {
+                        [("modal", .object($0.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) }))]
+                    } ?? []))
         }
     }
 
