@@ -11,7 +11,7 @@
 // Figures: execs/s over whole rounds (sandbox creation and termination included, ~1% of the calls); each exec's
 // latency (`runCommand`: TaskExecStart, TaskExecStdinWrite, two TaskExecStdioRead streams and TaskExecWait); process
 // CPU per exec (server and client together: they share the process and the 2 cores); resident memory after
-// 10,240 and after 102,400 replayed execs.
+// 10,240, 51,200 and 102,400 replayed execs.
 import Benchmark
 import BenchmarkSupport
 import Foundation
@@ -27,6 +27,8 @@ private enum ModalMetric {
     /// Peak resident memory (`VmHWM`) at the same points, in KiB.
     static let peakAt10k = BenchmarkMetric.custom("peak RSS @10k execs (KiB)", useScalingFactor: false)
     static let peakAt100k = BenchmarkMetric.custom("peak RSS @100k execs (KiB)", useScalingFactor: false)
+    /// Resident memory after the fifth round (51,200 execs): with the tenth, whether growth levels off.
+    static let residentAt50k = BenchmarkMetric.custom("RSS @50k execs (KiB)", useScalingFactor: false)
 }
 
 /// Rounds of the memory benchmark: 10 × 10,240 = 102,400 execs.
@@ -67,16 +69,18 @@ let benchmarks: @Sendable () -> Void = {
                 ModalMetric.peakAt100k: Tolerance.memory,
             ],
             reported: [
-                ModalMetric.residentAt10k, ModalMetric.peakAt10k, ModalMetric.execsPerSecond,
+                ModalMetric.residentAt10k, ModalMetric.residentAt50k, ModalMetric.peakAt10k, ModalMetric.execsPerSecond,
                 ModalMetric.cpuPerExec,
             ],
             tags: ["c": "\(ModalPlan.concurrency)", "execs": "\(memoryRounds * ModalPlan.execsPerRound)"],
             maxIterations: 1, maxDuration: .seconds(600), warmupIterations: 0)
     ) { benchmark, state in
         var at10k = (resident: 0, peak: 0)
+        var residentAt50k = 0
         let cpuBefore = ProcessFigures.cpuTime()
         let figures = try await state.fixture.run(rounds: memoryRounds) { round in
             if round == 1 { at10k = (ProcessFigures.residentKiB(), ProcessFigures.peakResidentKiB()) }
+            if round == 5 { residentAt50k = ProcessFigures.residentKiB() }
         }
         let cpu = ProcessFigures.cpuTime() - cpuBefore
         let at100k = (resident: ProcessFigures.residentKiB(), peak: ProcessFigures.peakResidentKiB())
@@ -84,6 +88,7 @@ let benchmarks: @Sendable () -> Void = {
         try state.checkNoMisses()
         benchmark.measurement(ModalMetric.residentAt10k, at10k.resident)
         benchmark.measurement(ModalMetric.peakAt10k, at10k.peak)
+        benchmark.measurement(ModalMetric.residentAt50k, residentAt50k)
         benchmark.measurement(ModalMetric.residentAt100k, at100k.resident)
         benchmark.measurement(ModalMetric.peakAt100k, at100k.peak)
         benchmark.measurement(ModalMetric.execsPerSecond, Int(figures.execsPerSecond))
