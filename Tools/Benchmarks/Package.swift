@@ -33,6 +33,7 @@ let package = Package(
     dependencies: [
         .package(name: "SandboxVCR", path: "../.."),
         // jemalloc is not installed here: malloc counts come from the malloc interposer.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -59,6 +60,15 @@ let package = Package(
             dependencies: [
                 .product(name: "SandboxVCRServer", package: "SandboxVCR"),
                 .product(name: "SandboxVCRTestSupport", package: "SandboxVCR"),
+            ]
+        ),
+        benchmarkTarget(
+            "ModalBenchmarks",
+            dependencies: [
+                .product(name: "SandboxVCRModal", package: "SandboxVCR"),
+                .product(name: "SandboxVCRModalServer", package: "SandboxVCR"),
+                .product(name: "SandboxVCRTestSupport", package: "SandboxVCR"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -23,6 +23,16 @@ public enum ProcessFigures {
         guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
     }
+
+    /// Peak resident memory since the process started (`VmHWM` of Linux's `/proc/self/status`) in KiB, or 0 where
+    /// unreadable.
+    public static func peakResidentKiB() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kib = line.split(whereSeparator: \.isWhitespace).dropFirst().first.flatMap({ Int($0) })
+        else { return 0 }
+        return kib
+    }
 }
 
 extension Duration {
