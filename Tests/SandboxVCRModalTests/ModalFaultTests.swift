@@ -22,7 +22,8 @@ struct ModalFaultTests {
             #expect(result.exitCode == nil)
             #expect(result.stdoutText == "started\n")
             #expect(elapsed >= .seconds(2))
-            #expect(elapsed < .seconds(2) + ModalSandbox.clientTimeoutGrace + .seconds(3), "took \(elapsed)")
+            // Far below the command's 100 s, so the client ended it; loose enough for a loaded CI machine.
+            #expect(elapsed < .seconds(2) + ModalSandbox.clientTimeoutGrace + .seconds(40), "took \(elapsed)")
             let stats = try server.stats()
             #expect(stats.sandboxesAlive == 0)
             #expect(stats.sandboxesTerminated == 1)
@@ -50,7 +51,7 @@ struct ModalFaultTests {
             await pool.terminate()
             #expect(results.count == 3)
             #expect(results.allSatisfy { $0.run?.status == .timeLimitExceeded && $0.status == .failed })
-            #expect(elapsed < .seconds(1) + ModalSandbox.clientTimeoutGrace + .seconds(5), "took \(elapsed)")
+            #expect(elapsed < .seconds(1) + ModalSandbox.clientTimeoutGrace + .seconds(40), "took \(elapsed)")
             let stats = try server.stats()
             #expect(stats.sandboxesCreated == 3)
             #expect(stats.sandboxesAlive == 0)
@@ -154,7 +155,7 @@ struct ModalCLIFaultTests {
             let elapsed = clock.now - start
             #expect(output.status == 1, "\(output.stderrText)")
             #expect(output.stdoutText.contains("TimeLimitExceeded"), "\(output.stdoutText)")
-            #expect(elapsed < .seconds(2) + ModalSandbox.clientTimeoutGrace + .seconds(5), "took \(elapsed)")
+            #expect(elapsed < .seconds(2) + ModalSandbox.clientTimeoutGrace + .seconds(40), "took \(elapsed)")
             #expect(try server.stats().sandboxesAlive == 0)
         }
     }
@@ -189,7 +190,7 @@ struct ModalCLIFaultTests {
             let report = try JSONDecoder().decode(GradeReport.self, from: output.stdout)
             let verdicts = report.allCandidates.flatMap { $0.candidate.tests.map(\.verdict) }
             #expect(verdicts == [.timeLimit, .timeLimit, .timeLimit], "\(output.stdoutText)")
-            #expect(elapsed < .seconds(1) + ModalSandbox.clientTimeoutGrace + .seconds(6), "took \(elapsed)")
+            #expect(elapsed < .seconds(1) + ModalSandbox.clientTimeoutGrace + .seconds(40), "took \(elapsed)")
             #expect(try server.stats().sandboxesAlive == 0)
         }
     }

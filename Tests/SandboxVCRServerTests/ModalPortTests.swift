@@ -367,6 +367,7 @@ struct ModalPortTests {
                 "MODAL_TOKEN_SECRET": fake.tokenSecret,
                 "MODAL_CONFIG_PATH": "/nonexistent/sandbox-vcr-tests/.modal.toml",
             ])
+        defer { if started.process.isRunning { started.process.terminate() } }
         let output = OutputCollector(reading: started.stdout)
         #expect(await output.wait(for: "waiting\n"))
         kill(server.process.processIdentifier, SIGTERM)
