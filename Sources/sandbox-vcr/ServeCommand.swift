@@ -26,7 +26,9 @@ struct ServeCommand: AsyncParsableCommand {
             With --control, the cassette is chosen per test through the control API under /sandbox-vcr/ \
             (POST /sandbox-vcr/cassette {"path": ABSOLUTE.sqlite, "mode": MODE, "test": NAME}; GET and DELETE \
             /sandbox-vcr/cassette; GET /sandbox-vcr/unused): one server for a whole test session, as the pytest \
-            plugin (Tools/pytest-sandbox-vcr) uses it. Until a cassette is set, every request is a miss.
+            plugin (Tools/pytest-sandbox-vcr) uses it. Until a cassette is set, every request is a miss. With \
+            --modal-port too, the Modal port follows the same cassette: a sandbox binds to the cassette current at \
+            its first exec, and records only with --modal-upstream.
             """)
 
     @OptionGroup var executorOptions: ExecutorOptions
@@ -113,10 +115,6 @@ struct ServeCommand: AsyncParsableCommand {
         if let modalPort, !(0...65_535).contains(modalPort) {
             throw ValidationError("--modal-port \(modalPort) is not a port (0 picks a free one)")
         }
-        if modalPort != nil, control {
-            throw ValidationError(
-                "--modal-port answers from --cassette; the per-test control API (--control) covers SandboxFusion only")
-        }
         if modalPort == nil, modalUpstream != nil || !normalizers.isEmpty {
             throw ValidationError("--modal-upstream and --normalize need --modal-port")
         }
@@ -176,15 +174,25 @@ struct ServeCommand: AsyncParsableCommand {
                 try executorConfiguration.namedBackend(environment: environment) == nil
                 ? nil : try await ExecutorStack.make(executorConfiguration, environment: environment, logger: logger)
             logger.info("answering from the cassette of each test (--control), live: \(live?.summary ?? "none")")
+            let modal: ModalServer? =
+                if let modalPort {
+                    try await makeModalServer(
+                        port: modalPort, mode: nil, cassette: nil, environment: environment, logger: logger)
+                } else {
+                    nil
+                }
             let cassetteControl = CassetteControl(
-                live: live?.executor, backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)", logger: logger)
+                live: live?.executor, backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)",
+                companion: modal.map(Self.companion), logger: logger)
             server = SandboxFusionServer(control: cassetteControl, configuration: configuration, logger: logger)
+            if let modal { server.statistics.reportModal { modal.statistics.snapshot } }
             let pool = live?.modalPool
             finish = {
+                await modal?.finish()
                 await Self.terminateSandboxes(of: pool, logger: logger)
                 await cassetteControl.shutdown()
             }
-            modalServer = nil
+            modalServer = modal
         } else {
             let stack = try await ExecutorStack.make(executorConfiguration, environment: environment, logger: logger)
             logger.info("answering from \(stack.summary)")
@@ -192,7 +200,8 @@ struct ServeCommand: AsyncParsableCommand {
             let pool = stack.modalPool
             if let modalPort {
                 let modal = try await makeModalServer(
-                    port: modalPort, stack: stack, environment: environment, logger: logger)
+                    port: modalPort, mode: stack.mode ?? .live, cassette: stack.cassette, environment: environment,
+                    logger: logger)
                 modalServer = modal
                 server.statistics.reportModal { modal.statistics.snapshot }
                 finish = {
@@ -241,29 +250,56 @@ struct ServeCommand: AsyncParsableCommand {
             onShutdown: finish)
     }
 
-    /// The Modal port's server: the cassette and record mode of the SandboxFusion port, the upstream from
-    /// --modal-upstream or the Modal configuration.
+    /// The Modal port's server: the cassette and record mode of the SandboxFusion port (`nil` with --control: each
+    /// test's), the upstream from --modal-upstream or the Modal configuration (with --control, --modal-upstream only,
+    /// so that replaying tests never reach Modal).
     private func makeModalServer(
-        port: Int, stack: ExecutorStack, environment: [String: String], logger: Logger
+        port: Int, mode: RecordMode?, cassette: Cassette?, environment: [String: String], logger: Logger
     ) async throws -> ModalServer {
         var modal = ModalServeConfiguration()
         modal.host = host
         modal.port = port
-        modal.mode = stack.mode ?? .live
+        modal.mode = mode ?? .never
+        modal.followsControl = mode == nil
         modal.normalizers = normalizers
         modal.shutdownGrace = .seconds(shutdownGrace)
         let credentials = try? ModalConfiguration.fromEnvironment(environment)
-        modal.upstreamURL = modalUpstream ?? credentials?.serverURL ?? "https://api.modal.com"
+        modal.upstreamURL =
+            modal.followsControl ? modalUpstream : modalUpstream ?? credentials?.serverURL ?? "https://api.modal.com"
         modal.fallbackTokenID = credentials?.tokenID
         modal.fallbackTokenSecret = credentials?.tokenSecret
         do {
-            let server = try await ModalServer(configuration: modal, cassette: stack.cassette, logger: logger)
+            let server = try await ModalServer(configuration: modal, cassette: cassette, logger: logger)
             let upstream = modal.forwards ? ", upstream \(modal.upstreamURL ?? "-")" : ", no upstream"
-            logger.info("Modal port: record mode \(modal.mode)\(upstream)")
+            let answers = modal.followsControl ? "each test's cassette" : "record mode \(modal.mode)"
+            logger.info("Modal port: \(answers)\(upstream)")
             return server
         } catch let error as ModalServeError {
             throw ValidationError(error.message)
         }
+    }
+
+    /// The Modal port as the control API's companion: it follows each test's cassette and reports under `modal`.
+    private static func companion(_ modal: ModalServer) -> CassetteControl.Companion {
+        @Sendable func report(_ report: ModalActivationReport?) -> CassetteControl.CompanionReport? {
+            report.map {
+                CassetteControl.CompanionReport(
+                    name: "modal",
+                    counts: [
+                        "sandboxes": $0.sandboxes, "replayed": $0.replayed, "recorded": $0.recorded,
+                        "forwarded": $0.forwarded, "misses": $0.misses, "errors": $0.errors,
+                    ], missDiagnostics: $0.missDiagnostics, errorMessages: $0.errorMessages)
+            }
+        }
+        return CassetteControl.Companion(
+            records: modal.configuration.forwards,
+            activate: { activation, open in
+                try await modal.activate(
+                    ModalActivation(path: activation.path, mode: activation.mode, test: activation.test, cassette: open)
+                )
+            },
+            deactivate: { report(await modal.deactivate()) },
+            currentReport: { report(modal.activeReport) })
     }
 
     /// At shutdown, once the calls in flight were answered: terminates the Modal sandboxes left (warm ones, or those

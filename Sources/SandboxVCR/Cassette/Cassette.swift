@@ -375,7 +375,7 @@ public final class Cassette: Sendable {
     }
 
     /// The id, key and ordinal of every interaction, by id (for "never replayed" summaries).
-    func index() async throws -> [(id: Int64, key: ContentHash, ordinal: Int)] {
+    func index() async throws -> [(id: Int64, key: ContentHash, ordinal: Int, inSession: Bool)] {
         try await scan { try CassetteDatabase.index($0) }
     }
 

@@ -103,10 +103,15 @@ enum CassetteDatabase {
             "SELECT \(interactionColumns) FROM interactions ORDER BY id DESC LIMIT ?", [limit], db, path: path)
     }
 
-    /// The id, key and ordinal of every interaction, by id.
-    static func index(_ db: Database) throws -> [(id: Int64, key: ContentHash, ordinal: Int)] {
-        try Row.fetchAll(db, sql: "SELECT id, key, ordinal FROM interactions ORDER BY id").map { row in
-            (try column(row, 0, path: ""), ContentHash(unchecked: Array(bytes(row, 1))), try column(row, 2, path: ""))
+    /// The id, key and ordinal of every interaction, and whether it is a step of a session, by id.
+    static func index(_ db: Database) throws -> [(id: Int64, key: ContentHash, ordinal: Int, inSession: Bool)] {
+        try Row.fetchAll(db, sql: "SELECT id, key, ordinal, session IS NOT NULL FROM interactions ORDER BY id").map {
+            row in
+            (
+                try column(row, 0, path: ""), ContentHash(unchecked: Array(bytes(row, 1))),
+                try column(row, 2, path: ""),
+                try column(row, 3, path: "")
+            )
         }
     }
 

@@ -324,10 +324,13 @@ public final class RecordingExecutor: SandboxExecutor {
 
     /// The ids of the cassette's recordings this executor replayed or recorded, and of the others, from one scan of
     /// the index (`serve --control` reports them).
-    public func recordingUsage() async throws -> (used: [Int64], unused: [Int64]) {
+    ///
+    /// - Parameter excludingSessions: leave out the steps of sessions (e.g. Modal sandboxes, which serve's Modal port
+    ///   replays, not this executor).
+    public func recordingUsage(excludingSessions: Bool = false) async throws -> (used: [Int64], unused: [Int64]) {
         let used = shared.state.withLock { $0.used }
         var usage: (used: [Int64], unused: [Int64]) = ([], [])
-        for entry in try await cassette.index() {
+        for entry in try await cassette.index() where !(excludingSessions && entry.inSession) {
             if used.contains(.init(key: entry.key, ordinal: entry.ordinal)) {
                 usage.used.append(entry.id)
             } else {

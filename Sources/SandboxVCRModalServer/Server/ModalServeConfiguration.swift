@@ -20,11 +20,14 @@ public struct ModalServeConfiguration: Sendable {
     public var normalizers: [String] = []
     /// How long a call in flight may still run after shutdown starts.
     public var shutdownGrace: Duration = .seconds(10)
+    /// Per-test cassettes (`serve --control`): the cassette and record mode come from ``ModalServer/activate(_:)``,
+    /// not from ``mode``; with an ``upstreamURL``, control-plane calls are forwarded and tests may record.
+    public var followsControl = false
 
     public init() {}
 
     /// Whether this configuration forwards anything to an upstream.
-    public var forwards: Bool { mode != .never }
+    public var forwards: Bool { followsControl ? upstreamURL != nil : mode != .never }
 }
 
 /// A failure of `serve --modal-port` itself (not of a call it answers).

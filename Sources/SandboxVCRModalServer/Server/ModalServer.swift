@@ -40,36 +40,29 @@ public final class ModalServer: Sendable {
                 message: "record mode `\(configuration.mode)` needs a Modal upstream: --modal-upstream URL, "
                     + "MODAL_SERVER_URL, or a profile's server_url")
         }
-        if configuration.mode != .live, cassette == nil {
+        if configuration.mode != .live, cassette == nil, !configuration.followsControl {
             throw ModalServeError(
                 code: .configuration,
                 message: "--modal-port with record mode `\(configuration.mode)` needs --cassette FILE")
         }
         var normalizers: [ExecNormalizer] = []
         for text in configuration.normalizers { normalizers.append(try ExecNormalizer(text)) }
-        var library: ReplayLibrary?
-        if let cassette, configuration.mode == .never || configuration.mode == .missing {
-            var interactions: [Cassette.Interaction] = []
-            try await cassette.forEachInteraction { interaction in
-                if interaction.session?.hasPrefix(ModalSessionCoding.sessionPrefix) == true {
-                    interactions.append(interaction)
-                }
+        var term: CassetteTerm?
+        if !configuration.followsControl {
+            var library: ReplayLibrary?
+            if let cassette, configuration.mode == .never || configuration.mode == .missing {
+                library = try await ReplayLibrary.load(from: cassette, normalizers: normalizers, logger: logger)
+                let counts = "\(library?.sandboxes.count ?? 0) recorded sandboxes (\(library?.execCount ?? 0) execs)"
+                logger.info("Modal port replays \(counts)")
             }
-            let (sandboxes, skipped) = ModalSessionCoding.sandboxes(from: interactions)
-            if skipped > 0 {
-                logger.warning(
-                    "skipped Modal sessions without a readable sandbox step", metadata: ["count": "\(skipped)"])
-            }
-            library = ReplayLibrary(sandboxes: sandboxes, normalizers: normalizers)
-            logger.info(
-                "Modal port replays \(sandboxes.count) recorded sandboxes (\(library?.execCount ?? 0) execs)")
+            term = CassetteTerm(run: cassette, mode: configuration.mode, library: library)
         }
         self.configuration = configuration
         self.logger = logger
         let upstream =
             configuration.forwards ? configuration.upstreamURL.map { UpstreamModal(url: $0, logger: logger) } : nil
         let hub = ModalSandboxHub(
-            configuration: configuration, library: library, cassette: cassette, upstream: upstream,
+            configuration: configuration, term: term, normalizers: normalizers, upstream: upstream,
             statistics: statistics, logger: logger)
         self.hub = hub
         var transportConfiguration = HTTP2ServerTransport.Posix.Config.defaults
@@ -85,6 +78,29 @@ public final class ModalServer: Sendable {
                 UnrecordedMethodsService(implemented: implemented, statistics: statistics),
             ])
     }
+
+    // MARK: Per-test cassettes
+
+    /// Makes a test's cassette current (``ModalServeConfiguration/followsControl``): sandboxes bind to it at their
+    /// first exec, and a sandbox bound to an earlier test's cassette binds anew at its next exec. Reads the
+    /// cassette's recorded sandboxes now when the mode replays.
+    ///
+    /// - Throws: ``CassetteError`` when the cassette cannot be read.
+    public func activate(_ activation: ModalActivation) async throws {
+        _ = await hub.deactivate()
+        try await hub.activate(activation)
+    }
+
+    /// Ends the current test's cassette: its execs in flight are recorded as they stand and every recording is
+    /// written before it returns.
+    ///
+    /// - Returns: what its calls did, or `nil` when none was active.
+    public func deactivate() async -> ModalActivationReport? {
+        await hub.deactivate()
+    }
+
+    /// What the current test's Modal calls did so far.
+    public var activeReport: ModalActivationReport? { hub.currentTerm?.report }
 
     /// Serves until ``beginShutdown()``; then waits for the calls in flight.
     ///

@@ -30,14 +30,20 @@ final class LiveExec: Sendable {
     let step: Int
     /// argv, workdir and timeout; stdin arrives later (``stdin``).
     let start: ExecCall
+    /// How its calls are answered: the sandbox's route when it started (a later test may bind the sandbox anew).
+    let route: LiveSandbox.Route
+    /// The cassette that route replays from or records into.
+    let term: CassetteTerm?
     let startedAt = ContinuousClock.now
     let changes = Pulse()
     private let state = Mutex(State())
 
-    init(execID: String, step: Int, start: ExecCall) {
+    init(execID: String, step: Int, start: ExecCall, route: LiveSandbox.Route, term: CassetteTerm?) {
         self.execID = execID
         self.step = step
         self.start = start
+        self.route = route
+        self.term = term
     }
 
     /// The call with the stdin received so far.

@@ -7,7 +7,8 @@ import Synchronization
 final class LiveSandbox: Sendable {
     /// How the sandbox's execs are answered.
     enum Route: Sendable {
-        /// Mode `missing`, before the first exec: replayed if that exec binds a recording, else recorded.
+        /// Before the first exec (mode `missing`, or a test's cassette): replayed if that exec binds a recording, else
+        /// recorded.
         case undecided
         case replay(ReplayBinder)
         /// Forwarded to the upstream sandbox; recorded under `session` unless it is `nil` (mode `live`).
@@ -16,6 +17,8 @@ final class LiveSandbox: Sendable {
 
     private struct State {
         var route: Route
+        /// The cassette the route replays from or records into.
+        var term: CassetteTerm?
         var execs: [String: LiveExec] = [:]
         var execCount = 0
         var result: Modal_Client_GenericResult?
@@ -34,7 +37,7 @@ final class LiveSandbox: Sendable {
 
     init(
         id: String, taskID: String, appID: String, image: ImageSpec, timeoutSecs: UInt32, route: Route,
-        upstream: UpstreamSandbox?
+        upstream: UpstreamSandbox?, term: CassetteTerm?
     ) {
         self.id = id
         self.taskID = taskID
@@ -42,16 +45,35 @@ final class LiveSandbox: Sendable {
         self.image = image
         self.timeoutSecs = timeoutSecs
         self.upstream = upstream
-        self.state = Mutex(State(route: route))
+        self.state = Mutex(State(route: route, term: term))
     }
 
     var route: Route { state.withLock { $0.route } }
 
+    /// The cassette the sandbox is bound to (`nil` before its first exec in a test's cassette).
+    var term: CassetteTerm? { state.withLock { $0.term } }
+
     /// Sets the route of an undecided sandbox (the first decision wins) and returns the route that holds.
-    func decide(_ make: () -> Route) -> Route {
-        state.withLock { state in
-            if case .undecided = state.route { state.route = make() }
+    ///
+    /// - Throws: what `make` throws (a miss); the sandbox stays undecided.
+    func decide(_ make: () throws(RPCError) -> (Route, CassetteTerm?)) throws(RPCError) -> Route {
+        try state.withLock { state throws(RPCError) in
+            if case .undecided = state.route { (state.route, state.term) = try make() }
             return state.route
+        }
+    }
+
+    /// Unbinds a sandbox whose test's cassette was replaced: its next exec binds it again, as step 1 of a new
+    /// session. Returns the route it had (to release a replay's claim), or `nil` when it was not bound to `term`.
+    func unbind(from term: CassetteTerm) -> Route? {
+        state.withLock { state in
+            guard let bound = state.term, bound === term else { return nil }
+            let old = state.route
+            state.route = .undecided
+            state.term = nil
+            state.execCount = 0
+            state.sessionWritten = false
+            return old
         }
     }
 
@@ -75,12 +97,14 @@ final class LiveSandbox: Sendable {
         return changed
     }
 
-    /// Registers an exec; a repeated exec id (a retried start) returns the first one.
+    /// Registers an exec on the sandbox's route now (which its calls keep); a repeated exec id (a retried start)
+    /// returns the first one.
     func startExec(id execID: String, call: ExecCall) -> (exec: LiveExec, isNew: Bool) {
         state.withLock { state in
             if let existing = state.execs[execID] { return (existing, false) }
             state.execCount += 1
-            let exec = LiveExec(execID: execID, step: state.execCount, start: call)
+            let exec = LiveExec(
+                execID: execID, step: state.execCount, start: call, route: state.route, term: state.term)
             state.execs[execID] = exec
             return (exec, true)
         }

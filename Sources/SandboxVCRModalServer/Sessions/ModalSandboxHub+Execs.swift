@@ -14,28 +14,29 @@ extension ModalSandboxHub {
         let call = ExecCall(
             argv: request.commandArgs, workdir: request.hasWorkdir ? request.workdir : nil,
             timeoutSecs: request.hasTimeoutSecs ? request.timeoutSecs : 0)
-        let route = route(of: sandbox, first: call)
+        _ = try route(of: sandbox, first: call)
         // A repeated exec id is a retried start (the client's connection dropped): the same exec, started again
         // upstream, where starts are idempotent too.
         let (exec, _) = sandbox.startExec(id: request.execID, call: call)
-        switch route {
+        switch exec.route {
         case .replay, .undecided:
             logger.debug("Modal exec started (replay)", metadata: ["sandbox": "\(sandbox.id)", "step": "\(exec.step)"])
         case .forward(let upstream, let session):
-            if let session { recordSandboxOnce(sandbox, session: session) }
+            if let session { recordSandboxOnce(sandbox, session: session, term: exec.term) }
             _ = try await upstream.router(ModalRPC.TaskCommandRouter.taskExecStart) { handle in
                 var forwarded = request
                 forwarded.taskID = handle.taskID
                 return forwarded
             }
             statistics.countForwarded()
+            exec.term?.count { $0.forwarded += 1 }
         }
     }
 
     func stdinWrite(_ request: Modal_TaskCommandRouter_TaskExecStdinWriteRequest) async throws {
         let sandbox = try runningSandbox(task: request.taskID)
         let exec = try sandbox.exec(request.execID)
-        if case .forward(let upstream, _) = sandbox.route {
+        if case .forward(let upstream, _) = exec.route {
             _ = try await upstream.router(ModalRPC.TaskCommandRouter.taskExecStdinWrite) { handle in
                 var forwarded = request
                 forwarded.taskID = handle.taskID
@@ -53,7 +54,7 @@ extension ModalSandboxHub {
         let sandbox = try runningSandbox(task: request.taskID)
         let exec = try sandbox.exec(request.execID)
         let stream: LiveExec.Stream = request.fileDescriptor == .stderr ? .stderr : .stdout
-        switch sandbox.route {
+        switch exec.route {
         case .replay(let binder):
             let answer = try await replayAnswer(exec, in: sandbox, binder: binder)
             let recorded = stream == .stdout ? answer.stdout : answer.stderr
@@ -136,7 +137,7 @@ extension ModalSandboxHub {
     {
         let sandbox = try runningSandbox(task: request.taskID)
         let exec = try sandbox.exec(request.execID)
-        switch sandbox.route {
+        switch exec.route {
         case .replay(let binder):
             let answer = try await replayAnswer(exec, in: sandbox, binder: binder)
             if case .unfinished = answer.exit { try await holdOpen(exec) }
@@ -174,7 +175,7 @@ extension ModalSandboxHub {
         let sandbox = try runningSandbox(task: request.taskID)
         let exec = try sandbox.exec(request.execID)
         var response = Modal_TaskCommandRouter_TaskExecPollResponse()
-        switch sandbox.route {
+        switch exec.route {
         case .replay(let binder):
             // Still running while the answer waits for stdin; otherwise the recorded exit.
             let (stdin, eof) = exec.stdinState
@@ -257,13 +258,16 @@ extension ModalSandboxHub {
                     switch binder.resolve(call, step: exec.step) {
                     case .success(let answer):
                         statistics.countReplayed()
+                        exec.term?.count { $0.replayed += 1 }
                         logger.debug(
                             "Modal exec replayed",
                             metadata: ["sandbox": "\(sandbox.id)", "step": "\(exec.step)", "from": "\(answer.source)"])
                         return .success(answer)
                     case .failure(let miss):
                         statistics.countMiss()
-                        let message = miss.message(cassette: cassette?.url.path ?? "-", mode: configuration.mode)
+                        let message = miss.message(
+                            cassette: exec.term?.path ?? "-", mode: exec.term?.mode ?? configuration.mode)
+                        exec.term?.countMiss(message)
                         logger.warning(
                             "Modal replay miss",
                             metadata: [

@@ -13,6 +13,9 @@ import Synchronization
 /// Ids are deterministic: `ap-…` and `im-…` from names and image layers, `sb-vcr-N` / `ta-vcr-N` in creation order.
 /// Replay answers every control-plane call locally; forwarding modes send app, image and auth-token calls upstream
 /// with the client's credentials and create the upstream sandbox lazily, at its first exec.
+///
+/// The cassette is the run's (`--cassette`), or with `--control` each test's: a sandbox binds to the cassette term
+/// current at its first exec (see ``CassetteTerm``).
 final class ModalSandboxHub: Sendable {
     private struct State {
         var sandboxes: [String: LiveSandbox] = [:]
@@ -26,50 +29,85 @@ final class ModalSandboxHub: Sendable {
         /// Ended sandboxes, oldest first: the oldest are forgotten beyond ``retainedEndedSandboxes``.
         var ended: [String] = []
         var endedStart = 0
+        /// The test's cassette (`--control`), or the run's.
+        var term: CassetteTerm?
+        /// The builder version replays announce (the recordings', else Modal's current).
+        var builderVersion = "2025.06"
     }
 
     let configuration: ModalServeConfiguration
-    let library: ReplayLibrary?
-    let cassette: Cassette?
     let upstream: UpstreamModal?
     let statistics: ModalServeStatistics
     let logger: Logger
-    /// The builder version replays announce (the recordings', else Modal's current).
-    let builderVersion: String
+    let normalizers: [ExecNormalizer]
     private let state = Mutex(State())
     private let writes = Pulse()
     /// How many ended sandboxes stay known (for late `SandboxWait` or `from_id` calls) before the oldest are dropped.
     static let retainedEndedSandboxes = 4_096
 
+    /// - Parameter term: the run's cassette; `nil` with `--control`, until ``activate(_:)``.
     init(
-        configuration: ModalServeConfiguration, library: ReplayLibrary?, cassette: Cassette?, upstream: UpstreamModal?,
-        statistics: ModalServeStatistics, logger: Logger
+        configuration: ModalServeConfiguration, term: CassetteTerm?, normalizers: [ExecNormalizer],
+        upstream: UpstreamModal?, statistics: ModalServeStatistics, logger: Logger
     ) {
         self.configuration = configuration
-        self.library = library
-        self.cassette = cassette
         self.upstream = upstream
         self.statistics = statistics
         self.logger = logger
-        var version = "2025.06"
-        var images: [String: ImageSpec] = [:]
-        if let library {
-            images = library.images
-            for image in library.images.values {
-                if let found = image.builderVersion {
-                    version = found
-                    break
-                }
+        self.normalizers = normalizers
+        if let term { adopt(term) }
+    }
+
+    /// Makes `term` current: its recorded images become known, and its builder version the one announced.
+    private func adopt(_ term: CassetteTerm) {
+        state.withLock { state in
+            state.term = term
+            guard let library = term.library else { return }
+            state.images.merge(library.images) { known, _ in known }
+            if let version = library.images.values.lazy.compactMap(\.builderVersion).first {
+                state.builderVersion = version
             }
         }
-        builderVersion = version
-        state.withLock { $0.images = images }
+    }
+
+    /// The cassette new bindings use now.
+    var currentTerm: CassetteTerm? { state.withLock { $0.term } }
+
+    private var builderVersion: String { state.withLock { $0.builderVersion } }
+
+    // MARK: Per-test cassettes
+
+    /// Makes a test's cassette current (`--control`): sandboxes bind to it at their first exec from now on.
+    func activate(_ activation: ModalActivation) async throws {
+        let term = try await CassetteTerm.activate(activation, normalizers: normalizers, logger: logger)
+        adopt(term)
+        logger.debug(
+            "Modal cassette activated",
+            metadata: ["path": "\(activation.path)", "mode": "\(activation.mode)", "test": "\(activation.test ?? "")"])
+    }
+
+    /// Ends the current test's cassette: saves what its sandboxes' execs did so far, waits until every recording is
+    /// written, and returns what its calls did. Its sandboxes bind anew at their next exec.
+    func deactivate() async -> ModalActivationReport? {
+        let ending = state.withLock { state -> CassetteTerm? in
+            defer { state.term = nil }
+            return state.term
+        }
+        guard let term = ending else { return nil }
+        let sandboxes = state.withLock { Array($0.sandboxes.values) }
+        for sandbox in sandboxes where sandbox.term === term {
+            for exec in sandbox.execs where exec.term === term { finalize(exec, in: sandbox, force: true) }
+        }
+        await waitForWrites()
+        return term.close()
     }
 
     /// The URL command-router access points at (serve's own gRPC address).
     func setRouterURL(_ url: String) { state.withLock { $0.routerURL = url } }
 
-    private var replays: Bool { configuration.mode == .never }
+    /// Whether control-plane calls are answered here (not forwarded): in mode `never`, and with `--control` when
+    /// there is no upstream.
+    private var replays: Bool { configuration.followsControl ? upstream == nil : configuration.mode == .never }
 
     // MARK: Apps, environments, images, tokens
 
@@ -175,7 +213,11 @@ final class ModalSandboxHub: Sendable {
             ?? ImageSpec(layers: [["FROM \(definition.imageID)"]])
         let mode = configuration.mode
         var upstreamSandbox: UpstreamSandbox?
-        if mode != .never {
+        if configuration.followsControl {
+            upstreamSandbox = upstream.map {
+                UpstreamSandbox(upstream: $0, create: create, metadata: forwarded(metadata))
+            }
+        } else if mode != .never {
             guard let upstream else {
                 throw RPCError(
                     code: .failedPrecondition,
@@ -184,9 +226,10 @@ final class ModalSandboxHub: Sendable {
             }
             upstreamSandbox = UpstreamSandbox(upstream: upstream, create: create, metadata: forwarded(metadata))
         }
-        if mode == .never, library?.byImage[image.canonicalID] == nil {
+        let term = configuration.followsControl ? nil : currentTerm
+        if let term, mode == .never, term.library?.byImage[image.canonicalID] == nil {
             statistics.countMiss()
-            let message = imageMissMessage(image)
+            let message = imageMissMessage(image, term: term)
             logger.warning(
                 "Modal replay miss: no recorded sandbox of this image", metadata: ["image": "\(image.canonicalID)"])
             throw RPCError(code: .failedPrecondition, message: message)
@@ -196,15 +239,17 @@ final class ModalSandboxHub: Sendable {
             return ("sb-vcr-\(state.created)", "ta-vcr-\(state.created)")
         }
         let route: LiveSandbox.Route
-        switch mode {
-        case .never: route = .replay(ReplayBinder(liveID: id, imageID: image.canonicalID, library: library!))
-        case .missing: route = .undecided
-        case .all: route = .forward(upstreamSandbox!, session: ModalSessionCoding.newSessionID())
+        switch (term, mode) {
+        case (nil, _): route = .undecided
+        case (let term?, .never):
+            route = .replay(ReplayBinder(liveID: id, imageID: image.canonicalID, library: term.library!))
+        case (_, .missing): route = .undecided
+        case (_, .all): route = .forward(upstreamSandbox!, session: ModalSessionCoding.newSessionID())
         default: route = .forward(upstreamSandbox!, session: nil)
         }
         let sandbox = LiveSandbox(
             id: id, taskID: taskID, appID: appID, image: image, timeoutSecs: definition.timeoutSecs, route: route,
-            upstream: upstreamSandbox)
+            upstream: upstreamSandbox, term: term)
         state.withLock { state in
             state.sandboxes[id] = sandbox
             state.byTask[taskID] = sandbox
@@ -214,12 +259,13 @@ final class ModalSandboxHub: Sendable {
         return sandbox
     }
 
-    private func imageMissMessage(_ image: ImageSpec) -> String {
+    func imageMissMessage(_ image: ImageSpec, term: CassetteTerm) -> String {
         var text =
             "sandbox-vcr: no recorded Modal sandbox uses this image (\(image.canonicalID)) in the cassette "
-            + "(record mode `never`).\nRequested image layers:\n"
+            + "\(term.path) (record mode `never`).\nRequested image layers:\n"
         for layer in image.layers { text += "   " + layer.joined(separator: " | ") + "\n" }
-        if let library, let nearest = library.images.values.min(by: { $0.distance(to: image) < $1.distance(to: image) })
+        if let library = term.library,
+            let nearest = library.images.values.min(by: { $0.distance(to: image) < $1.distance(to: image) })
         {
             text += "Nearest recorded image (\(nearest.canonicalID)):\n"
             for layer in nearest.layers { text += "   " + layer.joined(separator: " | ") + "\n" }
@@ -320,35 +366,88 @@ final class ModalSandboxHub: Sendable {
 
     // MARK: Execs
 
-    /// The route of a sandbox's exec, deciding an undecided sandbox (mode `missing`) by its first exec.
-    func route(of sandbox: LiveSandbox, first call: ExecCall) -> LiveSandbox.Route {
-        sandbox.decide {
-            guard let library, let upstream = sandbox.upstream else {
-                return .forward(sandbox.upstream!, session: ModalSessionCoding.newSessionID())
+    /// The route of a sandbox's exec: an undecided sandbox is bound by its first exec, to the current cassette
+    /// (mode `missing`: replayed when that exec has a recording, else recorded). A sandbox whose test's cassette was
+    /// replaced binds anew, as a new session.
+    ///
+    /// - Throws: a miss (`FAILED_PRECONDITION`) when nothing can answer the sandbox's execs.
+    func route(of sandbox: LiveSandbox, first call: ExecCall) throws(RPCError) -> LiveSandbox.Route {
+        if let bound = sandbox.term, bound.isClosed, let old = sandbox.unbind(from: bound) {
+            if case .replay(let binder) = old { binder.release() }
+            logger.debug("Modal sandbox binds to the next cassette", metadata: ["sandbox": "\(sandbox.id)"])
+        }
+        let candidate = sandbox.term ?? currentTerm
+        return try sandbox.decide { () throws(RPCError) -> (LiveSandbox.Route, CassetteTerm?) in
+            guard let term = candidate else {
+                throw miss(
+                    "sandbox-vcr: no cassette is active on this serve --control, so nothing replays Modal sandbox "
+                        + "\(sandbox.id)'s exec \(Redactor.scrub(call.summary)); make one current with POST "
+                        + "/sandbox-vcr/cassette (the pytest plugin does it for each test marked "
+                        + "@pytest.mark.sandbox_vcr: was this exec run outside one?)", sandbox: sandbox, term: nil)
             }
-            let binder = ReplayBinder(liveID: sandbox.id, imageID: sandbox.image.canonicalID, library: library)
-            if binder.couldBind(call) {
-                logger.debug("Modal sandbox replays", metadata: ["sandbox": "\(sandbox.id)"])
-                return .replay(binder)
+            func binder(_ library: ReplayLibrary) -> ReplayBinder {
+                ReplayBinder(liveID: sandbox.id, imageID: sandbox.image.canonicalID, library: library)
             }
-            logger.info(
-                "Modal sandbox records (its first exec has no recording)", metadata: ["sandbox": "\(sandbox.id)"])
-            return .forward(upstream, session: ModalSessionCoding.newSessionID())
+            func upstream() throws(RPCError) -> UpstreamSandbox {
+                guard let upstream = sandbox.upstream else {
+                    throw RPCError(
+                        code: .failedPrecondition,
+                        message: "sandbox-vcr serve: record mode `\(term.mode)` needs a Modal upstream to record "
+                            + "sandboxes (--modal-upstream URL; the pytest plugin: --sandbox-modal-upstream)")
+                }
+                return upstream
+            }
+            term.count { $0.sandboxes += 1 }
+            switch term.mode {
+            case .never:
+                guard let library = term.library, library.byImage[sandbox.image.canonicalID] != nil else {
+                    let message =
+                        term.library == nil
+                        ? "sandbox-vcr: no cassette at \(term.path) (record mode `never`), so nothing replays Modal "
+                            + "sandbox \(sandbox.id)'s exec \(Redactor.scrub(call.summary)); record it with record "
+                            + "mode `missing` and a Modal upstream (the pytest plugin: --sandbox-record-mode=missing "
+                            + "--sandbox-modal-upstream URL)"
+                        : imageMissMessage(sandbox.image, term: term)
+                    throw miss(message, sandbox: sandbox, term: term)
+                }
+                return (.replay(binder(library)), term)
+            case .missing:
+                if let library = term.library, binder(library).couldBind(call) {
+                    logger.debug("Modal sandbox replays", metadata: ["sandbox": "\(sandbox.id)"])
+                    return (.replay(binder(library)), term)
+                }
+                let upstream = try upstream()
+                logger.info(
+                    "Modal sandbox records (its first exec has no recording)", metadata: ["sandbox": "\(sandbox.id)"])
+                return (.forward(upstream, session: ModalSessionCoding.newSessionID()), term)
+            case .all: return (.forward(try upstream(), session: ModalSessionCoding.newSessionID()), term)
+            default: return (.forward(try upstream(), session: nil), term)
+            }
         }
     }
 
+    /// Counts and logs a sandbox that nothing can answer; returns the error its exec gets.
+    private func miss(_ message: String, sandbox: LiveSandbox, term: CassetteTerm?) -> RPCError {
+        statistics.countMiss()
+        term?.countMiss(message)
+        logger.warning(
+            "Modal replay miss: nothing answers this sandbox",
+            metadata: ["sandbox": "\(sandbox.id)", "cassette": "\(term?.path ?? "none")"])
+        return RPCError(code: .failedPrecondition, message: message)
+    }
+
     /// Writes the session's step 0 once, when its upstream sandbox exists.
-    func recordSandboxOnce(_ sandbox: LiveSandbox, session: String) {
-        guard let cassette, sandbox.claimSessionWrite() else { return }
+    func recordSandboxOnce(_ sandbox: LiveSandbox, session: String, term: CassetteTerm?) {
+        guard let term, sandbox.claimSessionWrite() else { return }
         let interaction = ModalSessionCoding.sandboxInteraction(
             session: session, image: sandbox.image, timeoutSecs: sandbox.timeoutSecs, at: Date())
-        write([interaction], to: cassette)
+        write([interaction], to: term)
     }
 
     /// Saves an exec of a recording sandbox once its exit is known and its streams ended; reads what the client did
     /// not read from the upstream first. `force` saves what is known now (the sandbox ended, or serve stops).
     func finalize(_ exec: LiveExec, in sandbox: LiveSandbox, force: Bool = false) {
-        guard case .forward(let upstream, let session?) = sandbox.route, let cassette,
+        guard case .forward(let upstream, let session?) = exec.route, let term = exec.term,
             let orphaned = exec.beginFinalizing(force: force)
         else { return }
         state.withLock { $0.pendingWrites += 1 }
@@ -362,11 +461,12 @@ final class ModalSandboxHub: Sendable {
             let recorded = exec.recorded()
             let redacted = Self.redact(recorded)
             let duration = (ContinuousClock.now - exec.startedAt).inSeconds
-            self.recordSandboxOnce(sandbox, session: session)
+            self.recordSandboxOnce(sandbox, session: session, term: term)
             self.write(
                 [ModalSessionCoding.execInteraction(session: session, exec: redacted, at: Date(), duration: duration)],
-                to: cassette)
+                to: term)
             self.statistics.countRecorded()
+            term.count { $0.recorded += 1 }
             self.logger.info(
                 "Modal exec recorded",
                 metadata: [
@@ -423,12 +523,13 @@ final class ModalSandboxHub: Sendable {
         return exec
     }
 
-    private func write(_ interactions: [Cassette.NewInteraction], to cassette: Cassette) {
+    private func write(_ interactions: [Cassette.NewInteraction], to term: CassetteTerm) {
         state.withLock { $0.pendingWrites += 1 }
         Task {
             do {
-                try await cassette.record(interactions)
+                try await term.cassetteForWriting().record(interactions)
             } catch {
+                term.countError("could not record a Modal session step: \(error)")
                 self.logger.error("could not record a Modal session step", metadata: ["error": "\(error)"])
             }
             self.state.withLock { $0.pendingWrites -= 1 }
@@ -442,6 +543,11 @@ final class ModalSandboxHub: Sendable {
         for sandbox in sandboxes {
             for exec in sandbox.execs { finalize(exec, in: sandbox, force: true) }
         }
+        await waitForWrites()
+    }
+
+    /// Waits until no recording is being written.
+    private func waitForWrites() async {
         while true {
             let seen = writes.version
             if state.withLock({ $0.pendingWrites }) == 0 { return }
@@ -456,8 +562,11 @@ final class ModalSandboxHub: Sendable {
             let sandboxes = state.withLock { Array($0.sandboxes.values) }
             var count = 0
             for sandbox in sandboxes where !sandbox.isTerminated {
-                guard case .forward = sandbox.route else { continue }
-                count += sandbox.execs.filter { !$0.isFinalizing }.count
+                count +=
+                    sandbox.execs.filter { exec in
+                        guard case .forward = exec.route else { return false }
+                        return !exec.isFinalizing
+                    }.count
             }
             return count
         }

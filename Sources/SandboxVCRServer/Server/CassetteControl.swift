@@ -15,6 +15,9 @@ internal import Synchronization
 /// `-shm` file, so a committed cassette stays byte for byte the same. A cassette that does not exist is created only
 /// when a recording is written into it (mode `missing` or `all` with a live backend), never by a replay or a miss.
 /// Requests still in flight when the cassette is switched may fail.
+///
+/// A ``Companion`` (serve's Modal port) follows the switches: it gets each activation with access to the same
+/// cassette, and its counts join the reports.
 public final class CassetteControl: SandboxExecutor {
     /// Which cassette a test uses, and how.
     public struct Activation: Sendable, Hashable {
@@ -47,6 +50,8 @@ public final class CassetteControl: SandboxExecutor {
         public var errorMessages: [String] = []
         /// The ids of the recordings replayed or recorded; filled when the cassette is closed.
         public var usedRecordings: [Int64] = []
+        /// What the companion's calls did (serve's Modal port), when there is one.
+        public var companion: CompanionReport?
 
         public var requests: Int { hits + misses + recorded + live + errors }
     }
@@ -66,11 +71,58 @@ public final class CassetteControl: SandboxExecutor {
         public var unused: [Recording]
     }
 
+    /// What a ``Companion``'s calls did during one activation.
+    public struct CompanionReport: Sendable, Hashable {
+        /// The report's member that holds it, e.g. `modal`.
+        public var name: String
+        /// Counts by name (e.g. `replayed`, `recorded`, `misses`), reported as they are.
+        public var counts: [String: Int]
+        public var missDiagnostics: [String]
+        public var errorMessages: [String]
+
+        public init(name: String, counts: [String: Int], missDiagnostics: [String], errorMessages: [String]) {
+            self.name = name
+            self.counts = counts
+            self.missDiagnostics = missDiagnostics
+            self.errorMessages = errorMessages
+        }
+
+        public var misses: Int { counts["misses"] ?? 0 }
+    }
+
+    /// Opens the current activation's cassette for a companion: `true` creates it (for a recording); `nil` when
+    /// there is none.
+    public typealias CassetteOpener = @Sendable (_ create: Bool) async throws -> Cassette?
+
+    /// Another server that answers from the current cassette too (serve's Modal port).
+    public struct Companion: Sendable {
+        /// Whether it records from a live backend of its own (so modes `all` and `live` work without ``live``).
+        public var records: Bool
+        /// Called once the activation's cassette is current.
+        public var activate: @Sendable (Activation, @escaping CassetteOpener) async throws -> Void
+        /// Called before the cassette closes: the companion writes its recordings and says what it did.
+        public var deactivate: @Sendable () async -> CompanionReport?
+        /// What it did so far in the current activation.
+        public var currentReport: @Sendable () -> CompanionReport?
+
+        public init(
+            records: Bool, activate: @escaping @Sendable (Activation, @escaping CassetteOpener) async throws -> Void,
+            deactivate: @escaping @Sendable () async -> CompanionReport?,
+            currentReport: @escaping @Sendable () -> CompanionReport?
+        ) {
+            self.records = records
+            self.activate = activate
+            self.deactivate = deactivate
+            self.currentReport = currentReport
+        }
+    }
+
     /// How many miss diagnostics and error messages a ``Report`` keeps.
     public static let keptMessages = 10
 
     /// The live backend recordings come from; `nil`: replay only.
     public let live: (any SandboxExecutor)?
+    private let companion: Companion?
     private let configuration: RecordingExecutor.Configuration
     private let logger: Logger
     private let current = Mutex<Slot?>(nil)
@@ -80,12 +132,14 @@ public final class CassetteControl: SandboxExecutor {
     /// - Parameters:
     ///   - live: the backend that mode `missing` records from and modes `all` and `live` call; `nil`: none.
     ///   - backendVersion: stored with each recording.
+    ///   - companion: another server that follows the switches (serve's Modal port).
     ///   - logger: logs each switch at `debug`.
     public init(
-        live: (any SandboxExecutor)?, backendVersion: String? = nil,
+        live: (any SandboxExecutor)?, backendVersion: String? = nil, companion: Companion? = nil,
         logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.live = live
+        self.companion = companion
         self.configuration = RecordingExecutor.Configuration(backendVersion: backendVersion, stampsReplays: false)
         self.logger = logger
     }
@@ -101,7 +155,7 @@ public final class CassetteControl: SandboxExecutor {
     /// - Throws: ``CassetteControlError`` `noLiveBackend` (mode `all` or `live` without one) or `cassette` (the file
     ///   cannot be opened: not a cassette, unreadable, newer schema); the previous cassette is closed either way.
     public func activate(_ activation: Activation) async throws(CassetteControlError) -> Report? {
-        if live == nil, activation.mode == .all || activation.mode == .live {
+        if live == nil, companion?.records != true, activation.mode == .all || activation.mode == .live {
             throw CassetteControlError(
                 code: .noLiveBackend,
                 message: "record mode `\(activation.mode)` calls the live backend for every request, and this "
@@ -112,6 +166,15 @@ public final class CassetteControl: SandboxExecutor {
             let closed = await closeCurrent()
             let slot = try await makeSlot(activation)
             current.withLock { $0 = slot }
+            if let companion {
+                do {
+                    try await companion.activate(activation) { create in try await slot.cassette(create: create) }
+                } catch {
+                    _ = await closeCurrent()
+                    throw CassetteControlError(
+                        code: .cassette, message: "cannot open the cassette \(activation.path) for Modal: \(error)")
+                }
+            }
             logger.debug(
                 "cassette activated",
                 metadata: [
@@ -132,7 +195,9 @@ public final class CassetteControl: SandboxExecutor {
 
     /// What the current cassette's requests did so far, or `nil` when none is active.
     public var currentReport: Report? {
-        current.withLock { $0 }?.report
+        guard var report = current.withLock({ $0 })?.report else { return nil }
+        report.companion = companion?.currentReport()
+        return report
     }
 
     /// For each cassette closed so far, the recordings no activation replayed or recorded.
@@ -153,7 +218,9 @@ public final class CassetteControl: SandboxExecutor {
             return taken
         }
         guard let slot = taken else { return nil }
-        let report = await slot.close()
+        let companionReport = await companion?.deactivate()
+        var report = await slot.close()
+        report.report.companion = companionReport
         await switchboard.note(report: report.report, usage: report.usage)
         logger.debug("cassette closed", metadata: ["path": "\(slot.activation.path)"])
         return report.report
@@ -164,7 +231,7 @@ public final class CassetteControl: SandboxExecutor {
         let exists = FileManager.default.fileExists(atPath: activation.path)
         if activation.mode == .live { return Slot(activation, source: .live(live), exists: exists) }
         guard exists else {
-            if activation.mode == .never || live == nil {
+            if activation.mode == .never || (live == nil && companion?.records != true) {
                 return Slot(activation, source: .absent, exists: false)
             }
             return Slot(activation, source: .unopened(makeExecutor(url: url, mode: activation.mode)), exists: false)
@@ -282,6 +349,36 @@ extension CassetteControl {
             }
         }
 
+        /// The cassette of this activation: the one open, else (with `create`, when the mode may record) a new one.
+        func cassette(create: Bool) async throws -> Cassette? {
+            enum Next {
+                case cassette(Cassette?)
+                case wait(Task<RecordingExecutor, any Error>)
+            }
+            let next: Next = source.withLock { source in
+                switch source {
+                case .open(let executor): return .cassette(executor.cassette)
+                case .opening(let task): return .wait(task)
+                case .unopened(let open):
+                    guard create else { return .cassette(nil) }
+                    let task = Task { try await open() }
+                    source = .opening(task)
+                    return .wait(task)
+                case .absent, .live: return .cassette(nil)
+                }
+            }
+            switch next {
+            case .cassette(let cassette): return cassette
+            case .wait(let task):
+                let executor = try await task.value
+                source.withLock { source in
+                    if case .opening = source { source = .open(executor) }
+                }
+                counts.withLock { $0.cassetteExists = true }
+                return executor.cassette
+            }
+        }
+
         func count(_ outcome: ExecutionOutcome) {
             counts.withLock { report in
                 switch outcome.source {
@@ -318,7 +415,7 @@ extension CassetteControl {
             var usage = Usage(used: [], unused: [])
             var closeError: (any Error)?
             do {
-                let ids = try await executor.recordingUsage()
+                let ids = try await executor.recordingUsage(excludingSessions: true)
                 usage.used = ids.used
                 // Summaries only when something was unused (most tests use their whole cassette).
                 if !ids.unused.isEmpty {

@@ -12,7 +12,8 @@ internal import SandboxVCR
 /// `path` is an absolute, normalized path ending in `.sqlite`; `mode` is `never`, `missing`, `all` or `live`; `test`
 /// (optional) is echoed. A REPORT (`null` when no cassette is or was active) has `test`, `path`, `mode`,
 /// `cassette_exists`, `requests`, `hits`, `misses`, `recorded`, `live`, `errors`, `miss_diagnostics`,
-/// `error_messages` and `used_recordings` (ids). A refusal is `{"error": CODE, "detail": MESSAGE}` (see
+/// `error_messages` and `used_recordings` (ids), plus `modal` with `--modal-port` (its counts, `miss_diagnostics` and
+/// `error_messages`). A refusal is `{"error": CODE, "detail": MESSAGE}` (see
 /// ``CassetteControlError``) with 400, 404, 405, 409, 413, 415 or 422.
 enum CassetteControlRoutes {
     /// The largest control body accepted.
@@ -165,16 +166,25 @@ enum CassetteControlRoutes {
 
     static func json(_ report: CassetteControl.Report) -> JSONValue {
         func number(_ value: Int) -> JSONValue { .integer(String(value)) }
-        return .object([
-            ("test", report.activation.test.map(JSONValue.string) ?? .null),
-            ("path", .string(report.activation.path)), ("mode", .string(report.activation.mode.rawValue)),
-            ("cassette_exists", .bool(report.cassetteExists)),
-            ("requests", number(report.requests)), ("hits", number(report.hits)), ("misses", number(report.misses)),
-            ("recorded", number(report.recorded)), ("live", number(report.live)), ("errors", number(report.errors)),
-            ("miss_diagnostics", .array(report.missDiagnostics.map(JSONValue.string))),
-            ("error_messages", .array(report.errorMessages.map(JSONValue.string))),
-            ("used_recordings", .array(report.usedRecordings.map { .integer(String($0)) })),
-        ])
+        return .object(
+            [
+                ("test", report.activation.test.map(JSONValue.string) ?? .null),
+                ("path", .string(report.activation.path)), ("mode", .string(report.activation.mode.rawValue)),
+                ("cassette_exists", .bool(report.cassetteExists)),
+                ("requests", number(report.requests)), ("hits", number(report.hits)), ("misses", number(report.misses)),
+                ("recorded", number(report.recorded)), ("live", number(report.live)), ("errors", number(report.errors)),
+                ("miss_diagnostics", .array(report.missDiagnostics.map(JSONValue.string))),
+                ("error_messages", .array(report.errorMessages.map(JSONValue.string))),
+                ("used_recordings", .array(report.usedRecordings.map { .integer(String($0)) })),
+            ] + (report.companion.map { [($0.name, json($0))] } ?? []))
+    }
+
+    static func json(_ report: CassetteControl.CompanionReport) -> JSONValue {
+        .object(
+            report.counts.sorted { $0.key < $1.key }.map { ($0.key, .integer(String($0.value))) } + [
+                ("miss_diagnostics", .array(report.missDiagnostics.map(JSONValue.string))),
+                ("error_messages", .array(report.errorMessages.map(JSONValue.string))),
+            ])
     }
 
     static func json(_ cassette: CassetteControl.UnusedRecordings) -> JSONValue {

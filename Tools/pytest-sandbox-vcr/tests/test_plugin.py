@@ -292,7 +292,9 @@ def test_the_environment_points_at_serve_during_a_marked_test_only(pytester, mon
             assert os.environ["SANDBOX_URL"] == sandbox_vcr.url + "/run_code" == sandbox_vcr.run_code_url
             assert os.environ["SANDBOX_FUSION_ENDPOINT"] == sandbox_vcr.url
             assert config.SANDBOX_ENDPOINT == config.DATASET_ENDPOINT == sandbox_vcr.url
-            assert sandbox_vcr.modal_url is None
+            assert sandbox_vcr.modal_url.startswith("http://127.0.0.1:")
+            assert os.environ["MODAL_SERVER_URL"] == sandbox_vcr.modal_url
+            assert os.environ["MODAL_TOKEN_ID"] == "ak-sandbox-vcr-replay"
             assert sandbox_vcr.cassette.name == "test_1_marked.sqlite"
             assert sandbox_vcr.cassette.parent.name == "test_env"
             assert sandbox_vcr.record_mode == "never"
@@ -300,6 +302,7 @@ def test_the_environment_points_at_serve_during_a_marked_test_only(pytester, mon
         def test_2_after():
             after = (os.environ["SANDBOX_URL"], os.environ.get("SANDBOX_FUSION_ENDPOINT"), config.SANDBOX_ENDPOINT)
             assert after == BEFORE == ("http://before.invalid/run_code", None, "http://localhost:8080")
+            assert "MODAL_SERVER_URL" not in os.environ and "MODAL_TOKEN_ID" not in os.environ
     """)
     pytester.runpytest_subprocess("--sandbox-record-mode=never").assert_outcomes(passed=2)
 
@@ -634,3 +637,120 @@ def test_the_modal_ini_settings_and_a_client_made_too_early(pytester, fake_modal
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["Modal (recorded/modal-sessions.sqlite, record mode never): 1 sandbox(es), 1 exec(s) *"
                                  "0 missed"])
+
+
+#: Per-test Modal cassettes: marked tests, a warm sandbox made by a session-scoped fixture before any test and used
+#: first by the second test (as a pool made ahead is), and a sandbox per test.
+MODAL_PER_TEST = """
+import json
+import os
+
+import modal
+import pytest
+
+pytestmark = pytest.mark.sandbox_vcr
+
+
+@pytest.fixture(scope="session")
+def app():
+    return modal.App.lookup("pytest-sandbox-vcr-per-test", create_if_missing=True)
+
+
+@pytest.fixture(scope="session")
+def warm(app):
+    sandbox = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+    yield sandbox
+    sandbox.terminate()
+
+
+def run(sandbox, command):
+    process = sandbox.exec("bash", "-lc", command)
+    return process.stdout.read(), process.stderr.read(), process.wait()
+
+
+def test_fresh_sandbox(app, warm, sandbox_vcr):
+    # `warm` was made now, before this test's cassette became current; it is first used by the next test.
+    assert os.environ["MODAL_SERVER_URL"] == sandbox_vcr.modal_url
+    sandbox = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+    try:
+        assert run(sandbox, "echo hello") == ("hello\\n", "", 0)
+        assert run(sandbox, "echo partial; echo failing >&2; exit 3") == ("partial\\n", "failing\\n", 3)
+    finally:
+        sandbox.terminate()
+    with open(f"report-{sandbox_vcr.record_mode}.json", "w") as out:
+        json.dump(sandbox_vcr.modal, out)
+
+
+def test_warm_sandbox(warm, sandbox_vcr):
+    assert run(warm, "echo $((6 * 7))") == ("42\\n", "", 0)
+"""
+
+
+def test_modal_per_test_cassettes_record_through_the_fake_then_replay_with_it_gone(pytester, fake_modal, monkeypatch):
+    pytester.makepyfile(test_modal_per_test=MODAL_PER_TEST)
+    pytester.makeconftest(ENVIRONMENT_PROBE)
+    # `all` needs no --sandbox-upstream with a Modal upstream: $MODAL_SERVER_URL (the fake) when pytest started.
+    recorded = pytester.runpytest_subprocess("--sandbox-record-mode=all", "--sandbox-modal-upstream", fake_modal.url)
+    recorded.assert_outcomes(passed=2)
+    folder = pytester.path / "cassettes" / "test_modal_per_test"
+    fresh, warm = folder / "test_fresh_sandbox.sqlite", folder / "test_warm_sandbox.sqlite"
+    assert fresh.is_file() and warm.is_file()
+    assert fake_modal.stats()["sandboxes_created"] == 2
+    assert b"6 * 7" in fresh.read_bytes() + warm.read_bytes()
+    assert b"6 * 7" not in fresh.read_bytes() and b"echo hello" not in warm.read_bytes()
+    report = json.loads((pytester.path / "report-all.json").read_text())
+    assert report["recorded"] == 2 and report["misses"] == 0
+    recorded.stdout.fnmatch_lines(["Modal in 2 of them: 0 exec(s) replayed, 3 recorded, 0 missed"])
+    after = json.loads((pytester.path / "after.json").read_text())
+    assert after == {"MODAL_SERVER_URL": fake_modal.url, "MODAL_TOKEN_ID": "ak-pluginTESTtoken",
+                     "MODAL_TOKEN_SECRET": "as-pluginTESTsecret"}
+    before = digest_tree(pytester.path / "cassettes")
+
+    # CI: the fake is gone, and there are no credentials.
+    fake_modal.stop()
+    forget_modal_credentials(monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    replayed = pytester.runpytest_subprocess()
+    replayed.assert_outcomes(passed=2)
+    replayed.stdout.fnmatch_lines(["Modal in 2 of them: 3 exec(s) replayed, 0 recorded, 0 missed"])
+    report = json.loads((pytester.path / "report-never.json").read_text())
+    assert report["replayed"] == 2 and report["forwarded"] == 0 and report["misses"] == 0
+    assert json.loads((pytester.path / "after.json").read_text()) == dict.fromkeys(
+        ("MODAL_SERVER_URL", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"))
+    assert digest_tree(pytester.path / "cassettes") == before
+
+    # One command changed: that test fails with the miss diagnostics of its own cassette; the other passes.
+    pytester.makepyfile(test_modal_per_test=MODAL_PER_TEST.replace("6 * 7", "6 * 8").replace("42", "48"))
+    changed = pytester.runpytest_subprocess()
+    changed.assert_outcomes(passed=1, failed=1)
+    changed.stdout.fnmatch_lines([
+        "*ConflictError: sandbox-vcr: no recording matches step 1 of Modal sandbox*test_warm_sandbox.sqlite*never*",
+        "*Requested: exec \"echo $((6 * 8))\"*",
+    ])
+    changed.stdout.fnmatch_lines([
+        "sandbox-vcr: 1 Modal exec(s) of this test have no recording in*test_warm_sandbox.sqlite (record mode `never`):",
+    ])
+    assert digest_tree(pytester.path / "cassettes") == before
+
+
+def test_a_modal_exec_outside_marked_tests_fails_the_session(pytester, monkeypatch):
+    forget_modal_credentials(monkeypatch)
+    pytester.makepyfile(test_outside="""
+        import modal
+        import pytest
+
+        @pytest.mark.sandbox_vcr
+        def test_marked(sandbox_vcr):
+            assert sandbox_vcr.modal_url
+
+        def test_unmarked_swallows_the_miss():
+            app = modal.App.lookup("outside", create_if_missing=True)
+            sandbox = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
+            with pytest.raises(modal.exception.ConflictError, match="no cassette is active"):
+                sandbox.exec("bash", "-lc", "echo outside").wait()
+    """)
+    result = pytester.runpytest_subprocess("--sandbox-record-mode=never")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "pytest-sandbox-vcr: 1 Modal exec(s) ran outside any marked test and missed (no cassette was active)*"])

@@ -5,9 +5,15 @@ fixture) runs with `SANDBOX_URL`, `SANDBOX_FUSION_ENDPOINT` and the official `sa
 `sandbox-vcr serve --control` per session (per xdist worker), which answers from the test's cassette,
 `cassettes/<module>/<test>.sqlite` beside the test module.
 
-Modal: the session-scoped `sandbox_vcr_modal` fixture (or `@pytest.mark.sandbox_vcr_modal`) starts one
-`sandbox-vcr serve --modal-port 0` with one cassette for the session (`cassettes/modal.sqlite` under the rootdir)
-and sets `MODAL_SERVER_URL` to it until the session ends (see modal_session.py).
+Modal: the same serve also speaks Modal's API (`--modal-port`), and its Modal port follows the test's cassette: a
+marked test gets `MODAL_SERVER_URL` (and placeholder tokens in replay), and its sandboxes are replayed from and
+recorded into its own cassette. A sandbox binds to the cassette of the test that runs its first exec (so a warm pool
+made ahead works), and again to the next test's cassette if it is used there too.
+
+Alternatively, the session-scoped `sandbox_vcr_modal` fixture (or `@pytest.mark.sandbox_vcr_modal`) starts one
+`sandbox-vcr serve --modal-port 0` with one cassette for the whole session (`cassettes/modal.sqlite` under the
+rootdir) and sets `MODAL_SERVER_URL` to it until the session ends (see modal_session.py); while it runs, marked tests
+leave `MODAL_SERVER_URL` to it.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
 
-from .modal_session import ModalSessionState, SandboxVCRModal
+from .modal_session import (PLACEHOLDER_TOKEN_ID, PLACEHOLDER_TOKEN_SECRET, ModalSessionState, SandboxVCRModal,
+                            _profile_has_token)
 from .server import SandboxVCRError, ServeProcess, find_binary
 
 RECORD_MODES = ("never", "missing", "all", "live")
@@ -33,10 +41,16 @@ MODAL_CASSETTE_INI = "sandbox_modal_cassette"
 #: The variables a marked test gets, each set to the server's base URL or its /run_code URL.
 ENV_RUN_CODE_URL = "SANDBOX_URL"
 ENV_ENDPOINT = "SANDBOX_FUSION_ENDPOINT"
+ENV_MODAL_URL = "MODAL_SERVER_URL"
+ENV_MODAL_TOKENS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
+#: The Modal API serve records from when neither --sandbox-modal-upstream nor $MODAL_SERVER_URL names one.
+DEFAULT_MODAL_UPSTREAM = "https://api.modal.com"
 
 _STATE = pytest.StashKey["_SessionState"]()
 _ACTIVE = pytest.StashKey["SandboxVCR"]()
 _MODAL = pytest.StashKey[ModalSessionState]()
+#: The Modal API recordings come from: --sandbox-modal-upstream, else $MODAL_SERVER_URL when pytest started.
+_MODAL_UPSTREAM = pytest.StashKey[Optional[str]]()
 #: A test's Modal miss count when its setup began.
 _MODAL_BASELINE = pytest.StashKey[int]()
 
@@ -87,10 +101,12 @@ def pytest_configure(config):
         "sandbox_vcr_modal(*, allow_misses=False): use the session's Modal replay server (the sandbox_vcr_modal "
         "fixture: MODAL_SERVER_URL points at it from then on) (pytest-sandbox-vcr)")
     record_mode = resolve_record_mode(config)
-    config.stash[_STATE] = _SessionState(config, record_mode)
+    normalizers = list(config.getini("sandbox_modal_normalize")) + (config.getoption("sandbox_modal_normalize") or [])
+    config.stash[_MODAL_UPSTREAM] = config.getoption("sandbox_modal_upstream") or os.environ.get(ENV_MODAL_URL) or None
+    config.stash[_STATE] = _SessionState(config, record_mode, normalizers)
     config.stash[_MODAL] = ModalSessionState(
         config, record_mode, modal_cassette_path(config), config.getoption("sandbox_modal_upstream"),
-        normalizers=list(config.getini("sandbox_modal_normalize")) + (config.getoption("sandbox_modal_normalize") or []))
+        normalizers=normalizers)
 
 
 def modal_cassette_path(config) -> Path:
@@ -140,6 +156,8 @@ def pytest_collection_modifyitems(session, config, items):
     state: Optional[_SessionState] = config.stash.get(_STATE, None)
     if state is None or state.record_mode not in ("all", "live") or state.upstream:
         return
+    if config.getoption("sandbox_modal_upstream"):
+        return  # recording Modal sandboxes only
     if any(item.get_closest_marker(MARKER) is not None or "sandbox_vcr" in getattr(item, "fixturenames", ())
            for item in items):
         raise pytest.UsageError(
@@ -170,11 +188,15 @@ class SandboxVCR:
         #: Set once the test ended: the cassette is being closed, and `_final` gets the closing report.
         self._closing = False
         self._final: Optional[Dict[str, Any]] = None
+        session_modal = state.config.stash.get(_MODAL, None)
+        self.modal_url = (session_modal.server_url("modal_url") if session_modal is not None and session_modal.running
+                          else state.server.modal_url if state.server is not None else None)
 
     @property
     def report(self) -> Dict[str, Any]:
         """The server's counts for this test: requests, hits, misses, recorded, live, errors, miss_diagnostics,
-        error_messages, used_recordings (the last filled once the test ended)."""
+        error_messages, used_recordings (the last filled once the test ended), and `modal`: its Modal calls'
+        sandboxes, replayed, recorded, forwarded, misses, errors, miss_diagnostics and error_messages."""
         if self._closing and self._final is None and self._state.server is not None:
             self._state.server.drain()
         if self._final is not None:
@@ -188,12 +210,12 @@ class SandboxVCR:
     recorded = property(lambda self: self.report["recorded"], doc="Requests recorded into the cassette.")
     live = property(lambda self: self.report["live"], doc="Requests passed through (mode `live`).")
     errors = property(lambda self: self.report["errors"], doc="Requests that failed otherwise.")
+    modal = property(lambda self: self.report.get("modal") or {},
+                     doc="What the test's Modal calls did: sandboxes, replayed, recorded, forwarded, misses, errors.")
 
-    @property
-    def modal_url(self) -> Optional[str]:
-        """The session's Modal server URL once the `sandbox_vcr_modal` fixture started it, else None."""
-        modal = self._state.config.stash.get(_MODAL, None)
-        return modal.server_url("modal_url") if modal is not None else None
+    #: Modal's API answered from this test's cassette (MODAL_SERVER_URL during the test), e.g. http://127.0.0.1:PORT;
+    #: the session's Modal server instead while the `sandbox_vcr_modal` fixture runs.
+    modal_url: Optional[str] = None
 
     def __repr__(self):
         return f"SandboxVCR(url={self.url!r}, cassette={str(self.cassette)!r}, record_mode={self.record_mode!r})"
@@ -202,9 +224,10 @@ class SandboxVCR:
 class _SessionState:
     """The session's serve process (started by the first marked test), and what its tests used."""
 
-    def __init__(self, config, record_mode: str):
+    def __init__(self, config, record_mode: str, modal_normalizers: Optional[List[str]] = None):
         self.config = config
         self.record_mode = record_mode
+        self.modal_normalizers = list(modal_normalizers or [])
         self.upstream: Optional[str] = config.getoption("sandbox_upstream")
         cassette_dir = config.getoption("sandbox_cassette_dir")
         self.cassette_dir = (Path(config.invocation_params.dir) / cassette_dir).resolve() if cassette_dir else None
@@ -215,7 +238,8 @@ class _SessionState:
         self.used: Dict[str, set] = {}
         #: path -> {id: request summary} of recordings the server says no test used.
         self.unused: Dict[str, Dict[int, str]] = {}
-        self.totals = {"tests": 0, "hits": 0, "misses": 0, "recorded": 0, "live": 0, "errors": 0}
+        self.totals = {"tests": 0, "hits": 0, "misses": 0, "recorded": 0, "live": 0, "errors": 0,
+                       "modal_tests": 0, "modal_replayed": 0, "modal_recorded": 0, "modal_misses": 0}
         #: What went wrong outside any test (shown in the summary).
         self.problems: List[str] = []
 
@@ -227,11 +251,24 @@ class _SessionState:
         try:
             binary = find_binary()
             self.temp_dir = tempfile.TemporaryDirectory(prefix="sandbox-vcr-")
-            self.server = ServeProcess(binary, self.upstream, Path(self.temp_dir.name) / "serve.log")
+            self.server = ServeProcess(
+                binary, self.upstream, Path(self.temp_dir.name) / "serve.log", arguments=self.serve_arguments())
         except SandboxVCRError as error:
             self.start_error = f"pytest-sandbox-vcr: {error}"
             pytest.fail(self.start_error, pytrace=False)
         return self.server
+
+    def serve_arguments(self) -> List[str]:
+        """`serve --control` with the SandboxFusion upstream, and a Modal port that records (from the Modal upstream)
+        unless the session only replays."""
+        arguments = ["--control", "--port", "0", "--modal-port", "0"]
+        if self.upstream:
+            arguments += ["--url", self.upstream]
+        if self.record_mode != "never":
+            arguments += ["--modal-upstream", self.config.stash.get(_MODAL_UPSTREAM, None) or DEFAULT_MODAL_UPSTREAM]
+        for rule in self.modal_normalizers:
+            arguments += ["--normalize", rule]
+        return arguments
 
     def current_report(self) -> Dict[str, Any]:
         active = self.ensure_server().request("GET", "/sandbox-vcr/cassette")["active"]
@@ -268,6 +305,11 @@ class _SessionState:
         self.totals["tests"] += 1
         for key in ("hits", "misses", "recorded", "live", "errors"):
             self.totals[key] += report.get(key, 0)
+        modal = report.get("modal") or {}
+        if modal.get("sandboxes", 0) or modal.get("misses", 0):
+            self.totals["modal_tests"] += 1
+        for key in ("replayed", "recorded", "misses"):
+            self.totals[f"modal_{key}"] += modal.get(key, 0)
         self.used.setdefault(report.get("path", str(vcr.cassette)), set()).update(report.get("used_recordings", []))
         for message in report.get("error_messages", []):
             if message.startswith("closing the cassette failed"):
@@ -277,6 +319,17 @@ class _SessionState:
         """Asks the server which recordings no test used, then stops it."""
         if self.server is None:
             return
+        try:
+            # Modal execs that missed with no cassette active (outside marked tests: a session fixture, a
+            # background task) are in no test's report; the replay still differs, so the session fails.
+            modal_misses = int((self.server.request("GET", "/stats").get("modal") or {}).get("misses", 0))
+            in_tests = self.totals["modal_misses"]
+            if modal_misses > in_tests:
+                self.problems.append(
+                    f"{modal_misses - in_tests} Modal exec(s) ran outside any marked test and missed (no cassette "
+                    f"was active): make the Modal calls in marked tests, or in fixtures they use")
+        except (SandboxVCRError, ValueError, TypeError) as error:
+            self.problems.append(f"could not read the Modal counts: {error}")
         try:
             for cassette in self.server.request("GET", "/sandbox-vcr/unused")["cassettes"]:
                 entries = self.unused.setdefault(cassette["path"], {})
@@ -356,21 +409,38 @@ def cassette_path(item, marker, cassette_dir: Optional[Path]) -> Path:
 
 
 class _Environment:
-    """Points the environment and the official client at the server for one test, and puts them back."""
+    """Points the environment, the official client and Modal's SDK at the server for one test, and puts them back."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, modal_url: Optional[str] = None, record_mode: str = "never",
+                 sandbox_fusion: bool = True):
         self.url = url
-        self.saved = {name: os.environ.get(name) for name in (ENV_RUN_CODE_URL, ENV_ENDPOINT)}
+        #: None: leave Modal's variables alone (the session's Modal server owns them, or there is no Modal port).
+        self.modal_url = modal_url
+        self.record_mode = record_mode
+        #: False: Modal's variables only.
+        self.sandbox_fusion = sandbox_fusion
+        names = ((ENV_RUN_CODE_URL, ENV_ENDPOINT) if sandbox_fusion else ()) + (
+            (ENV_MODAL_URL,) + ENV_MODAL_TOKENS if modal_url else ())
+        self.saved = {name: os.environ.get(name) for name in names}
         self.client_config = sys.modules.get("sandbox_fusion.config")
         self.saved_client = (
             (self.client_config.SANDBOX_ENDPOINT, self.client_config.DATASET_ENDPOINT)
             if self.client_config is not None else None)
 
     def apply(self):
-        os.environ[ENV_RUN_CODE_URL] = f"{self.url}/run_code"
-        os.environ[ENV_ENDPOINT] = self.url
+        if self.sandbox_fusion:
+            os.environ[ENV_RUN_CODE_URL] = f"{self.url}/run_code"
+            os.environ[ENV_ENDPOINT] = self.url
+        if self.modal_url:
+            os.environ[ENV_MODAL_URL] = self.modal_url
+            if not all(os.environ.get(name) for name in ENV_MODAL_TOKENS):
+                # The SDK refuses to start without a token and a replay accepts any; a recording forwards the
+                # client's own, so a configured profile is left to the SDK then.
+                if self.record_mode == "never" or not _profile_has_token():
+                    os.environ["MODAL_TOKEN_ID"] = PLACEHOLDER_TOKEN_ID
+                    os.environ["MODAL_TOKEN_SECRET"] = PLACEHOLDER_TOKEN_SECRET
         client = sys.modules.get("sandbox_fusion")
-        if client is not None and hasattr(client, "set_endpoint"):
+        if self.sandbox_fusion and client is not None and hasattr(client, "set_endpoint"):
             client.set_endpoint(self.url)
 
     def restore(self):
@@ -380,7 +450,7 @@ class _Environment:
             else:
                 os.environ[name] = value
         config = sys.modules.get("sandbox_fusion.config")
-        if config is None:
+        if config is None or not self.sandbox_fusion:
             return
         if self.saved_client is not None and config is self.client_config:
             config.SANDBOX_ENDPOINT, config.DATASET_ENDPOINT = self.saved_client
@@ -406,7 +476,9 @@ def _sandbox_vcr_cassette(request):
     state: _SessionState = request.config.stash[_STATE]
     overrides = request.getfixturevalue("sandbox_vcr_config")
     vcr = state.begin(request.node, marker, overrides)
-    environment = _Environment(vcr.url)
+    session_modal: Optional[ModalSessionState] = request.config.stash.get(_MODAL, None)
+    owns_modal = session_modal is None or not session_modal.running
+    environment = _Environment(vcr.url, vcr.modal_url if owns_modal else None, vcr.record_mode)
     environment.apply()
     request.node.stash[_ACTIVE] = vcr
     try:
@@ -419,8 +491,9 @@ def _sandbox_vcr_cassette(request):
 
 @pytest.fixture
 def sandbox_vcr(_sandbox_vcr_cassette) -> SandboxVCR:
-    """The test's cassette and server: `.url`, `.run_code_url`, `.modal_url` (the session's Modal server, if
-    started), `.cassette`, `.record_mode`, and its `.hits`, `.misses`, `.recorded` counts. Using it marks the test."""
+    """The test's cassette and server: `.url`, `.run_code_url`, `.modal_url` (Modal's API from the same cassette),
+    `.cassette`, `.record_mode`, its `.hits`, `.misses`, `.recorded` counts and `.modal` (its Modal counts). Using it
+    marks the test."""
     return _sandbox_vcr_cassette
 
 
@@ -449,6 +522,38 @@ def _sandbox_vcr_modal_autostart(request):
             request.getfixturevalue(MODAL_FIXTURE)
         except pytest.fail.Exception:
             pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sandbox_vcr_modal_environment(request):
+    """Points Modal's SDK at the per-test cassettes' serve for the whole session, before any fixture of any scope
+    runs, when the session imported `modal` and selected marked tests: the SDK makes its client once, at the first
+    Modal call (a session-scoped warm pool, say), with the server URL of that moment. Without `modal`, each marked
+    test sets MODAL_SERVER_URL for itself."""
+    items = request.session.items
+    session_modal: Optional[ModalSessionState] = request.config.stash.get(_MODAL, None)
+    uses_session_modal = any(
+        item.get_closest_marker(MODAL_MARKER) is not None or MODAL_FIXTURE in getattr(item, "fixturenames", ())
+        for item in items)
+    marked = any(item.get_closest_marker(MARKER) is not None or "sandbox_vcr" in getattr(item, "fixturenames", ())
+                 for item in items)
+    if uses_session_modal or not marked or "modal" not in sys.modules or session_modal is None:
+        yield
+        return
+    state: _SessionState = request.config.stash[_STATE]
+    try:
+        server = state.ensure_server()
+    except pytest.fail.Exception:
+        # The marked tests fail with the reason; Modal calls made before them go wherever the SDK's settings say.
+        warnings.warn(pytest.PytestWarning(f"Modal is not pointed at sandbox-vcr: {state.start_error}"))
+        yield
+        return
+    environment = _Environment(server.url, server.modal_url, state.record_mode, sandbox_fusion=False)
+    environment.apply()
+    try:
+        yield
+    finally:
+        environment.restore()
 
 
 @pytest.fixture(autouse=True)
@@ -531,21 +636,37 @@ def _miss_message(vcr: SandboxVCR, shown: str = "") -> Optional[str]:
         report = vcr.report
     except SandboxVCRError as error:
         return f"pytest-sandbox-vcr: {error}"
+    lines: List[str] = []
     misses = report.get("misses", 0)
-    if not misses:
-        return None
-    diagnostics = report.get("miss_diagnostics", [])
-    lines = [
-        f"sandbox-vcr: {misses} SandboxFusion request(s) of this test have no recording in {vcr.cassette} "
-        f"(record mode `{vcr.record_mode}`):"]
+    if misses:
+        lines += _miss_lines(
+            f"{misses} SandboxFusion request(s) of this test have no recording", misses,
+            report.get("miss_diagnostics", []), vcr, shown)
+        if vcr.record_mode in ("never", "missing") and not vcr._state.upstream:
+            lines += ["", "To record them: pytest --sandbox-record-mode=missing --sandbox-upstream "
+                          "http://SANDBOXFUSION:8080 (then commit the cassette)."]
+    modal = report.get("modal") or {}
+    modal_misses = modal.get("misses", 0)
+    if modal_misses:
+        if lines:
+            lines.append("")
+        lines += _miss_lines(
+            f"{modal_misses} Modal exec(s) of this test have no recording", modal_misses,
+            modal.get("miss_diagnostics", []), vcr, shown)
+        if vcr.record_mode in ("never", "missing"):
+            lines += ["", "To record them: pytest --sandbox-record-mode=missing with MODAL_TOKEN_ID / "
+                          "MODAL_TOKEN_SECRET set (upstream: --sandbox-modal-upstream, else $MODAL_SERVER_URL, else "
+                          "Modal), then commit the cassette."]
+    return "\n".join(lines) if lines else None
+
+
+def _miss_lines(headline: str, misses: int, diagnostics: List[str], vcr: SandboxVCR, shown: str) -> List[str]:
+    lines = [f"sandbox-vcr: {headline} in {vcr.cassette} (record mode `{vcr.record_mode}`):"]
     for number, text in enumerate(diagnostics, start=1):
         lines += ["", f"--- miss {number} ---", "(in the error above)" if text in shown else text]
     if misses > len(diagnostics):
         lines += ["", f"(and {misses - len(diagnostics)} more)"]
-    if vcr.record_mode in ("never", "missing") and not vcr._state.upstream:
-        lines += ["", "To record them: pytest --sandbox-record-mode=missing --sandbox-upstream "
-                      "http://SANDBOXFUSION:8080 (then commit the cassette)."]
-    return "\n".join(lines)
+    return lines
 
 
 def pytest_sessionfinish(session):
@@ -595,6 +716,10 @@ def pytest_terminal_summary(terminalreporter, config):
         f"{totals['tests']} test(s) with cassettes (record mode {state.record_mode}): {totals['hits']} replayed, "
         f"{totals['recorded']} recorded, {totals['misses']} missed, {totals['live']} live, {totals['errors']} "
         f"failed")
+    if totals.get("modal_tests"):
+        terminalreporter.write_line(
+            f"Modal in {totals['modal_tests']} of them: {totals['modal_replayed']} exec(s) replayed, "
+            f"{totals['modal_recorded']} recorded, {totals['modal_misses']} missed")
     for problem in state.problems:
         terminalreporter.write_line(f"pytest-sandbox-vcr: {problem}", red=True)
     unused = state.unused_by_cassette()
