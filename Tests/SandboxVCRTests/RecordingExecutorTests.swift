@@ -385,4 +385,33 @@ import Testing
         #expect(error.code == .miss)
         #expect(error.message.contains("no live executor"))
     }
+
+    /// A long replay (issue 12: memory grew by ~110 bytes per request) keeps what the executor tracks as small as the
+    /// cassette: a request repeated past its recordings (`repeatLast`) and distinct misses add nothing.
+    @Test func aLongReplayTracksNoMoreThanTheCassette() async throws {
+        let cassette = try await open()
+        let recorder = RecordingExecutor(cassette: cassette, mode: .missing, live: SandboxExecutorStub())
+        _ = try await recorder.execute(request(stdin: "a"))
+        _ = try await recorder.execute(request(stdin: "a"))
+        _ = try await recorder.execute(request(stdin: "b"))
+        // Mode `never` repeats the last recording of "a"; mode `missing` without a live executor replays each
+        // recording once (a third "a" would miss).
+        for mode in [RecordMode.never, .missing] {
+            let replayer = RecordingExecutor(cassette: cassette, mode: mode)
+            for round in 0..<2_000 {
+                if mode == .never || round < 2 {
+                    #expect(try await replayer.execute(request(stdin: "a")).stdoutText == "a")
+                }
+                await #expect(throws: CassetteError.self) {
+                    try await replayer.execute(request(stdin: "miss \(round)"))
+                }
+            }
+            #expect(try await replayer.execute(request(stdin: "b")).stdoutText == "b")
+            let tracked = replayer.trackedCounts
+            #expect(tracked.keys == 2, "mode \(mode)")
+            #expect(tracked.used == 3, "mode \(mode)")
+            // The usage report still names every recording replayed.
+            #expect(try await replayer.recordingUsage().used.count == 3)
+        }
+    }
 }

@@ -356,6 +356,18 @@ public final class Cassette: Sendable {
         return try await scan { try CassetteDatabase.interactions(forKey: key, $0, path: path) }
     }
 
+    /// The steps of every session whose id starts with `prefix` (e.g. `modal/`), by id; other interactions are not
+    /// decoded.
+    public func interactions(inSessionsPrefixed prefix: String) async throws -> [Interaction] {
+        let path = self.path
+        return try await scan { db in
+            let ids = try Int64.fetchAll(
+                db, sql: "SELECT id FROM interactions WHERE substr(session, 1, length(?)) = ? ORDER BY id",
+                arguments: [prefix, prefix])
+            return try CassetteDatabase.interactions(ids: ids, db, path: path)
+        }
+    }
+
     /// Interactions by id.
     func interactions(ids: [Int64]) async throws -> [Interaction] {
         let path = self.path

@@ -189,7 +189,6 @@ public final class RecordingExecutor: SandboxExecutor {
         let ordinal = shared.state.withLock { state in
             let ordinal = state.counters[key, default: 0]
             state.counters[key] = ordinal + 1
-            state.used.insert(.init(key: key, ordinal: ordinal))
             return ordinal
         }
         let slot = Slot(key: key, ordinal: ordinal, step: step)
@@ -205,7 +204,12 @@ public final class RecordingExecutor: SandboxExecutor {
                     }
                     return replay(recording, key: key)
                 }
-                guard liveSource.mayHaveExecutor else { throw try await missError(request, noLive: true) }
+                guard liveSource.mayHaveExecutor else {
+                    if try cassette.recording(key: key, ordinal: ordinal, orLast: true) == nil {
+                        shared.state.withLock { _ = $0.counters.removeValue(forKey: key) }
+                    }
+                    throw try await missError(request, noLive: true)
+                }
                 return await callLive(request, key: key, recording: slot)
             default:
                 let repeatsLast = configuration.exhaustion == .repeatLast
@@ -221,6 +225,9 @@ public final class RecordingExecutor: SandboxExecutor {
                             + "policy `repeatLast`",
                         path: cassette.path)
                 }
+                // Nothing will ever be recorded under this key here: forget its count, so that distinct misses
+                // (every new program a grader sends) do not add up in memory over a long replay.
+                shared.state.withLock { _ = $0.counters.removeValue(forKey: key) }
                 throw try await missError(request)
             }
         } catch let error as CassetteError where error.code == .miss || error.code == .exhausted {
@@ -243,6 +250,7 @@ public final class RecordingExecutor: SandboxExecutor {
 
     private func replay(_ recording: CassetteDatabase.Recording, key: ContentHash) -> ExecutionOutcome {
         if configuration.stampsReplays ?? Self.environmentStampsReplays { cassette.markReplayed(recording.id) }
+        noteUse(key: key, ordinal: recording.ordinal)
         switch recording.outcome {
         case .result(let result): return ExecutionOutcome(source: .hit, result: .success(result), key: key)
         case .failure(let error): return ExecutionOutcome(source: .hit, result: .failure(error), key: key)
@@ -302,7 +310,20 @@ public final class RecordingExecutor: SandboxExecutor {
         } catch {
             return ExecutionOutcome(source: .error, result: .failure(error), key: slot.key, liveDuration: elapsed)
         }
+        noteUse(key: slot.key, ordinal: slot.ordinal)
         return ExecutionOutcome(source: .recorded, result: result, key: slot.key, liveDuration: elapsed)
+    }
+
+    /// How many keys the executor counts repetitions of, and how many recordings it noted as used (tests check that
+    /// both stay bounded by the cassette over a long replay).
+    package var trackedCounts: (keys: Int, used: Int) {
+        shared.state.withLock { ($0.counters.count, $0.used.count) }
+    }
+
+    /// Notes a recording replayed or recorded (for the unused report). Only recordings that exist are noted, so the
+    /// set stays as small as the cassette however many requests repeat one (`repeatLast`) or miss.
+    private func noteUse(key: ContentHash, ordinal: Int) {
+        shared.state.withLock { _ = $0.used.insert(.init(key: key, ordinal: ordinal)) }
     }
 
     private func missError(_ request: ExecutionRequest, noLive: Bool = false) async throws -> CassetteError {

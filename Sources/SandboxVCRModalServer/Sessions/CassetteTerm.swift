@@ -146,12 +146,7 @@ extension ReplayLibrary {
     static func load(from cassette: Cassette, normalizers: [ExecNormalizer], logger: Logger) async throws
         -> ReplayLibrary
     {
-        var interactions: [Cassette.Interaction] = []
-        try await cassette.forEachInteraction { interaction in
-            if interaction.session?.hasPrefix(ModalSessionCoding.sessionPrefix) == true {
-                interactions.append(interaction)
-            }
-        }
+        let interactions = try await cassette.interactions(inSessionsPrefixed: ModalSessionCoding.sessionPrefix)
         let (sandboxes, skipped) = ModalSessionCoding.sandboxes(from: interactions)
         if skipped > 0 {
             logger.warning(

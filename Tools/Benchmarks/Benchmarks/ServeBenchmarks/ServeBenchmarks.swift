@@ -7,6 +7,7 @@ import Foundation
 import SandboxVCR
 import SandboxVCRServer
 import SandboxVCRTestSupport
+import Synchronization
 
 /// Keep-alive connections, each on its own thread.
 private let connections = 64
@@ -35,6 +36,29 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(SuiteMetric.residentGrowthKiB, max(0, ProcessFigures.residentKiB() - state.residentKiB))
     } setup: {
         try await ServeState()
+    }
+
+    // Memory over a long replay (issue 12): the grading demo's cassette replayed read-only by the same stack as
+    // `serve --record never`, 1,000,000 requests in samples of 100,000: 99 in 100 are recorded requests (hits), one
+    // in a hundred a request never seen before (a miss, with its diagnostics). The resident memory after each sample
+    // is compared with the memory after a warm-up of 100,000; the goal is growth under 5 MB at the end.
+    Benchmark(
+        "Serve replay memory, hits and misses",
+        configuration: .suite(
+            checked: [SuiteMetric.residentGrowthKiB: Tolerance.memory],
+            reported: [SuiteMetric.requestsPerSecond, .wallClock],
+            tags: ["connections": "\(connections)", "misses": "1 in 100"], maxIterations: 10,
+            maxDuration: .seconds(1_200), warmupIterations: 0)
+    ) { benchmark, state in
+        let start = ContinuousClock.now
+        try await state.load(total: MixedReplayState.requestsPerSample)
+        let elapsed = ContinuousClock.now - start
+        benchmark.stopMeasurement()
+        benchmark.measurement(
+            SuiteMetric.requestsPerSecond, Int(Double(MixedReplayState.requestsPerSample) / elapsed.seconds))
+        benchmark.measurement(SuiteMetric.residentGrowthKiB, ProcessFigures.residentKiB() - state.residentKiB)
+    } setup: {
+        try await MixedReplayState()
     }
 }
 
@@ -99,6 +123,96 @@ private final class ServeState {
                 }
             }
             return try await group.reduce(into: [Int]()) { $0 += $1 }
+        }
+    }
+}
+
+/// `serve --record never` on a copy of the grading demo's cassette, and the requests of the mix.
+private final class MixedReplayState {
+    static let requestsPerSample = 100_000
+    let server: SandboxFusionServer
+    let running: Task<Void, any Error>
+    let port: Int
+    /// The demo's recorded requests (hits), as keep-alive HTTP requests.
+    let hits: [[UInt8]]
+    private(set) var residentKiB = 0
+    private let sent = Atomic<Int>(0)
+    private let folder: URL
+
+    init() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let demo = root.appendingPathComponent("Fixtures/grading-demo")
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("serve-memory-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let copy = folder.appendingPathComponent("cassette.sqlite")
+        try FileManager.default.copyItem(at: demo.appendingPathComponent("cassette.sqlite"), to: copy)
+        var hits: [[UInt8]] = []
+        for line in try String(contentsOf: demo.appendingPathComponent("exchanges.jsonl"), encoding: .utf8)
+            .split(separator: "\n")
+        {
+            guard let exchange = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let request = exchange["request"] as? [String: Any], let body = request["body"]
+            else { continue }
+            hits.append(Self.request(body: Array(try JSONSerialization.data(withJSONObject: body))))
+        }
+        guard !hits.isEmpty else { throw BenchmarkFailure("no requests in the demo's exchanges.jsonl") }
+        self.hits = hits
+        let cassette = try await Cassette.open(at: copy, readOnly: true, create: false)
+        let executor = RecordingExecutor(cassette: cassette, mode: .never, live: nil)
+        var configuration = ServeConfiguration()
+        configuration.port = 0
+        configuration.maxConcurrency = 64
+        let server = SandboxFusionServer(executor: executor, configuration: configuration)
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
+        running = Task {
+            try await server.run(onReady: {
+                readyContinuation.yield($0.port)
+                readyContinuation.finish()
+            })
+        }
+        self.server = server
+        var iterator = ready.makeAsyncIterator()
+        guard let port = await iterator.next() else {
+            try await running.value
+            throw BenchmarkFailure("the server stopped before listening")
+        }
+        self.port = port
+        try await load(total: Self.requestsPerSample)
+        residentKiB = ProcessFigures.residentKiB()
+    }
+
+    deinit { try? FileManager.default.removeItem(at: folder) }
+
+    static func request(body: [UInt8]) -> [UInt8] {
+        RawHTTP.request(
+            method: "POST", path: "/run_code", headers: [("Content-Type", "application/json")], body: body,
+            keepAlive: true)
+    }
+
+    /// Sends `total` requests over ``connections`` keep-alive connections; every hundredth is new (a miss).
+    func load(total: Int) async throws {
+        let hits = hits
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for connection in 0..<connections {
+                let count = total / connections + (connection < total % connections ? 1 : 0)
+                group.addTask { [port, sent] in
+                    try await RawHTTP.onThread {
+                        let socket = try RawHTTPConnection(port: port)
+                        for _ in 0..<count {
+                            let number = sent.add(1, ordering: .relaxed).newValue
+                            let request =
+                                number % 100 == 0
+                                ? Self.request(
+                                    body: Array(#"{"code": "print(\#(number))", "language": "python", "run_timeout": 2}"#.utf8))
+                                : hits[number % hits.count]
+                            let response = try socket.exchange(request)
+                            guard response.status == 200 else { throw BenchmarkFailure("status \(response.status)") }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
         }
     }
 }
