@@ -112,6 +112,8 @@ public final class SandboxFusionServer: Sendable {
         applicationConfiguration.reuseAddress = true
         let application = Application(
             responder: SandboxFusionResponder(server: self),
+            // Slow clients are timed out: idle connections, and request heads and bodies that arrive too slowly.
+            server: DeadlineHTTP1Channel.builder(limits: ConnectionDeadlineState.Limits(configuration)),
             configuration: applicationConfiguration,
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
