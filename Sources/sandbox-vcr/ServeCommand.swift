@@ -74,6 +74,26 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: """
+            Seconds a connection may stay open with no request in progress before it is closed (0: never).
+            """)
+    var idleTimeout: Double = 60
+
+    @Option(
+        help: """
+            Seconds a request head may take to arrive, from its first byte; a slower one (a slowloris) is \
+            answered 408 and its connection closed (0: no limit).
+            """)
+    var requestHeadTimeout: Double = 10
+
+    @Option(
+        help: """
+            Seconds a request body may take to arrive, from the end of its head; a slower one is answered 408 \
+            and its connection closed (0: no limit). Answering is never timed: a slow upstream is waited for.
+            """)
+    var requestBodyTimeout: Double = 60
+
+    @Option(
+        help: """
             Write the server URL to this file (atomically) once listening; with --modal-port a second line \
             `modal: URL`.
             """)
@@ -143,7 +163,16 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxConcurrency = maxConcurrency
         configuration.maxBodyBytes = maxBodyBytes
         configuration.shutdownGrace = (0...86_400).contains(shutdownGrace) ? .seconds(shutdownGrace) : .seconds(-1)
+        configuration.idleTimeout = Self.timeout(seconds: idleTimeout)
+        configuration.requestHeadTimeout = Self.timeout(seconds: requestHeadTimeout)
+        configuration.requestBodyTimeout = Self.timeout(seconds: requestBodyTimeout)
         return configuration
+    }
+
+    /// 0 is no limit; a value out of range becomes one `ServeConfiguration.validate()` refuses.
+    private static func timeout(seconds: Double) -> Duration? {
+        if seconds == 0 { return nil }
+        return (0...86_400).contains(seconds) ? .seconds(seconds) : .seconds(-1)
     }
 
     /// The options with the hidden aliases folded in; the upstream client may carry `--max-concurrency` calls.

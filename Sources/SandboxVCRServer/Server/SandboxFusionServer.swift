@@ -110,10 +110,18 @@ public final class SandboxFusionServer: Sendable {
         var applicationConfiguration = ApplicationConfiguration(
             address: .hostname(host, port: configuration.port), serverName: nil)
         applicationConfiguration.reuseAddress = true
+        let logger = self.logger
         let application = Application(
             responder: SandboxFusionResponder(server: self),
+            // Slow clients are timed out (idle, head and body deadlines), and the listening socket backs off when
+            // accept runs out of descriptors.
+            server: DeadlineHTTP1Channel.builder(limits: ConnectionDeadlineState.Limits(configuration)),
             configuration: applicationConfiguration,
             onServerRunning: { channel in
+                try? await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptPauseHandler(logger: logger), position: .first)
+                }.get()
                 let port = channel.localAddress?.port ?? 0
                 await onReady(ServeAddress(host: host, port: port))
             },

@@ -113,6 +113,38 @@ public final class RawHTTPConnection {
         return response
     }
 
+    /// Makes every later read fail after `seconds` without data (`SO_RCVTIMEO`), so a test cannot hang on a server
+    /// that never answers.
+    public func setReadTimeout(seconds: Double) {
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Waits up to `seconds` for something to read (bytes, or the end of the stream); `true` if there is.
+    public func waitForInput(seconds: Double) -> Bool {
+        if bufferStart < buffer.count { return true }
+        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, Int32(seconds * 1000)) > 0
+    }
+
+    /// Reads until the server closes the connection (an end of stream or a reset); returns what it sent first.
+    /// Throws if a read times out (see ``setReadTimeout(seconds:)``).
+    public func readUntilClosed() throws(RawHTTPError) -> [UInt8] {
+        while true {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                buffer.append(contentsOf: chunk[0..<count])
+                continue
+            }
+            if count == 0 || errno == ECONNRESET {
+                defer { (buffer, bufferStart) = ([], 0) }
+                return Array(buffer[bufferStart...])
+            }
+            throw RawHTTPError(description: "the connection is still open: recv failed with errno \(errno)")
+        }
+    }
+
     /// Sends a request and reads its answer.
     public func exchange(_ request: [UInt8]) throws(RawHTTPError) -> RawHTTPResponse {
         try write(request)
