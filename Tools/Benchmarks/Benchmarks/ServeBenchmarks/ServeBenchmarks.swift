@@ -7,7 +7,6 @@ import Foundation
 import SandboxVCR
 import SandboxVCRServer
 import SandboxVCRTestSupport
-import Synchronization
 
 /// Keep-alive connections, each on its own thread.
 private let connections = 64
@@ -62,6 +61,29 @@ let benchmarks: @Sendable () -> Void = {
     }
 }
 
+/// Starts a server (at most 64 executor calls at once) on a free port; returns it, its task and its port.
+private func startServer(executor: any SandboxExecutor) async throws
+    -> (SandboxFusionServer, Task<Void, any Error>, Int)
+{
+    var configuration = ServeConfiguration()
+    configuration.port = 0
+    configuration.maxConcurrency = 64
+    let server = SandboxFusionServer(executor: executor, configuration: configuration)
+    let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
+    let running = Task {
+        try await server.run(onReady: {
+            readyContinuation.yield($0.port)
+            readyContinuation.finish()
+        })
+    }
+    var iterator = ready.makeAsyncIterator()
+    guard let port = await iterator.next() else {
+        try await running.value
+        throw BenchmarkFailure("the server stopped before listening")
+    }
+    return (server, running, port)
+}
+
 /// The running server, the request every connection sends, and the resident memory after the warm-up.
 ///
 /// Each benchmark runs in a process of its own: the server stops when that process ends.
@@ -77,24 +99,7 @@ private final class ServeState {
 
     /// Starts the server on a free port and warms it up with 10,000 requests.
     init() async throws {
-        var configuration = ServeConfiguration()
-        configuration.port = 0
-        configuration.maxConcurrency = 64
-        let server = SandboxFusionServer(executor: InstantExecutor(), configuration: configuration)
-        let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
-        running = Task {
-            try await server.run(onReady: {
-                readyContinuation.yield($0.port)
-                readyContinuation.finish()
-            })
-        }
-        self.server = server
-        var iterator = ready.makeAsyncIterator()
-        guard let port = await iterator.next() else {
-            try await running.value
-            throw BenchmarkFailure("the server stopped before listening")
-        }
-        self.port = port
+        (server, running, port) = try await startServer(executor: InstantExecutor())
         _ = try await load(total: 10_000)
         residentKiB = ProcessFigures.residentKiB()
     }
@@ -136,7 +141,8 @@ private final class MixedReplayState {
     /// The demo's recorded requests (hits), as keep-alive HTTP requests.
     let hits: [[UInt8]]
     private(set) var residentKiB = 0
-    private let sent = Atomic<Int>(0)
+    /// Requests sent so far: each miss's program is numbered by it, so no two are alike.
+    private var sent = 0
     private let folder: URL
 
     init() async throws {
@@ -160,24 +166,7 @@ private final class MixedReplayState {
         self.hits = hits
         let cassette = try await Cassette.open(at: copy, readOnly: true, create: false)
         let executor = RecordingExecutor(cassette: cassette, mode: .never, live: nil)
-        var configuration = ServeConfiguration()
-        configuration.port = 0
-        configuration.maxConcurrency = 64
-        let server = SandboxFusionServer(executor: executor, configuration: configuration)
-        let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
-        running = Task {
-            try await server.run(onReady: {
-                readyContinuation.yield($0.port)
-                readyContinuation.finish()
-            })
-        }
-        self.server = server
-        var iterator = ready.makeAsyncIterator()
-        guard let port = await iterator.next() else {
-            try await running.value
-            throw BenchmarkFailure("the server stopped before listening")
-        }
-        self.port = port
+        (server, running, port) = try await startServer(executor: executor)
         try await load(total: Self.requestsPerSample)
         residentKiB = ProcessFigures.residentKiB()
     }
@@ -193,18 +182,21 @@ private final class MixedReplayState {
     /// Sends `total` requests over ``connections`` keep-alive connections; every hundredth is new (a miss).
     func load(total: Int) async throws {
         let hits = hits
+        let base = sent
+        sent += total
         try await withThrowingTaskGroup(of: Void.self) { group in
             for connection in 0..<connections {
                 let count = total / connections + (connection < total % connections ? 1 : 0)
-                group.addTask { [port, sent] in
+                group.addTask { [port] in
                     try await RawHTTP.onThread {
                         let socket = try RawHTTPConnection(port: port)
-                        for _ in 0..<count {
-                            let number = sent.add(1, ordering: .relaxed).newValue
+                        for index in 0..<count {
+                            let number = base + connection + index * connections
                             let request =
                                 number % 100 == 0
                                 ? Self.request(
-                                    body: Array(#"{"code": "print(\#(number))", "language": "python", "run_timeout": 2}"#.utf8))
+                                    body: Array(
+                                        #"{"code": "print(\#(number))", "language": "python", "run_timeout": 2}"#.utf8))
                                 : hits[number % hits.count]
                             let response = try socket.exchange(request)
                             guard response.status == 200 else { throw BenchmarkFailure("status \(response.status)") }
