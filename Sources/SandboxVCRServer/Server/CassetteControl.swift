@@ -306,27 +306,14 @@ extension CassetteControl {
         var report: Report { counts.withLock { $0 } }
 
         func outcome(of request: ExecutionRequest) async -> ExecutionOutcome {
-            enum Next {
-                case executor(any SandboxExecutor)
-                case wait(Task<RecordingExecutor, any Error>)
-                case absent
+            if case .live(let live?) = source.withLock({ $0 }) { return await live.outcome(of: request) }
+            let opened: RecordingExecutor?
+            do {
+                opened = try await recordingExecutor(create: true)
+            } catch {
+                return ExecutionOutcome(source: .error, result: .failure(error))
             }
-            let next: Next = source.withLock { source in
-                switch source {
-                case .open(let executor): return .executor(executor)
-                case .live(let live?): return .executor(live)
-                case .live(nil), .absent: return .absent
-                case .opening(let task): return .wait(task)
-                case .unopened(let open):
-                    let task = Task { try await open() }
-                    source = .opening(task)
-                    return .wait(task)
-                }
-            }
-            switch next {
-            case .executor(let executor):
-                return await executor.outcome(of: request)
-            case .absent:
+            guard let executor = opened else {
                 let path = activation.path
                 let error = CassetteError(
                     code: .miss,
@@ -335,47 +322,44 @@ extension CassetteControl {
                         + "plugin: --sandbox-record-mode=missing --sandbox-upstream URL)",
                     path: path)
                 return ExecutionOutcome(source: .miss, result: .failure(error))
-            case .wait(let task):
-                do {
-                    let executor = try await task.value
-                    source.withLock { source in
-                        if case .opening = source { source = .open(executor) }
-                    }
-                    counts.withLock { $0.cassetteExists = true }
-                    return await executor.outcome(of: request)
-                } catch {
-                    return ExecutionOutcome(source: .error, result: .failure(error))
-                }
             }
+            return await executor.outcome(of: request)
         }
 
         /// The cassette of this activation: the one open, else (with `create`, when the mode may record) a new one.
         func cassette(create: Bool) async throws -> Cassette? {
+            try await recordingExecutor(create: create)?.cassette
+        }
+
+        /// The activation's executor: the open one, else (with `create`) the one of a cassette created now; `nil`
+        /// when there is no cassette (mode `live`, or nothing records one). Requests that come while it is being
+        /// created wait for it.
+        private func recordingExecutor(create: Bool) async throws -> RecordingExecutor? {
             enum Next {
-                case cassette(Cassette?)
+                case ready(RecordingExecutor?)
                 case wait(Task<RecordingExecutor, any Error>)
             }
             let next: Next = source.withLock { source in
                 switch source {
-                case .open(let executor): return .cassette(executor.cassette)
+                case .open(let executor): return .ready(executor)
                 case .opening(let task): return .wait(task)
                 case .unopened(let open):
-                    guard create else { return .cassette(nil) }
+                    guard create else { return .ready(nil) }
                     let task = Task { try await open() }
                     source = .opening(task)
                     return .wait(task)
-                case .absent, .live: return .cassette(nil)
+                case .absent, .live: return .ready(nil)
                 }
             }
             switch next {
-            case .cassette(let cassette): return cassette
+            case .ready(let executor): return executor
             case .wait(let task):
                 let executor = try await task.value
                 source.withLock { source in
                     if case .opening = source { source = .open(executor) }
                 }
                 counts.withLock { $0.cassetteExists = true }
-                return executor.cassette
+                return executor
             }
         }
 
