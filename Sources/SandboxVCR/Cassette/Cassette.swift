@@ -168,11 +168,8 @@ public final class Cassette: Sendable {
             }
             // Read first: a writable cassette that holds a current schema opens its writer on the first write.
             let readers = try openReader(access)
-            // One read transaction, without GRDB's `read` (which switches `query_only` on and off around it).
             let state = try readers.unsafeRead { db in
-                try db.execute(sql: "BEGIN DEFERRED")
-                defer { try? db.execute(sql: "COMMIT") }
-                return try CassetteDatabase.schemaState(db, path: path)
+                try Self.inReadTransaction(db) { try CassetteDatabase.schemaState($0, path: path) }
             }
             switch state {
             case .current:
@@ -313,18 +310,22 @@ public final class Cassette: Sendable {
     }
 
     /// Runs a point read on the caller's thread, through the pool's readers (microseconds; no hand-off), in one read
-    /// transaction. GRDB's `read` would also switch the connection to `query_only` and back, compiling four
-    /// statements per read; these connections only read anyway, so the transaction uses two cached statements.
+    /// transaction (``inReadTransaction(_:_:)``: these connections only read, so GRDB's `query_only` switching, four
+    /// statements compiled per read, is left out).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
-            return try pointReader.unsafeRead { db in
-                try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
-                defer { try? db.cachedStatement(sql: "COMMIT").execute() }
-                return try body(db)
-            }
+            return try pointReader.unsafeRead { db in try Self.inReadTransaction(db, body) }
         } catch let error as DatabaseError {
             throw CassetteError(error, path: path)
         }
+    }
+
+    /// Runs `body` in one read transaction on a reading connection, with two cached statements (GRDB's `read` would
+    /// also switch the connection to `query_only` and back).
+    private static func inReadTransaction<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
+        defer { try? db.cachedStatement(sql: "COMMIT").execute() }
+        return try body(db)
     }
 
     /// Runs a read of many rows (up to a scan of the whole file): on the caller's thread when the file is small (as
