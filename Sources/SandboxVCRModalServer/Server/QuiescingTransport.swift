@@ -59,9 +59,9 @@ private final class CallsInFlight: Sendable {
     private let state = Mutex(State())
     private let changes = Pulse()
 
+    /// A call began (no waiter needs waking: a begun call only makes the quiet later).
     func begin() {
         state.withLock { $0.count += 1 }
-        changes.fire()
     }
 
     func end() {
@@ -78,12 +78,7 @@ private final class CallsInFlight: Sendable {
             let (count, lastEnded) = state.withLock { ($0.count, $0.lastEnded) }
             let quietAt = count == 0 ? (lastEnded.map { $0 + settle } ?? .now) : deadline
             if quietAt <= .now || deadline <= .now { return count }
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.changes.wait(after: seen) }
-                group.addTask { try? await Task.sleep(until: min(quietAt, deadline), clock: .continuous) }
-                await group.next()
-                group.cancelAll()
-            }
+            await changes.wait(after: seen, until: min(quietAt, deadline))
         }
     }
 }

@@ -575,12 +575,7 @@ final class ModalSandboxHub: Sendable {
             let left = pending()
             if left == 0 { return }
             logger.notice("waiting for \(left) Modal exec(s) in flight before the Modal port stops")
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.writes.wait(after: seen) }
-                group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
-                await group.next()
-                group.cancelAll()
-            }
+            await writes.wait(after: seen, until: deadline)
         }
     }
 

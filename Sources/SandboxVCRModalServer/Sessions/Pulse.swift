@@ -26,6 +26,16 @@ final class Pulse: Sendable {
         for waiter in waiters.values { waiter.resume() }
     }
 
+    /// Returns once ``version`` differs from `seen`, or at `deadline`, whichever comes first.
+    func wait(after seen: Int, until deadline: ContinuousClock.Instant) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.wait(after: seen) }
+            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
     /// Returns once ``version`` differs from `seen` (at once if it already does), or the task is cancelled.
     func wait(after seen: Int) async {
         let id = state.withLock { state in

@@ -210,12 +210,12 @@ public final class CassetteControl: SandboxExecutor {
 
     /// The prepared slot if it is `activation`'s and its file is as it was then.
     private func takePrepared(_ activation: Activation) -> Slot? {
-        let file = FileIdentity(path: activation.path)
-        return prepared.withLock { prepared -> Slot? in
-            guard let ready = prepared, ready.slot.activation == activation, ready.file == file else { return nil }
-            prepared = nil
-            return ready.slot
-        }
+        // The file is read only when a slot is prepared for this activation (most activations have none).
+        guard let ready = prepared.withLock({ $0 }), ready.slot.activation == activation,
+            ready.file == FileIdentity(path: activation.path)
+        else { return nil }
+        prepared.withLock { $0 = nil }
+        return ready.slot
     }
 
     /// Closes the prepared slot, if any, without noting its usage.
