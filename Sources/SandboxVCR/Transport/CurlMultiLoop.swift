@@ -117,7 +117,7 @@ final class CurlMultiLoop: Sendable {
             }
             var running: Int32 = 0
             _ = curl_multi_perform(multi.pointer, &running)
-            transfers.collectFinished()
+            transfers.afterPerform()
             _ = curl_multi_poll(multi.pointer, nil, 0, 1000, nil)
         }
     }
@@ -144,7 +144,7 @@ enum CurlGlobal {
     private static let result: UInt32 = curl_global_init(ccurl_global_all()).rawValue
 
     /// Whether this libcurl (before 8.0.0) breaks reused HTTP/2 prior-knowledge connections
-    /// (https://github.com/curl/curl/issues/10634).
+    /// (https://github.com/curl/curl/issues/10634); ``PriorKnowledgeConnections`` shares them nonetheless.
     static let reusesPriorKnowledgeConnectionsWrongly: Bool = {
         ensureInitialized()
         guard let info = curl_version_info(CURLversion(rawValue: ccurl_version_now())) else { return true }

@@ -9,6 +9,7 @@ final class TransferTable {
     private var byID: [UInt64: CurlTransfer] = [:]
     private var byHandle: [UnsafeMutableRawPointer: CurlTransfer] = [:]
     private var idleHandles: [UnsafeMutableRawPointer] = []
+    private let priorKnowledge = PriorKnowledgeConnections()
 
     init(multi: UnsafeMutableRawPointer, options: CurlMultiLoop.Options) {
         self.multi = multi
@@ -20,6 +21,22 @@ final class TransferTable {
     }
 
     func start(_ start: CurlMultiLoop.Start) {
+        guard start.httpVersion == .http2PriorKnowledge, CurlGlobal.reusesPriorKnowledgeConnectionsWrongly else {
+            launch(start, priorKnowledgeRole: nil)
+            return
+        }
+        // No role: it waits for the origin's opener.
+        guard !Self.deadlinePassed(start), let role = priorKnowledge.admit(start) else { return }
+        if !launch(start, priorKnowledgeRole: role), role == .opener {
+            for waiting in priorKnowledge.openerEndedUnsent(id: start.id, url: start.request.url) {
+                self.start(waiting)
+            }
+        }
+    }
+
+    /// Adds the transfer to the multi handle; returns whether it did (if not, its caller has its error).
+    @discardableResult
+    private func launch(_ start: CurlMultiLoop.Start, priorKnowledgeRole: PriorKnowledgeConnections.Role?) -> Bool {
         var timeoutMilliseconds: Int?
         if let deadline = start.deadline {
             let remaining = ContinuousClock.now.duration(to: deadline)
@@ -29,7 +46,7 @@ final class TransferTable {
                         CURLE_OPERATION_TIMEDOUT, detail: "the deadline passed before the request started"
                     )
                     .executionError(url: start.request.url))
-                return
+                return false
             }
             timeoutMilliseconds = remaining.milliseconds(clampedTo: 1...Int.max)
         }
@@ -37,27 +54,36 @@ final class TransferTable {
             start.continuation.resume(
                 throwing: CurlError(CURLE_OUT_OF_MEMORY, detail: "curl_easy_init failed")
                     .executionError(url: start.request.url))
-            return
+            return false
         }
         let transfer = CurlTransfer(start: start, easy: easy)
+        transfer.priorKnowledgeRole = priorKnowledgeRole
         if let failure = configure(
             transfer, request: start.request, version: start.httpVersion,
             timeoutMilliseconds: timeoutMilliseconds)
         {
             finish(transfer, error: failure, added: false)
-            return
+            return false
         }
         let added = curl_multi_add_handle(multi, easy)
         guard added == CURLM_OK else {
             let text = String(cString: curl_multi_strerror(added))
             finish(transfer, error: CurlError(CURLE_FAILED_INIT, detail: text), added: false)
-            return
+            return false
         }
         byID[transfer.id] = transfer
         byHandle[easy] = transfer
+        return true
     }
 
     func cancel(id: UInt64) {
+        if let waiting = priorKnowledge.removeWaiting(id: id) {
+            waiting.continuation.resume(
+                throwing: ExecutionError(
+                    code: .cancelled, message: "the task was cancelled before the request started",
+                    url: HTTPClient.redactedURL(waiting.request.url)))
+            return
+        }
         guard let transfer = byID[id] else { return }
         remove(transfer)
         curl_multi_remove_handle(multi, transfer.easy)
@@ -67,22 +93,72 @@ final class TransferTable {
                 code: .cancelled, message: "the task was cancelled; the request was aborted",
                 url: HTTPClient.redactedURL(transfer.url)))
         transfer.continuation = nil
+        openerEnded(transfer, succeeded: false)
     }
 
-    func collectFinished() {
+    /// An origin's opener ended before ``afterPerform()`` saw it send its request: if it did send it, its connection
+    /// may serve the requests waiting for it; if not, the first of them becomes the next opener.
+    private func openerEnded(_ transfer: CurlTransfer, succeeded: Bool) {
+        guard transfer.priorKnowledgeRole == .opener else { return }
+        let released =
+            succeeded || transfer.hasSentRequest
+            ? priorKnowledge.openerSentItsRequest(id: transfer.id, url: transfer.url)
+            : priorKnowledge.openerEndedUnsent(id: transfer.id, url: transfer.url)
+        for waiting in released { start(waiting) }
+    }
+
+    /// After `curl_multi_perform`: answers finished transfers, starts again the riders that found no connection,
+    /// releases the requests that waited for an opener that has now sent its request, and fails waiting requests
+    /// whose deadline passed.
+    func afterPerform() {
         var remaining: Int32 = 0
         while let message = curl_multi_info_read(multi, &remaining) {
             guard ccurl_msg_is_done(message) != 0, let easy = message.pointee.easy_handle,
                 let transfer = byHandle[easy]
             else { continue }
             let result = ccurl_msg_result(message)
+            if result != CURLE_OK, transfer.wasRefusedAConnection, transfer.continuation != nil {
+                startAgainRefusedRider(transfer)
+                continue
+            }
             finish(
                 transfer, error: result == CURLE_OK ? nil : CurlError(result, detail: transfer.errorDetail),
                 added: true)
         }
+        for id in priorKnowledge.openersInFlight {
+            guard let opener = byID[id], opener.hasSentRequest else { continue }
+            for waiting in priorKnowledge.openerSentItsRequest(id: id, url: opener.url) { start(waiting) }
+        }
+        for expired in priorKnowledge.expireWaiting(now: .now) { _ = Self.deadlinePassed(expired) }
+    }
+
+    /// A rider refused a new connection: no connection to its origin could take it. It never sent a byte, so it
+    /// starts again from the beginning, as the origin's next opener or waiting for it.
+    private func startAgainRefusedRider(_ transfer: CurlTransfer) {
+        remove(transfer)
+        curl_multi_remove_handle(multi, transfer.easy)
+        recycle(transfer.easy)
+        transfer.continuation = nil
+        priorKnowledge.riderFoundNoConnection(transfer.url)
+        start(transfer.start)
+    }
+
+    /// Fails `start` with a timeout when its deadline passed; returns whether it did.
+    private static func deadlinePassed(_ start: CurlMultiLoop.Start) -> Bool {
+        guard let deadline = start.deadline, deadline <= .now else { return false }
+        start.continuation.resume(
+            throwing: CurlError(CURLE_OPERATION_TIMEDOUT, detail: "the deadline passed before the request started")
+                .executionError(url: start.request.url))
+        return true
     }
 
     func failAll() {
+        for waiting in priorKnowledge.expireWaiting(now: nil) {
+            waiting.continuation.resume(
+                throwing: ExecutionError(
+                    code: .cancelled, message: "the HTTP client was shut down before the request started",
+                    url: HTTPClient.redactedURL(waiting.request.url)))
+        }
         for transfer in Array(byID.values) {
             remove(transfer)
             curl_multi_remove_handle(multi, transfer.easy)
@@ -112,6 +188,7 @@ final class TransferTable {
     private func finish(_ transfer: CurlTransfer, error: CurlError?, added: Bool) {
         remove(transfer)
         if added { curl_multi_remove_handle(multi, transfer.easy) }
+        openerEnded(transfer, succeeded: error == nil)
         guard let continuation = transfer.continuation else {
             recycle(transfer.easy)
             return
@@ -154,13 +231,28 @@ final class TransferTable {
             // Wait for a connection being set up rather than open another: requests then multiplex on it.
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
         case .http2PriorKnowledge:
-            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_prior_knowledge()))
-            if CurlGlobal.reusesPriorKnowledgeConnectionsWrongly {
-                // libcurl before 8.0 breaks a reused h2c prior-knowledge connection ("Error in the HTTP2 framing
-                // layer", curl 16; https://github.com/curl/curl/pull/10643): give each request its own connection.
+            // On a libcurl before 8.0 only the origin's opener asks for prior knowledge, on a fresh connection;
+            // riders ask for plain HTTP/2 on a connection that already speaks it (see PriorKnowledgeConnections).
+            switch transfer.priorKnowledgeRole {
+            case .opener:
+                codes.append(
+                    ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_prior_knowledge()))
                 codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1))
-                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1))
-            } else {
+            case .rider:
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_0()))
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
+                codes.append(ccurl_easy_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, userData))
+                codes.append(
+                    ccurl_easy_setopt_opensocket_callback(easy) { userData, _, _ in
+                        if let userData {
+                            Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
+                                .wasRefusedAConnection = true
+                        }
+                        return ccurl_socket_bad()
+                    })
+            case nil:
+                codes.append(
+                    ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_prior_knowledge()))
                 codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
             }
         default:
