@@ -1,5 +1,6 @@
 import Foundation
 import SandboxVCR
+import SandboxVCRTestSupport
 import Testing
 
 /// HTTP/2 with prior knowledge (h2c) and trailers, against nghttpd (Debian's nghttp2-server, which Tools/setup
@@ -56,6 +57,58 @@ struct TransportHTTP2Tests {
         }
     }
 
+    /// libcurl before 8.0 breaks a reused prior-knowledge connection (curl 16, curl/curl issue 10634), yet the client
+    /// multiplexes on one connection rather than opening one per request, whether the requests come one after
+    /// another or at once from a cold start.
+    @Test(.enabled(if: TCPConnectionCount.isAvailable, "needs /proc/net/tcp"))
+    func h2cRequestsShareOneConnection() async throws {
+        let server = try NGHTTPDServer(files: [:], trailer: nil, echoUpload: true)
+        defer { server.stop() }
+        let client = HTTPClient(configuration: .init(httpVersion: .http2PriorKnowledge))
+        try await Self.post(64, atOnce: true, to: server, with: client)
+        for _ in 0..<3 { try await Self.post(20, atOnce: false, to: server, with: client) }
+        try await Self.post(64, atOnce: true, to: server, with: client)
+        #expect(TCPConnectionCount.clientPorts(connectedTo: server.port).count == 1)
+    }
+
+    /// When the connection goes away (here its server restarts on the same port), the next requests open one new
+    /// connection and share it.
+    @Test(.enabled(if: TCPConnectionCount.isAvailable, "needs /proc/net/tcp"))
+    func h2cRequestsOpenOneNewConnectionAfterTheServerRestarts() async throws {
+        let first = try NGHTTPDServer(files: [:], trailer: nil, echoUpload: true)
+        let client = HTTPClient(configuration: .init(httpVersion: .http2PriorKnowledge))
+        try await Self.post(10, atOnce: false, to: first, with: client)
+        first.stop()
+        let second = try NGHTTPDServer(files: [:], trailer: nil, echoUpload: true, port: first.port)
+        defer { second.stop() }
+        try await Self.post(10, atOnce: false, to: second, with: client)
+        try await Self.post(32, atOnce: true, to: second, with: client)
+        // Two: the first server's and the second's (the first may also be gone from the table if it was reset).
+        #expect(TCPConnectionCount.clientPorts(connectedTo: second.port).count <= 2)
+    }
+
+    /// Posts `count` distinct bodies to nghttpd's echo, one after another or all at once; checks every answer.
+    private static func post(_ count: Int, atOnce: Bool, to server: NGHTTPDServer, with client: HTTPClient)
+        async throws
+    {
+        let url = server.baseURL + "/echo"
+        let send: @Sendable (Int) async throws -> Void = { index in
+            let body = Data("request \(index)".utf8)
+            let response = try await client.execute(
+                HTTPRequest(method: "POST", url: url, body: body), deadline: .now + .seconds(20))
+            #expect(response.httpVersion == .http2)
+            #expect(response.body == body)
+        }
+        guard atOnce else {
+            for index in 0..<count { try await send(index) }
+            return
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count { group.addTask { try await send(index) } }
+            try await group.waitForAll()
+        }
+    }
+
     @Test func http1ToTheSameServerIsNotHTTP2() async throws {
         let server = try NGHTTPDServer(files: ["a.txt": "a"], trailer: nil)
         defer { server.stop() }
@@ -81,11 +134,12 @@ final class NGHTTPDServer: Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    init(files: [String: String], trailer: String?, echoUpload: Bool = false) throws {
+    /// - Parameter requestedPort: where to listen; `nil`: a free port.
+    init(files: [String: String], trailer: String?, echoUpload: Bool = false, port requestedPort: Int? = nil) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("nghttpd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (name, text) in files { try Data(text.utf8).write(to: folder.appendingPathComponent(name)) }
-        port = try TransportHTTPClientTests.closedPort()
+        port = try requestedPort ?? TransportHTTPClientTests.closedPort()
         process = Process()
         // stdbuf: nghttpd's output is block-buffered into a pipe; line buffering lets the listen line through.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
