@@ -15,6 +15,8 @@ final class CurlTransfer {
     var readOffset = 0
     var continuation: CheckedContinuation<HTTPResponse, any Error>?
     var headerList: UnsafeMutablePointer<curl_slist>?
+    /// The `CURLOPT_CONNECT_TO` entry of a request on a connection of its own.
+    var connectToList: UnsafeMutablePointer<curl_slist>?
     let errorBuffer: UnsafeMutablePointer<CChar>
 
     var status = 0
@@ -46,6 +48,7 @@ final class CurlTransfer {
     deinit {
         errorBuffer.deallocate()
         if let headerList { curl_slist_free_all(headerList) }
+        if let connectToList { curl_slist_free_all(connectToList) }
     }
 
     var errorDetail: String { String(cString: errorBuffer) }

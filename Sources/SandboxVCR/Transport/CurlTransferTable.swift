@@ -21,7 +21,9 @@ final class TransferTable {
     }
 
     func start(_ start: CurlMultiLoop.Start) {
-        guard start.httpVersion == .http2PriorKnowledge, CurlGlobal.reusesPriorKnowledgeConnectionsWrongly else {
+        guard start.httpVersion == .http2PriorKnowledge, CurlGlobal.reusesPriorKnowledgeConnectionsWrongly,
+            !start.request.usesOwnConnection
+        else {
             launch(start, priorKnowledgeRole: nil)
             return
         }
@@ -50,7 +52,7 @@ final class TransferTable {
             }
             timeoutMilliseconds = remaining.milliseconds(clampedTo: 1...Int.max)
         }
-        guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
+        guard let easy = handle(for: start.httpVersion) else {
             start.continuation.resume(
                 throwing: CurlError(CURLE_OUT_OF_MEMORY, detail: "curl_easy_init failed")
                     .executionError(url: start.request.url))
@@ -74,6 +76,25 @@ final class TransferTable {
         byID[transfer.id] = transfer
         byHandle[easy] = transfer
         return true
+    }
+
+    /// An easy handle for a request: an idle one when it can take the request's options, else a new one.
+    ///
+    /// libcurl 7.88 refuses `CURLOPT_BUFFERSIZE` on a handle that still holds the receive buffer of its last
+    /// transfer, which it keeps when that transfer ended on a connection still used by others (a multiplexed one);
+    /// `curl_easy_reset` keeps it too. Such a handle is not given an HTTP/2 request that needs the larger buffer.
+    private func handle(for version: HTTPVersion) -> UnsafeMutableRawPointer? {
+        guard let idle = idleHandles.popLast() else { return curl_easy_init() }
+        guard Self.needsLargeReceiveBuffer(version),
+            ccurl_easy_setopt_long(idle, CURLOPT_BUFFERSIZE, Self.http2ReceiveBufferBytes) != CURLE_OK
+        else { return idle }
+        curl_easy_cleanup(idle)
+        return curl_easy_init()
+    }
+
+    /// Whether a request of this version gets a receive buffer of ``http2ReceiveBufferBytes``.
+    private static func needsLargeReceiveBuffer(_ version: HTTPVersion) -> Bool {
+        (version == .http2 || version == .http2PriorKnowledge) && CurlGlobal.losesTrailersOfMultiplexedStreams
     }
 
     func cancel(id: UInt64) {
@@ -210,6 +231,36 @@ final class TransferTable {
         continuation.resume(returning: response)
     }
 
+    /// The receive buffer of each HTTP/2 request on a libcurl that loses the trailers of multiplexed streams: 1 MiB
+    /// (libcurl allocates it when the request starts and frees it when it ends; the default is 16 KB).
+    static let http2ReceiveBufferBytes = 1 << 20
+
+    /// A `CURLOPT_CONNECT_TO` entry that leads a URL to its own host and port (`::HOST:PORT`), or `nil` when the URL
+    /// has no host. See https://curl.se/libcurl/c/CURLOPT_CONNECT_TO.html.
+    static func connectToEntry(for url: String) -> String? {
+        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        // The origin is a slice of `url`: its indices are the URL's.
+        var authority = PriorKnowledgeConnections.origin(of: url)[schemeEnd.upperBound...]
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        let host: Substring
+        var port: Substring = ""
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[...close]
+            let rest = authority[authority.index(after: close)...]
+            if rest.hasPrefix(":") { port = rest.dropFirst() }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            port = authority[authority.index(after: colon)...]
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty else { return nil }
+        if port.isEmpty { port = scheme == "https" ? "443" : "80" }
+        return "::\(host):\(port)"
+    }
+
     /// Sets the easy handle's options for one request; returns the first failure.
     private func configure(
         _ transfer: CurlTransfer, request: HTTPRequest, version: HTTPVersion, timeoutMilliseconds: Int?
@@ -225,6 +276,23 @@ final class TransferTable {
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, timeoutMilliseconds))
         }
         codes.append(ccurl_easy_setopt_string(easy, CURLOPT_USERAGENT, options.userAgent))
+        if Self.needsLargeReceiveBuffer(version) {
+            // A stream whose data overflows its receive buffer pauses the connection, and a stream that ends during
+            // the pause loses its trailers (CurlGlobal.losesTrailersOfMultiplexedStreams): a larger buffer makes
+            // that rare (none in 320 answers of 200 KB at 64 at once, against 202 with the default 16 KB).
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, Self.http2ReceiveBufferBytes))
+        }
+        if request.usesOwnConnection {
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1))
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1))
+            // FORBID_REUSE acts only once the request is done: until then another request could multiplex on the
+            // new connection. A connect-to entry (to the URL's own host and port) sets it apart: libcurl only
+            // shares a connection between requests that agree on whether they have one.
+            if let entry = Self.connectToEntry(for: request.url) {
+                transfer.connectToList = curl_slist_append(nil, entry)
+                codes.append(ccurl_easy_setopt_slist(easy, CURLOPT_CONNECT_TO, transfer.connectToList))
+            }
+        }
         switch version {
         case .http2:
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_tls()))
