@@ -105,6 +105,19 @@ package final class GRPCChannel: Sendable {
                 messages: [],
                 status: GRPCStatusError(
                     code: .unavailable, message: "HTTP/2 stream error before the status arrived (curl 92)", path: path))
+        } catch let error as ExecutionError
+            where isSafeToRepeat && error.code == .transport && error.message.contains("(curl 16)")
+        {
+            // libcurl 7.88 sends RST_STREAM for each stream it has finished; a server that counts those as stream
+            // errors (SwiftNIO's HTTP/2, so `serve`, allows 200 per connection) ends the shared connection with
+            // GOAWAY ENHANCE_YOUR_CALM, and the calls still on it fail with curl 16. A call safe to repeat is tried
+            // again (on another connection); the others never share one where that matters (usesOwnConnection).
+            logger.debug("gRPC connection error without status", metadata: ["path": "\(path)"])
+            return Answer(
+                messages: [],
+                status: GRPCStatusError(
+                    code: .unavailable, message: "HTTP/2 connection error before the status arrived (curl 16)",
+                    path: path))
         }
         let (messages, incompleteBytes) = try GRPCFraming.messages(in: response.body)
         let status = Self.status(of: response, path: path, isBodyWhole: incompleteBytes == 0)
