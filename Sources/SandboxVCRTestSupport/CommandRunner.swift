@@ -6,6 +6,8 @@ public enum CommandRunner {
     /// What a finished process left behind.
     public struct Output: Sendable {
         public var status: Int32
+        /// Whether it exited or was ended by a signal (whose number is then ``status``).
+        public var reason: Process.TerminationReason = .exit
         public var stdout: Data
         public var stderr: Data
         public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
@@ -50,6 +52,8 @@ public enum CommandRunner {
         public var stdin: FileHandle
         public var stdout: FileHandle
         public var stderr: FileHandle
+        /// Its exit, to await with a time limit.
+        public var exit: ProcessExit
     }
 
     /// Starts `executable` with `arguments` without waiting for it (a server a test talks to while it runs).
@@ -75,13 +79,19 @@ public enum CommandRunner {
         process.standardOutput = outPipe
         process.standardError = errPipe
         process.standardInput = inPipe
+        let exit = ProcessExit()
+        process.terminationHandler = { exit.finish($0) }
         try process.run()
         return Started(
             process: process, stdin: inPipe.fileHandleForWriting, stdout: outPipe.fileHandleForReading,
-            stderr: errPipe.fileHandleForReading)
+            stderr: errPipe.fileHandleForReading, exit: exit)
     }
 
-    /// Runs `executable` with `arguments` and waits for it on a thread of its own (never the cooperative pool).
+    /// Runs `executable` with `arguments` and waits for it, reading its output on threads of their own (never the
+    /// cooperative pool).
+    ///
+    /// A process still running after `timeout` is killed (`SIGKILL`): its status is then `SIGKILL`'s and its
+    /// standard error ends with a line that says so, so a hung child fails its test instead of hanging the run.
     ///
     /// - Parameters:
     ///   - environment: variables added to (or, with a `nil` value, removed from) this process's environment.
@@ -91,33 +101,26 @@ public enum CommandRunner {
         _ arguments: [String],
         environment: [String: String?] = [:],
         stdin: Data = Data(),
-        currentDirectory: URL? = nil
+        currentDirectory: URL? = nil,
+        timeout: Duration = .seconds(600)
     ) async throws -> Output {
         let started = try start(executable, arguments, environment: environment, currentDirectory: currentDirectory)
-        let process = started.process
-        return await withCheckedContinuation { continuation in
-            let thread = Thread {
-                let group = DispatchGroup()
-                nonisolated(unsafe) var out = Data()
-                nonisolated(unsafe) var err = Data()
-                group.enter()
-                DispatchQueue.global().async {
-                    out = started.stdout.readDataToEndOfFile()
-                    group.leave()
-                }
-                group.enter()
-                DispatchQueue.global().async {
-                    err = started.stderr.readDataToEndOfFile()
-                    group.leave()
-                }
-                if !stdin.isEmpty { try? started.stdin.write(contentsOf: stdin) }
-                try? started.stdin.close()
-                group.wait()
-                process.waitUntilExit()
-                continuation.resume(
-                    returning: Output(status: process.terminationStatus, stdout: out, stderr: err))
-            }
-            thread.start()
+        let stdout = OutputCollector(reading: started.stdout)
+        let stderr = OutputCollector(reading: started.stderr)
+        let input = started.stdin
+        Thread {
+            if !stdin.isEmpty { try? input.write(contentsOf: stdin) }
+            try? input.close()
+        }.start()
+        let (status, killed) = await started.exit.waitOrKill(started.process, timeout: timeout)
+        // Children it left behind may hold its pipes open: the output is what arrived within a minute of the exit.
+        _ = await stdout.waitForEnd(timeout: .seconds(60))
+        _ = await stderr.waitForEnd(timeout: .seconds(60))
+        var errors = stderr.bytes
+        if killed {
+            let name = executable.lastPathComponent
+            errors.append(Data("\n[CommandRunner] \(name) still ran after \(timeout): killed\n".utf8))
         }
+        return Output(status: status, reason: started.exit.reason, stdout: stdout.bytes, stderr: errors)
     }
 }

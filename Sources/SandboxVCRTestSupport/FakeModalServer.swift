@@ -164,9 +164,9 @@ public final class FakeModalServer: Sendable {
     private let folder: URL
     private let process: Process
     private let input: Pipe
-    private let exit: Exit
+    private let exit: ProcessExit
 
-    private init(url: String, options: Options, folder: URL, process: Process, input: Pipe, exit: Exit) {
+    private init(url: String, options: Options, folder: URL, process: Process, input: Pipe, exit: ProcessExit) {
         self.url = url
         self.tokenID = options.tokenID
         self.tokenSecret = options.tokenSecret
@@ -221,17 +221,19 @@ public final class FakeModalServer: Sendable {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = try FileHandle(forWritingTo: errorFile)
-        let exit = Exit()
-        process.terminationHandler = { finished in exit.finish(status: finished.terminationStatus) }
+        let exit = ProcessExit()
+        process.terminationHandler = { exit.finish($0) }
         try process.run()
 
-        let line = await readFirstLine(of: output.fileHandleForReading)
+        let stdout = OutputCollector(reading: output.fileHandleForReading)
+        _ = await stdout.wait(for: "\n", timeout: .seconds(120))
+        let line = stdout.text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init)
         let prefix = "fake-modal: listening on "
         guard let line, line.hasPrefix(prefix) else {
             try? input.fileHandleForWriting.close()
             process.terminate()
             let stderr = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-            _ = await exit.wait()
+            _ = await exit.waitOrKill(process, timeout: .seconds(30))
             try? FileManager.default.removeItem(at: folder)
             throw Failure(
                 description: "the fake Modal server did not start: \(stderr.isEmpty ? line ?? "no output" : stderr)")
@@ -245,34 +247,17 @@ public final class FakeModalServer: Sendable {
         try JSONDecoder().decode(Stats.self, from: Data(contentsOf: statsFile))
     }
 
-    /// Stops the server (its commands are killed, its sandbox folders removed) and waits for it to exit.
+    /// Stops the server (its commands are killed, its sandbox folders removed) and waits for it to exit (killing it
+    /// if it has not within 30 seconds).
     ///
     /// - Returns: the server's exit status (0 after a clean stop).
     @discardableResult
     public func stop() async -> Int32 {
         try? input.fileHandleForWriting.close()
         if process.isRunning { process.terminate() }
-        let status = await exit.wait()
+        let status = await exit.waitOrKill(process, timeout: .seconds(30)).status
         try? FileManager.default.removeItem(at: folder)
         return status
-    }
-
-    /// Reads one line on a thread of its own (a blocking read never runs on the cooperative pool).
-    private static func readFirstLine(of handle: FileHandle) async -> String? {
-        await withCheckedContinuation { continuation in
-            let thread = Thread {
-                var bytes = Data()
-                while true {
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { break }
-                    bytes.append(chunk)
-                    if bytes.contains(UInt8(ascii: "\n")) { break }
-                }
-                let line = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).first
-                continuation.resume(returning: line.map { String(decoding: $0, as: UTF8.self) })
-            }
-            thread.start()
-        }
     }
 }
 
@@ -290,35 +275,5 @@ public func withFakeModalServer<Result: Sendable>(
     } catch {
         await server.stop()
         throw error
-    }
-}
-
-/// The server process's exit, awaited by any number of callers.
-private final class Exit: Sendable {
-    private struct State {
-        var status: Int32?
-        var waiters: [CheckedContinuation<Int32, Never>] = []
-    }
-
-    private let state = Mutex(State())
-
-    func finish(status: Int32) {
-        let waiters = state.withLock { state in
-            state.status = status
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume(returning: status) }
-    }
-
-    func wait() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let status = state.withLock { state -> Int32? in
-                if let status = state.status { return status }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let status { continuation.resume(returning: status) }
-        }
     }
 }

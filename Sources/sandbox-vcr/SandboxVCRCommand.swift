@@ -19,7 +19,7 @@ struct SandboxVCRCommand: AsyncParsableCommand {
 /// Bootstraps logging to standard error at `level` and returns the command's logger.
 func makeCommandLogger(label: String, level: Logger.Level) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+        var handler = CommandLogHandler(label: label)
         handler.logLevel = level
         return handler
     }

@@ -39,7 +39,8 @@ struct UserPackageTests {
         return files
     }
 
-    /// Runs `tool` (looked up on `PATH`) in `folder`, with the SandboxVCR variables of this process removed.
+    /// Runs `tool` (looked up on `PATH`) in `folder`, with the SandboxVCR variables of this process removed; a cold
+    /// `swift build` on a loaded CI machine gets up to 30 minutes.
     static func run(
         _ tool: String, _ arguments: [String], in folder: URL, environment: [String: String?] = [:]
     ) async throws -> CommandRunner.Output {
@@ -49,7 +50,7 @@ struct UserPackageTests {
         ]
         return try await CommandRunner.run(
             URL(fileURLWithPath: "/usr/bin/env"), [tool] + arguments,
-            environment: cleared.merging(environment) { $1 }, currentDirectory: folder)
+            environment: cleared.merging(environment) { $1 }, currentDirectory: folder, timeout: .seconds(1800))
     }
 
     /// Runs `tool` and requires exit status 0, showing its output otherwise.

@@ -15,15 +15,16 @@ struct ModalFaultTests {
             let sandbox = try await ModalSandbox.create(configuration: modalConfiguration(for: server))
             let clock = ContinuousClock()
             let start = clock.now
-            let result = try await sandbox.runCommand("echo started; sleep 100", timeout: .seconds(2))
+            // 5 s: time for the fake server (Python) to start the command and send its first line on a loaded machine.
+            let result = try await sandbox.runCommand("echo started; sleep 100", timeout: .seconds(5))
             let elapsed = clock.now - start
             #expect(result.timedOut)
             #expect(result.signal == 9)
             #expect(result.exitCode == nil)
             #expect(result.stdoutText == "started\n")
-            #expect(elapsed >= .seconds(2))
+            #expect(elapsed >= .seconds(5))
             // Far below the command's 100 s, so the client ended it; loose enough for a loaded CI machine.
-            #expect(elapsed < .seconds(2) + ModalSandbox.clientTimeoutGrace + .seconds(40), "took \(elapsed)")
+            #expect(elapsed < .seconds(5) + ModalSandbox.clientTimeoutGrace + .seconds(40), "took \(elapsed)")
             let stats = try server.stats()
             #expect(stats.sandboxesAlive == 0)
             #expect(stats.sandboxesTerminated == 1)
@@ -205,7 +206,8 @@ struct ModalCLIFaultTests {
                 tool, ["grade", "--backend", "modal", "--no-cassette", "--problems", problems.path],
                 environment: environment(server))
             defer { if started.process.isRunning { started.process.terminate() } }
-            let exit = ChildExit(started)
+            _ = OutputCollector(reading: started.stdout)
+            let errors = OutputCollector(reading: started.stderr)
             // Wait (a condition, not a time) until the three programs run: three files written, three runs started.
             let waitLimit = ContinuousClock.now + .seconds(60)
             while started.process.isRunning, ContinuousClock.now < waitLimit {
@@ -214,15 +216,17 @@ struct ModalCLIFaultTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
             guard started.process.isRunning else {
-                Issue.record("grade ended before the signal: \(await exit.stderr())")
+                _ = await errors.waitForEnd()
+                Issue.record("grade ended before the signal: \(errors.text)")
                 return
             }
             let clock = ContinuousClock()
             let signalled = clock.now
             kill(started.process.processIdentifier, SIGINT)
-            let status = await exit.status()
+            let status = await started.exit.waitOrKill(started.process, timeout: .seconds(60)).status
             let elapsed = clock.now - signalled
-            let stderr = await exit.stderr()
+            _ = await errors.waitForEnd()
+            let stderr = errors.text
             #expect(status == 130, "\(stderr)")
             #expect(elapsed < .seconds(10), "took \(elapsed)")
             #expect(stderr.contains("interrupted by SIGINT: terminated 3 Modal sandboxes"), "\(stderr)")
@@ -241,7 +245,8 @@ struct ModalCLIFaultTests {
                 let started = try CommandRunner.start(
                     tool, arguments + ["--timeout", "300"], environment: environment(server))
                 defer { if started.process.isRunning { started.process.terminate() } }
-                let exit = ChildExit(started)
+                _ = OutputCollector(reading: started.stdout)
+                let errors = OutputCollector(reading: started.stderr)
                 // Wait (a condition, not a time) until the program runs: a live sandbox, the file and the run started.
                 let waitLimit = ContinuousClock.now + .seconds(60)
                 while started.process.isRunning, ContinuousClock.now < waitLimit {
@@ -250,15 +255,17 @@ struct ModalCLIFaultTests {
                     try await Task.sleep(for: .milliseconds(20))
                 }
                 guard started.process.isRunning else {
-                    Issue.record("run ended before the signal: \(await exit.stderr())")
+                    _ = await errors.waitForEnd()
+                    Issue.record("run ended before the signal: \(errors.text)")
                     return
                 }
                 let clock = ContinuousClock()
                 let signalled = clock.now
                 kill(started.process.processIdentifier, signal)
-                let status = await exit.status()
+                let status = await started.exit.waitOrKill(started.process, timeout: .seconds(60)).status
                 let elapsed = clock.now - signalled
-                let stderr = await exit.stderr()
+                _ = await errors.waitForEnd()
+                let stderr = errors.text
                 #expect(status == 128 + signal, "\(stderr)")
                 // Within the CLI's grace period for terminating sandboxes (10 s; SandboxInterruption.grace).
                 #expect(elapsed < .seconds(10), "\(name) took \(elapsed)")
@@ -268,36 +275,6 @@ struct ModalCLIFaultTests {
                 #expect(stats.sandboxesAlive == 0)
                 #expect(stats.sandboxesCreated == 1)
             }
-        }
-    }
-}
-
-/// A child's exit status and standard error, collected on threads of their own (never the cooperative pool).
-private final class ChildExit: Sendable {
-    private let exitTask: Task<Int32, Never>
-    private let stdoutTask: Task<Data, Never>
-    private let stderrTask: Task<String, Never>
-
-    init(_ started: CommandRunner.Started) {
-        let process = started.process
-        let stderr = started.stderr
-        let stdout = started.stdout
-        exitTask = Task {
-            await Self.onThread {
-                process.waitUntilExit()
-                return process.terminationStatus
-            }
-        }
-        stdoutTask = Task { await Self.onThread { stdout.readDataToEndOfFile() } }
-        stderrTask = Task { await Self.onThread { String(decoding: stderr.readDataToEndOfFile(), as: UTF8.self) } }
-    }
-
-    func status() async -> Int32 { await exitTask.value }
-    func stderr() async -> String { await stderrTask.value }
-
-    private static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: body()) }.start()
         }
     }
 }

@@ -230,4 +230,61 @@ struct CassetteControlTests {
             #expect(cassettes[1]["unused"] == [])
         }
     }
+
+    @Test func aPreparedCassetteAnswersOnlyOnceActivatedAndCountsNowhereUnlessUsed() async throws {
+        let folder = try makeTemporaryFolder("control-prepare")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let first = folder.appendingPathComponent("first.sqlite").path
+        let second = folder.appendingPathComponent("second.sqlite").path
+        let never = folder.appendingPathComponent("never.sqlite").path
+        try await withControlServer(live: makeEchoExecutor()) { server, _ in
+            for (path, code) in [(first, "print(1)"), (second, "print(4)"), (never, "print(9)")] {
+                _ = try await server.activate(path, mode: "missing")
+                _ = try await server.runCode(code)
+            }
+            _ = try await server.control("DELETE")
+        }
+        func prepare(_ server: RunningServer, _ path: String, test: String) async throws -> (Int, JSONValue) {
+            try await server.control(
+                "POST", "/sandbox-vcr/next", body: #"{"path": "\#(path)", "mode": "never", "test": "\#(test)"}"#)
+        }
+        try await withControlServer(live: nil) { server, _ in
+            let (status, prepared) = try await prepare(server, first, test: "one")
+            #expect(status == 200, "\(prepared)")
+            #expect(prepared["prepared"]?["test"]?.stringValue == "one")
+            // Prepared is not current: a request meanwhile misses as with no cassette.
+            let early = try await server.runCode("print(1)")
+            #expect(early["message"]?.stringValue?.contains("no cassette is active") == true, "\(early)")
+            _ = try await server.activate(first, mode: "never", test: "one")
+            #expect(try await server.runCode("print(1)")["status"]?.stringValue == "Success")
+            _ = try await server.control("DELETE")
+
+            // Prepared for a test that does not come: another activation closes it, and no report names it.
+            _ = try await prepare(server, never, test: "skipped")
+            _ = try await server.activate(second, mode: "never", test: "two")
+            #expect(try await server.runCode("print(4)")["status"]?.stringValue == "Success")
+            _ = try await server.control("DELETE")
+
+            // The file changed after it was prepared (another cassette moved in): the activation opens it anew.
+            _ = try await prepare(server, first, test: "three")
+            let moved = folder.appendingPathComponent("moved.sqlite").path
+            try FileManager.default.copyItem(atPath: second, toPath: moved)
+            #expect(rename(moved, first) == 0)
+            _ = try await server.activate(first, mode: "never", test: "three")
+            #expect(try await server.runCode("print(4)")["status"]?.stringValue == "Success")
+            #expect(try await server.runCode("print(1)")["status"]?.stringValue == "SandboxError")
+            _ = try await server.control("DELETE")
+
+            let unused = try await server.control("GET", "/sandbox-vcr/unused").json
+            guard case .array(let cassettes)? = unused["cassettes"] else {
+                Issue.record("no cassettes in \(unused)")
+                return
+            }
+            #expect(cassettes.map { $0["path"]?.stringValue } == [first, second])
+
+            let (refused, answer) = try await server.control("POST", "/sandbox-vcr/next", body: #"{"path": 1}"#)
+            #expect(refused == 400)
+            #expect(answer["error"]?.stringValue == "invalidRequest")
+        }
+    }
 }

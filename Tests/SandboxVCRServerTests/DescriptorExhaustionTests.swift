@@ -31,7 +31,6 @@ struct DescriptorExhaustionTests {
         // (Connecting to a loopback listener with room in its backlog does not block.)
         var connections = try (0..<40).map { _ in try RawHTTPConnection(port: port) }
         #expect(try await waitUntil { serve.log.text.contains("cannot accept connections") }, "\(serve.log.text)")
-        #expect(try openDescriptors(of: pid) >= limit - 1)
 
         // The measurement window. Spinning on accept, the server used 2.0 s of CPU in it (on a shared machine with a
         // load of 9 on 2 cores); backing off, it makes a few accept calls a second.

@@ -343,22 +343,22 @@ struct ModalPortTests {
         let folder = try makeTemporaryFolder("modal-port-sigterm")
         defer { try? FileManager.default.removeItem(at: folder) }
         let cassette = folder.appendingPathComponent("modal.sqlite")
-        // The client announces its wait from a timer thread a second after the wait started; the command runs
-        // four seconds, so the wait is in flight when the test signals serve.
+        // The command runs four seconds; the test signals serve once serve has forwarded the client's wait (its
+        // debug log says so). A wait that never reached serve would be retried by the SDK forever.
         let client = try Self.script(
             "long.py", in: folder,
             """
-            import threading, modal
+            import modal
             app = modal.App.lookup("sandbox-vcr-sigterm", create_if_missing=True)
             sb = modal.Sandbox.create(app=app, image=modal.Image.debian_slim(), timeout=60)
             p = sb.exec("bash", "-lc", "sleep 4; echo finished")
-            threading.Timer(1.0, lambda: print("waiting", flush=True)).start()
             print("exit", p.wait(), flush=True)
             """)
         let fake = try await FakeModalServer.start()
-        let server = try await ServeProcess.start([
-            "--cassette", cassette.path, "--record", "all", "--modal-port", "0", "--modal-upstream", fake.url,
-        ])
+        let server = try await ServeProcess.start(
+            [
+                "--cassette", cassette.path, "--record", "all", "--modal-port", "0", "--modal-upstream", fake.url,
+            ], logLevel: "debug")
         let modalURL = try #require(server.modalURL)
         let started = try CommandRunner.start(
             Self.python, [client],
@@ -367,13 +367,18 @@ struct ModalPortTests {
                 "MODAL_TOKEN_SECRET": fake.tokenSecret,
                 "MODAL_CONFIG_PATH": "/nonexistent/sandbox-vcr-tests/.modal.toml",
             ])
-        defer { if started.process.isRunning { started.process.terminate() } }
+        defer { if started.process.isRunning { kill(started.process.processIdentifier, SIGKILL) } }
         let output = OutputCollector(reading: started.stdout)
-        #expect(await output.wait(for: "waiting\n"))
+        let errors = OutputCollector(reading: started.stderr)
+        let forwarded = await server.log.wait(for: "Modal exec wait forwarded")
+        #expect(forwarded, "\(server.log.text.suffix(4000))\n\(errors.text)")
         kill(server.process.processIdentifier, SIGTERM)
-        #expect(await output.wait(for: "exit 0\n"), "\(output.text)")
+        #expect(
+            await output.wait(for: "exit 0\n", timeout: .seconds(60)),
+            "client: \(output.text)\n\(errors.text)\nserve: \(server.log.text.suffix(6000))")
         #expect(try await server.waitForExit() == 0)
-        started.process.waitUntilExit()
+        let clientExit = await started.exit.waitOrKill(started.process, timeout: .seconds(30))
+        #expect(clientExit.status == 0 && !clientExit.killed, "\(errors.text)")
         _ = await fake.stop()
         #expect(server.log.text.contains("Modal exec recorded"))
 

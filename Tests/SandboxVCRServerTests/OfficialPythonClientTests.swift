@@ -45,21 +45,13 @@ struct OfficialPythonClientTests {
             ["--cassette", cassette.path, "--record", "never"], logLevel: "warning")
         defer { serve.terminate() }
 
-        let process = Process()
-        process.executableURL = python
-        process.arguments = [
-            repositoryRoot.appendingPathComponent("Tools/serve_python_test.py").path,
-            "--endpoint", serve.baseURL, "--exchanges", gradingDemoExchangesFile.path,
-        ]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let (status, output) = try await RawHTTP.onThread { () -> (Int32, String) in
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let run = try await CommandRunner.run(
+            python,
+            [
+                repositoryRoot.appendingPathComponent("Tools/serve_python_test.py").path,
+                "--endpoint", serve.baseURL, "--exchanges", gradingDemoExchangesFile.path,
+            ])
+        let (status, output) = (run.status, run.stdoutText + run.stderrText)
         #expect(status == 0, "\(output)")
         #expect(output.contains("96/96 exchanges matched"), "\(output)")
         let stats = try await serve.stats()

@@ -84,6 +84,12 @@ struct ServeCassetteEndToEndTests {
         // The request log line names the outcome and the key prefix.
         #expect(serve.log.text.contains("outcome=hit"), "\(serve.log.text.prefix(2000))")
         #expect(serve.log.text.contains("key="))
+        // One line per request, in swift-log's stream format: local time, level, label, sorted metadata, source.
+        let requestLines = serve.log.text.split(separator: "\n").filter { $0.contains(" path=/run_code ") }
+        #expect(requestLines.count == exchanges.count)
+        let format =
+            #/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} info sandbox-vcr\.serve: duration_ms=[0-9.]+ key=[0-9a-f]+ method=POST outcome=hit path=/run_code request=.+ status=200 \[SandboxVCRServer\] request$/#
+        for line in requestLines { #expect(line.wholeMatch(of: format) != nil, "\(line)") }
     }
 
     @Test func replaysTheGradingDemoCassetteThroughTheProjectsClient() async throws {

@@ -5,7 +5,8 @@ import Testing
 /// SIGTERM while an upstream is silent: the grace period bounds the exit, and the call in flight is answered with
 /// an error rather than dropped (issue 12 item 11). The upstream holds its answer behind a gate that never opens.
 @Suite(.serialized) struct ServeShutdownTests {
-    static let body = #"{"code": "print(1)", "language": "python"}"#
+    /// A run timeout far above the bounds below, so that only the grace period can end the call in time.
+    static let body = #"{"code": "print(1)", "language": "python", "run_timeout": 60}"#
 
     /// A silent upstream, `serve` in front of it with `grace`, and one request in flight through it.
     private func inFlight(grace: String) async throws -> (
@@ -35,8 +36,8 @@ import Testing
         #expect(response.status == 503)
         #expect(response.bodyText.contains("shutdown grace period"))
         #expect(try await serve.waitForExit() == 0)
-        // Not the client's 10 s run timeout plus the upstream's: the 1 s grace (and process exit).
-        #expect(ContinuousClock.now - start < .seconds(8))
+        // Not the client's 60 s run timeout: the 1 s grace (and process exit; loose enough for a loaded machine).
+        #expect(ContinuousClock.now - start < .seconds(30))
     }
 
     @Test func aSecondSignalEndsItAtOnce() async throws {

@@ -181,20 +181,8 @@ import Testing
     static func run(_ tool: URL, _ arguments: [String]) async throws -> (
         status: Int32, reason: Process.TerminationReason, output: String, errors: String
     ) {
-        let process = Process()
-        process.executableURL = tool
-        process.arguments = arguments
-        let pipe = Pipe()
-        let errors = Pipe()
-        process.standardOutput = pipe
-        process.standardError = errors
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            process.terminationHandler = { _ in continuation.resume() }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, process.terminationReason, output, errorText)
+        let run = try await CommandRunner.run(tool, arguments)
+        return (run.status, run.reason, run.stdoutText, run.stderrText)
     }
 
     @Test func fourProcessesShareOneFile() async throws {

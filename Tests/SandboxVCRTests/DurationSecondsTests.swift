@@ -37,6 +37,20 @@ import Testing
         }
     }
 
+    /// Below a second, any attosecond count converts as the decimal text of it would (rounded once).
+    @Test func subsecondDurationsConvertAsTheirDecimalText() {
+        var generator = SystemRandomNumberGenerator()
+        var counts: [Int64] = [1, 999_999_999_999_999_999, 500_000_000_000_000_000, 123_456_789_000_000_000]
+        counts += (0..<20_000).map { _ in Int64.random(in: 1..<1_000_000_000_000_000_000, using: &generator) }
+        counts += (0..<20_000).map { _ in Int64.random(in: 1..<1_000_000_000, using: &generator) * 1_000_000_000 }
+        for count in counts {
+            let digits = String(count)
+            let text = "0." + String(repeating: "0", count: 18 - digits.count) + digits
+            #expect(Duration(attoseconds: Int128(count)).inSeconds == Double(text)!, "\(text)")
+            #expect(Duration(attoseconds: -Int128(count)).inSeconds == -Double(text)!, "-\(text)")
+        }
+    }
+
     @Test func wholeMillisecondsNeverTrap() {
         let huge = Duration(secondsComponent: .max, attosecondsComponent: 999_999_999_999_999_999)
         let tiny = Duration(secondsComponent: .min, attosecondsComponent: -999_999_999_999_999_999)

@@ -106,9 +106,14 @@ public final class Cassette: Sendable {
     /// Remembers digests of large parts written recently (a shared harness file is hashed once).
     let digests = PartDigestCache()
     private let isClosed = Mutex(false)
+    /// The file's entry in ``OpenCassettes``.
+    private let openKey: String
+    /// ``index()``, once read, for a small read-only cassette.
+    private let keptIndex = Mutex<[IndexEntry]?>(nil)
 
     private init(url: URL, reader: DatabaseQueue, access: CassetteFileAccess?, writer: CassetteWriter?) {
-        OpenCassettes.insert(url.path)
+        openKey = OpenCassettes.key(url.path)
+        OpenCassettes.insert(key: openKey)
         self.url = url
         self.reader = reader
         self.pointReaders = Mutex([reader])
@@ -118,7 +123,7 @@ public final class Cassette: Sendable {
 
     deinit {
         guard !isClosed.withLock({ $0 }) else { return }
-        defer { OpenCassettes.remove(url.path) }
+        defer { OpenCassettes.remove(key: openKey) }
         writer?.finishNow()
         closeConnections()
     }
@@ -134,53 +139,68 @@ public final class Cassette: Sendable {
     /// - Throws: ``CassetteError`` (`notACassette`, `corrupted`, `newerSchema`, `readOnly`, `io`).
     public static func open(at url: URL, readOnly: Bool = false, create: Bool = true) async throws -> Cassette {
         let access = try CassetteFileAccess(url: url, readOnly: readOnly, create: create)
-        // Opening may migrate a large file: do it on a thread of its own, not on the cooperative pool.
+        // A cassette with the current schema opens here: one connection and one read, well under a millisecond.
+        if let cassette = try openCurrent(url: url, access: access) { return cassette }
+        // Creating or migrating may take long on a large file: on a thread of its own, not on the cooperative pool.
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try open(url: url, access: access) })
+                continuation.resume(with: Result { try createOrMigrate(url: url, access: access) })
             }
         }
     }
 
-    private static func open(url: URL, access: CassetteFileAccess) throws -> Cassette {
+    /// Opens an existing cassette whose schema is current; `nil` when the file must be created or migrated.
+    private static func openCurrent(url: URL, access: CassetteFileAccess) throws -> Cassette? {
+        let path = url.path
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            // Before any connection opens it: SQLite would drop unreadable committed frames without a word.
+            if !OpenCassettes.contains(key: OpenCassettes.key(path)),
+                let damage = WALInspection.damage(walPath: path + "-wal", shmPath: path + "-shm")
+            {
+                throw CassetteError(
+                    code: .corrupted,
+                    message: "the WAL file beside the cassette (\(url.lastPathComponent)-wal) holds recordings "
+                        + "that cannot be read: \(damage). Opening it would drop them silently, so it was not "
+                        + "opened. Restore the -wal file (or the cassette) from a backup; to keep only what can "
+                        + "be read, move the -wal and -shm files away and open it again",
+                    path: path)
+            }
+            // Read first: a writable cassette that holds a current schema opens its writer on the first write.
+            let readers = try openReader(access)
+            let state = try readers.unsafeRead { db in
+                try Self.inReadTransaction(db) { try CassetteDatabase.schemaState($0, path: path) }
+            }
+            switch state {
+            case .current:
+                return Cassette(
+                    url: url, reader: readers, access: access,
+                    writer: access.isReadOnly ? nil : CassetteWriter(path: path, pool: nil))
+            case .empty where access.isReadOnly:
+                throw CassetteError(
+                    code: .notACassette,
+                    message: "the file is an empty database opened read-only; record into a writable copy",
+                    path: path)
+            case .needsMigration(let version) where access.isReadOnly:
+                throw CassetteError(
+                    code: .readOnly,
+                    message: "the cassette has schema version \(version) and must be migrated to "
+                        + "\(schemaVersion), which needs write access: run `sandbox-vcr cassette migrate \(path)` "
+                        + "(and commit the result), or make the file writable",
+                    path: path)
+            case .empty, .needsMigration:
+                try readers.close()
+                return nil
+            }
+        } catch let error as DatabaseError {
+            throw CassetteError(error, path: path)
+        }
+    }
+
+    /// Creates the file, or migrates it to the current schema, through the writer's pool.
+    private static func createOrMigrate(url: URL, access: CassetteFileAccess) throws -> Cassette {
         let path = url.path
         do {
-            if FileManager.default.fileExists(atPath: path) {
-                // Before any connection opens it: SQLite would drop unreadable committed frames without a word.
-                if !OpenCassettes.contains(path),
-                    let damage = WALInspection.damage(walPath: path + "-wal", shmPath: path + "-shm")
-                {
-                    throw CassetteError(
-                        code: .corrupted,
-                        message: "the WAL file beside the cassette (\(url.lastPathComponent)-wal) holds recordings "
-                            + "that cannot be read: \(damage). Opening it would drop them silently, so it was not "
-                            + "opened. Restore the -wal file (or the cassette) from a backup; to keep only what can "
-                            + "be read, move the -wal and -shm files away and open it again",
-                        path: path)
-                }
-                // Read first: a writable cassette that holds a current schema opens its writer on the first write.
-                let readers = try openReader(access)
-                switch try readers.read({ try CassetteDatabase.schemaState($0, path: path) }) {
-                case .current:
-                    return Cassette(
-                        url: url, reader: readers, access: access,
-                        writer: access.isReadOnly ? nil : CassetteWriter(path: path, pool: nil))
-                case .empty where access.isReadOnly:
-                    throw CassetteError(
-                        code: .notACassette,
-                        message: "the file is an empty database opened read-only; record into a writable copy",
-                        path: path)
-                case .needsMigration(let version) where access.isReadOnly:
-                    throw CassetteError(
-                        code: .readOnly,
-                        message: "the cassette has schema version \(version) and must be migrated to "
-                            + "\(schemaVersion), which needs write access: run `sandbox-vcr cassette migrate \(path)` "
-                            + "(and commit the result), or make the file writable",
-                        path: path)
-                case .empty, .needsMigration:
-                    try readers.close()
-                }
-            }
             let pool = try CassetteWriter.openPool(path: path)
             try CassetteDatabase.migrate(pool, path: path)
             return Cassette(
@@ -198,6 +218,7 @@ public final class Cassette: Sendable {
     private static func openReader(_ access: CassetteFileAccess) throws -> DatabaseQueue {
         var configuration = Configuration()
         configuration.readonly = !access.isWritable
+        configuration.foreignKeysEnabled = false  // it only reads
         configuration.busyMode = .timeout(10)
         configuration.label = "sandbox-vcr cassette"
         configuration.prepareDatabase { db in
@@ -258,7 +279,7 @@ public final class Cassette: Sendable {
         else { return }
         await writer?.finish()
         closeConnections()
-        OpenCassettes.remove(url.path)
+        OpenCassettes.remove(key: openKey)
     }
 
     /// Closes the readers, then the writer (the last connection to close checkpoints the WAL and removes it).
@@ -289,27 +310,46 @@ public final class Cassette: Sendable {
     }
 
     /// Runs a point read on the caller's thread, through the pool's readers (microseconds; no hand-off), in one read
-    /// transaction. GRDB's `read` would also switch the connection to `query_only` and back, compiling four
-    /// statements per read; these connections only read anyway, so the transaction uses two cached statements.
+    /// transaction (``inReadTransaction(_:_:)``: these connections only read, so GRDB's `query_only` switching, four
+    /// statements compiled per read, is left out).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
-            return try pointReader.unsafeRead { db in
-                try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
-                defer { try? db.cachedStatement(sql: "COMMIT").execute() }
-                return try body(db)
-            }
+            return try pointReader.unsafeRead { db in try Self.inReadTransaction(db, body) }
         } catch let error as DatabaseError {
             throw CassetteError(error, path: path)
         }
     }
 
-    /// Runs a long read (a scan of the whole file) on a reader's own queue, off the cooperative pool.
+    /// Runs `body` in one read transaction on a reading connection, with two cached statements (GRDB's `read` would
+    /// also switch the connection to `query_only` and back).
+    private static func inReadTransaction<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
+        defer { try? db.cachedStatement(sql: "COMMIT").execute() }
+        return try body(db)
+    }
+
+    /// Runs a read of many rows (up to a scan of the whole file): on the caller's thread when the file is small (as
+    /// one test's cassette is: the hand-off would cost more than the read), else on a reader's own queue, off the
+    /// cooperative pool.
     func scan<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        if isSmall { return try read(body) }
         do {
             return try await readers.read(body)
         } catch let error as DatabaseError {
             throw CassetteError(error, path: path)
         }
+    }
+
+    /// The largest file (with its WAL) that ``scan(_:)`` reads on the caller's thread.
+    static let inlineScanBytes = 1 << 20
+
+    /// Whether the file and its WAL hold at most ``inlineScanBytes``.
+    private var isSmall: Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return false }
+        var size = Int(info.st_size)
+        if stat(path + "-wal", &info) == 0 { size += Int(info.st_size) }
+        return size <= Self.inlineScanBytes
     }
 
     /// The number of interactions.
@@ -359,6 +399,8 @@ public final class Cassette: Sendable {
     /// The steps of every session whose id starts with `prefix` (e.g. `modal/`), by id; other interactions are not
     /// decoded.
     public func interactions(inSessionsPrefixed prefix: String) async throws -> [Interaction] {
+        // A read-only cassette's index is kept: one without sessions (most) needs no query.
+        if writer == nil, try await !index().contains(where: \.inSession) { return [] }
         let path = self.path
         return try await scan { db in
             let ids = try Int64.fetchAll(
@@ -386,10 +428,21 @@ public final class Cassette: Sendable {
         }
     }
 
-    /// The id, key and ordinal of every interaction, by id (for "never replayed" summaries).
-    func index() async throws -> [(id: Int64, key: ContentHash, ordinal: Int, inSession: Bool)] {
-        try await scan { try CassetteDatabase.index($0) }
+    /// The id, key and ordinal of every interaction, and whether it is a session's step, by id (for "never replayed"
+    /// summaries).
+    func index() async throws -> [IndexEntry] {
+        if let kept = keptIndex.withLock({ $0 }) { return kept }
+        let index = try await scan { try CassetteDatabase.index($0) }
+        // Kept for a small read-only cassette, which only another process could change (an open cassette reads a
+        // snapshot anyway): read once per test when the control API opens one per test.
+        if writer == nil, index.count <= Self.keptIndexEntries { keptIndex.withLock { $0 = index } }
+        return index
     }
+
+    typealias IndexEntry = (id: Int64, key: ContentHash, ordinal: Int, inSession: Bool)
+
+    /// The most index entries a read-only cassette keeps.
+    static let keptIndexEntries = 10_000
 
     /// One past the highest recorded ordinal of a key (0 when it has none).
     /// The highest ordinal a cassette holds: the recordings of one key are counted far below it.
@@ -436,25 +489,25 @@ public final class Cassette: Sendable {
 enum OpenCassettes {
     private static let paths = Mutex([String: Int]())
 
+    /// The file's canonical path (symbolic links resolved), or `path` standardized when it cannot be resolved.
     static func key(_ path: String) -> String {
-        URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+        guard let resolved = realpath(path, nil) else { return URL(fileURLWithPath: path).standardizedFileURL.path }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
-    static func insert(_ path: String) {
-        let key = key(path)
+    static func insert(key: String) {
         paths.withLock { $0[key, default: 0] += 1 }
     }
 
-    static func remove(_ path: String) {
-        let key = key(path)
+    static func remove(key: String) {
         paths.withLock { paths in
             paths[key, default: 1] -= 1
             if paths[key] == 0 { paths[key] = nil }
         }
     }
 
-    static func contains(_ path: String) -> Bool {
-        let key = key(path)
-        return paths.withLock { $0[key] != nil }
+    static func contains(key: String) -> Bool {
+        paths.withLock { $0[key] != nil }
     }
 }

@@ -179,8 +179,16 @@ extension CassetteDatabase {
     ///
     /// - Throws: ``CassetteError`` `notACassette` (another SQLite file), `newerSchema`, `corrupted` (no version).
     static func schemaState(_ db: Database, path: String) throws -> SchemaState {
-        if try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") == 0 { return .empty }
-        let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+        // What the file holds, in one statement (a new connection compiles every statement it runs).
+        let overview = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT (SELECT count(*) FROM sqlite_master), (SELECT application_id FROM pragma_application_id()),
+                    EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'),
+                    EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'grdb_migrations')
+                """)
+        guard let overview, overview[0] as Int != 0 else { return .empty }
+        let applicationID: Int32 = overview[1] ?? 0
         guard applicationID == Cassette.applicationID else {
             throw CassetteError(
                 code: .notACassette,
@@ -189,10 +197,13 @@ extension CassetteDatabase {
                 path: path)
         }
         // Another process is creating this cassette: it has set the application id but not yet made `meta`.
-        guard try db.tableExists("meta") else { return .needsMigration(version: 0) }
-        let version = try metaSchemaVersion(db)
-        let migrator = Self.migrator(path: path)
-        let superseded = try db.tableExists("grdb_migrations") && migrator.hasBeenSuperseded(db)
+        guard overview[2] as Bool else { return .needsMigration(version: 0) }
+        let version =
+            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'").flatMap { Int($0) } ?? 0
+        let known = Set(migrations.map(\.identifier))
+        let superseded =
+            try overview[3] as Bool
+            && String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations").contains { !known.contains($0) }
         if version > schemaVersion || superseded {
             throw CassetteError(
                 code: .newerSchema,

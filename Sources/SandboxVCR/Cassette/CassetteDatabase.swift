@@ -83,6 +83,7 @@ enum CassetteDatabase {
 
     /// Interactions by id, in the order given (missing ids are skipped).
     static func interactions(ids: [Int64], _ db: Database, path: String) throws -> [Cassette.Interaction] {
+        if ids.isEmpty { return [] }
         let statement = try db.cachedStatement(sql: "SELECT \(interactionColumns) FROM interactions WHERE id = ?")
         return try ids.compactMap { id in
             try Row.fetchOne(statement, arguments: [id]).map { try interaction($0, db, path: path) }

@@ -52,10 +52,12 @@ public struct RecordMode: RawRepresentable, Hashable, Sendable, CaseIterable, Cu
     /// - Throws: ``ExecutionError`` `configuration` when `SANDBOX_VCR_RECORD` names no mode (an unknown value is an
     ///   error, never silently a default).
     public static func resolve(
-        _ explicit: RecordMode? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+        _ explicit: RecordMode? = nil,
+        environment: @autoclosure () -> [String: String] = ProcessInfo.processInfo.environment
     ) throws -> RecordMode {
         if let explicit { return explicit }
         if let current { return current }
+        let environment = environment()
         if let value = environment[environmentVariable], !value.isEmpty {
             guard let mode = RecordMode(value) else {
                 throw ExecutionError(

@@ -37,8 +37,12 @@ extension Duration {
     /// The `Double` nearest to the exact number of attoseconds (rounded once, by the standard library's decimal
     /// parser): the inverse of ``init(secondsClamped:)``.
     package var inSeconds: Double {
+        // Whole seconds (most timeouts), or under a second with an attosecond count a `Double` holds exactly (any
+        // with nanosecond precision): one division of exact values is rounded once, as the decimal parser would.
+        let (wholeSeconds, attosecondsPart) = components
+        if attosecondsPart == 0 { return Double(wholeSeconds) }
+        if wholeSeconds == 0, let exact = Double(exactly: attosecondsPart) { return exact / 1e18 }
         let (seconds, fraction) = attoseconds.quotientAndRemainder(dividingBy: Self.attosecondsPerSecond)
-        if fraction == 0 { return Double(seconds) }
         let digits = String(fraction.magnitude)
         let decimal =
             (attoseconds < 0 ? "-" : "") + "\(seconds.magnitude)." + String(repeating: "0", count: 18 - digits.count)

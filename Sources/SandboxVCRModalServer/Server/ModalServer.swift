@@ -21,8 +21,8 @@ public final class ModalServer: Sendable {
     public let configuration: ModalServeConfiguration
     public let statistics = ModalServeStatistics()
     let hub: ModalSandboxHub
-    private let server: GRPCServer<HTTP2ServerTransport.Posix>
-    private let transport: HTTP2ServerTransport.Posix
+    private let server: GRPCServer<QuiescingTransport<HTTP2ServerTransport.Posix>>
+    private let transport: QuiescingTransport<HTTP2ServerTransport.Posix>
     private let logger: Logger
 
     /// Loads the cassette's recorded sandboxes (when the mode may replay) and prepares the server.
@@ -67,9 +67,10 @@ public final class ModalServer: Sendable {
         self.hub = hub
         var transportConfiguration = HTTP2ServerTransport.Posix.Config.defaults
         transportConfiguration.rpc.maxRequestPayloadSize = 64 * 1024 * 1024
-        transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: configuration.host, port: configuration.port), transportSecurity: .plaintext,
-            config: transportConfiguration)
+        transport = QuiescingTransport(
+            HTTP2ServerTransport.Posix(
+                address: .ipv4(host: configuration.host, port: configuration.port), transportSecurity: .plaintext,
+                config: transportConfiguration))
         let implemented = Set(ModalRPC.allPaths)
         server = GRPCServer(
             transport: transport,
@@ -118,7 +119,7 @@ public final class ModalServer: Sendable {
 
     /// `http://HOST:PORT` once listening (the URL Modal clients take as `MODAL_SERVER_URL`).
     public func listeningURL() async throws -> String {
-        let address = try await transport.listeningAddress
+        let address = try await transport.wrapped.listeningAddress
         guard let ipv4 = address.ipv4 else {
             throw ModalServeError(code: .listen, message: "the Modal port is bound to \(address), not an IPv4 address")
         }
@@ -128,12 +129,17 @@ public final class ModalServer: Sendable {
     }
 
     /// Stops the server: first lets the execs in flight finish (an exec spans several calls, e.g. the Python SDK's
-    /// repeated `TaskExecWait`) for up to the shutdown grace, then stops accepting calls; ``run()`` returns when the
-    /// calls in flight are answered.
+    /// repeated `TaskExecWait`), then the calls in flight, then waits until no call has run for half a second (grpclib
+    /// clients take `GOAWAY` as the end of the connection, and drop answers they have not taken yet), for up to the
+    /// shutdown grace in all; then stops accepting calls. ``run()`` returns when the calls still open are answered.
     public func beginShutdown() {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        Task {
+        Task { [hub, transport, server, logger] in
             await hub.drainExecs(until: deadline)
+            let left = await transport.waitUntilQuiet(until: deadline)
+            if left > 0 {
+                logger.notice("the Modal port stops with \(left) call(s) still in flight: the shutdown grace ended")
+            }
             server.beginGracefulShutdown()
         }
     }

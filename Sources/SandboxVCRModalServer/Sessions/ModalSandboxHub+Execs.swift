@@ -155,6 +155,7 @@ extension ModalSandboxHub {
             try await delay(until: answer.exitDelay, of: exec)
             return try Self.waitResponse(answer.exit)
         case .forward(let upstream, _):
+            logger.debug("Modal exec wait forwarded", metadata: ["sandbox": "\(sandbox.id)", "step": "\(exec.step)"])
             do {
                 let response = try await upstream.router(
                     ModalRPC.TaskCommandRouter.taskExecWait, timeout: .seconds(Int64(exec.start.timeoutSecs) + 300)

@@ -16,6 +16,11 @@ internal import NIOCore
 /// channel's pipeline, turns reading off (`autoRead`, which drops the registration) for a back-off that starts at
 /// ``initialBackoff`` and doubles up to ``maximumBackoff``, holds the reads asked for meanwhile, then turns reading
 /// back on. The connections waiting in the backlog are accepted as soon as descriptors are free again.
+///
+/// While it accepts, it holds ``reservedDescriptors`` descriptors back (open on `/dev/null`) and closes them when it
+/// pauses, so that the rest of the process still finds some when connections have taken all the others: SQLite,
+/// the log, and the dispatch thread pool, which stops the whole process when it cannot open `/proc` (which it does
+/// when work waits for a thread, as on a loaded machine). It accepts again only once it has them back.
 final class AcceptPauseHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = any Channel
     typealias InboundOut = any Channel
@@ -23,6 +28,8 @@ final class AcceptPauseHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     static let initialBackoff = TimeAmount.milliseconds(100)
     static let maximumBackoff = TimeAmount.seconds(1)
+    /// The descriptors kept for the rest of the process while connections are refused.
+    static let reservedDescriptors = 16
 
     private let logger: Logger
     private var backoff = AcceptPauseHandler.initialBackoff
@@ -31,6 +38,8 @@ final class AcceptPauseHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var wasAutoRead = true
     /// Whether the current shortage was logged (once, until an accept succeeds).
     private var isShortageLogged = false
+    /// The held-back descriptors (fewer only while paused, or when the process started without them).
+    private var reserve: [Int32] = []
 
     init(logger: Logger) {
         self.logger = logger
@@ -40,6 +49,10 @@ final class AcceptPauseHandler: ChannelDuplexHandler, RemovableChannelHandler {
     static func isRecoverable(_ error: any Error) -> Bool {
         guard let error = error as? IOError else { return false }
         return [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        _ = acquireReserve()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -64,10 +77,12 @@ final class AcceptPauseHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         resumption?.cancel()
         resumption = nil
+        releaseReserve()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        releaseReserve()
         if let resumption {
             resumption.cancel()
             self.resumption = nil
@@ -92,16 +107,48 @@ final class AcceptPauseHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } catch {
             return
         }
+        releaseReserve()
+        scheduleResumption(context: context)
+    }
+
+    /// Accepts again after the back-off, once the reserve is whole again (else waits another back-off).
+    private func scheduleResumption(context: ChannelHandlerContext) {
         let delay = backoff
         backoff = min(backoff * 2, Self.maximumBackoff)
         resumption = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
             resumption = nil
+            guard acquireReserve() else {
+                releaseReserve()
+                scheduleResumption(context: context)
+                return
+            }
             if wasAutoRead {
                 try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
             } else {
                 context.read()
             }
         }
+    }
+
+    /// Opens the reserve's missing descriptors; whether it is whole.
+    private func acquireReserve() -> Bool {
+        while reserve.count < Self.reservedDescriptors {
+            let descriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { return false }
+            reserve.append(descriptor)
+        }
+        return true
+    }
+
+    private func releaseReserve() {
+        for descriptor in reserve {
+            #if canImport(Glibc)
+                _ = Glibc.close(descriptor)
+            #else
+                _ = Darwin.close(descriptor)
+            #endif
+        }
+        reserve.removeAll()
     }
 }
 

@@ -126,6 +126,8 @@ public final class CassetteControl: SandboxExecutor {
     private let configuration: RecordingExecutor.Configuration
     private let logger: Logger
     private let current = Mutex<Slot?>(nil)
+    /// The next test's cassette, opened ahead by ``prepare(_:)``, with the file's identity then.
+    private let prepared = Mutex<(slot: Slot, file: FileIdentity?)?>(nil)
     /// Serializes activations and keeps the session's usage of each cassette.
     private let switchboard = Switchboard()
 
@@ -164,7 +166,13 @@ public final class CassetteControl: SandboxExecutor {
         }
         return try await switchboard.serialized { () async throws(CassetteControlError) -> Report? in
             let closed = await closeCurrent()
-            let slot = try await makeSlot(activation)
+            let slot: Slot
+            if let ready = takePrepared(activation) {
+                slot = ready
+            } else {
+                await discardPrepared()
+                slot = try await makeSlot(activation)
+            }
             current.withLock { $0 = slot }
             if let companion {
                 do {
@@ -182,6 +190,41 @@ public final class CassetteControl: SandboxExecutor {
                 ])
             return closed
         }
+    }
+
+    /// Opens the next test's cassette ahead, while the caller goes on (the pytest plugin sends it after a test's
+    /// `DELETE`, for the test that comes next): the ``activate(_:)`` that names the same activation then only makes
+    /// it current. It is not current before that, so requests meanwhile miss as they would without it; an
+    /// activation of another cassette, or a change to the file in between, closes it unused, and it counts in no
+    /// report.
+    ///
+    /// - Throws: ``CassetteControlError`` as ``activate(_:)`` would (the activation reports it again).
+    public func prepare(_ activation: Activation) async throws(CassetteControlError) {
+        try await switchboard.serialized { () async throws(CassetteControlError) -> Void in
+            await discardPrepared()
+            let file = FileIdentity(path: activation.path)
+            let slot = try await makeSlot(activation)
+            prepared.withLock { $0 = (slot, file) }
+        }
+    }
+
+    /// The prepared slot if it is `activation`'s and its file is as it was then.
+    private func takePrepared(_ activation: Activation) -> Slot? {
+        let file = FileIdentity(path: activation.path)
+        return prepared.withLock { prepared -> Slot? in
+            guard let ready = prepared, ready.slot.activation == activation, ready.file == file else { return nil }
+            prepared = nil
+            return ready.slot
+        }
+    }
+
+    /// Closes the prepared slot, if any, without noting its usage.
+    private func discardPrepared() async {
+        let slot = prepared.withLock { prepared -> Slot? in
+            defer { prepared = nil }
+            return prepared?.slot
+        }
+        await slot?.discard()
     }
 
     /// Closes the current cassette: commits its recordings, closes the file, and notes which recordings were used.
@@ -205,9 +248,10 @@ public final class CassetteControl: SandboxExecutor {
         await switchboard.unusedRecordings()
     }
 
-    /// Closes the current cassette, then shuts the live backend down.
+    /// Closes the current cassette (and a prepared one), then shuts the live backend down.
     public func shutdown() async {
         _ = await deactivate()
+        try? await switchboard.serialized { () async throws(CassetteControlError) -> Void in await discardPrepared() }
         await live?.shutdown()
     }
 
@@ -385,6 +429,15 @@ extension CassetteControl {
             }
         }
 
+        /// Closes the cassette of an activation that never became current (nothing to commit or report).
+        func discard() async {
+            switch source.withLock({ $0 }) {
+            case .open(let executor): await executor.cassette.close()
+            case .opening(let task): await (try? await task.value)?.cassette.close()
+            case .unopened, .absent, .live: break
+            }
+        }
+
         /// Commits and closes the cassette, if one was opened.
         ///
         /// - Returns: the final report, and the cassette's usage (`nil` when no cassette was opened).
@@ -427,6 +480,23 @@ extension CassetteControl {
                 return report
             }
             return (final, usage)
+        }
+    }
+
+    /// What identifies a file's content without reading it: a prepared cassette is used only if its file is
+    /// unchanged (`nil`: no file).
+    fileprivate struct FileIdentity: Hashable, Sendable {
+        var device: Int
+        var inode: Int
+        var size: Int
+        var modified: Date
+
+        init?(path: String) {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+            device = (attributes[.systemNumber] as? NSNumber)?.intValue ?? 0
+            inode = (attributes[.systemFileNumber] as? NSNumber)?.intValue ?? 0
+            size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+            modified = attributes[.modificationDate] as? Date ?? .distantPast
         }
     }
 

@@ -7,6 +7,8 @@ internal import SandboxVCR
 /// - `POST /sandbox-vcr/cassette` `{"path", "mode", "test"}`: `{"active": {"path", "mode", "test"}, "closed": REPORT}`
 /// - `GET /sandbox-vcr/cassette`: `{"active": REPORT}`
 /// - `DELETE /sandbox-vcr/cassette`: `{"closed": REPORT}`
+/// - `POST /sandbox-vcr/next` `{"path", "mode", "test"}`: `{"prepared": {"path", "mode", "test"}}`: opens the next
+///   test's cassette ahead (``CassetteControl/prepare(_:)``), so that its `POST /sandbox-vcr/cassette` is quick
 /// - `GET /sandbox-vcr/unused`: `{"cassettes": [{"path", "recordings", "unused": [{"id", "request"}]}]}`
 ///
 /// `path` is an absolute, normalized path ending in `.sqlite`; `mode` is `never`, `missing`, `all` or `live`; `test`
@@ -23,7 +25,7 @@ enum CassetteControlRoutes {
     static let maxTestBytes = 4096
 
     static let routes: [String: [HTTPRequest.Method]] = [
-        "/sandbox-vcr/cassette": [.post, .get, .delete], "/sandbox-vcr/unused": [.get],
+        "/sandbox-vcr/cassette": [.post, .get, .delete], "/sandbox-vcr/unused": [.get], "/sandbox-vcr/next": [.post],
     ]
 
     static func answer(to request: Request, control: CassetteControl) async -> Response {
@@ -33,7 +35,7 @@ enum CassetteControlRoutes {
                 CassetteControlError(
                     code: .notFound,
                     message: "no control endpoint \(path); the endpoints are /sandbox-vcr/cassette (POST, GET, "
-                        + "DELETE) and /sandbox-vcr/unused (GET)"))
+                        + "DELETE), /sandbox-vcr/next (POST) and /sandbox-vcr/unused (GET)"))
         }
         let method = request.method == .head ? .get : request.method
         guard methods.contains(method) else {
@@ -51,21 +53,31 @@ enum CassetteControlRoutes {
             return ok(["active": control.currentReport.map(json) ?? .null])
         case (_, .delete):
             return ok(["closed": await control.deactivate().map(json) ?? .null])
+        case ("/sandbox-vcr/next", _):
+            do throws(CassetteControlError) {
+                let activation = try await self.activation(from: request)
+                try await control.prepare(activation)
+                return ok(["prepared": summary(activation)])
+            } catch {
+                return refusal(error)
+            }
         default:
             do throws(CassetteControlError) {
                 let activation = try await self.activation(from: request)
                 let closed = try await control.activate(activation)
-                return ok([
-                    "active": .object([
-                        ("path", .string(activation.path)), ("mode", .string(activation.mode.rawValue)),
-                        ("test", activation.test.map(JSONValue.string) ?? .null),
-                    ]),
-                    "closed": closed.map(json) ?? .null,
-                ])
+                return ok(["active": summary(activation), "closed": closed.map(json) ?? .null])
             } catch {
                 return refusal(error)
             }
         }
+    }
+
+    /// `{"path", "mode", "test"}` of an activation.
+    static func summary(_ activation: CassetteControl.Activation) -> JSONValue {
+        .object([
+            ("path", .string(activation.path)), ("mode", .string(activation.mode.rawValue)),
+            ("test", activation.test.map(JSONValue.string) ?? .null),
+        ])
     }
 
     // MARK: Reading the activation

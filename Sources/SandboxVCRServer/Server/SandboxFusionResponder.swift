@@ -284,6 +284,7 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 
     private static func milliseconds(_ duration: Duration) -> String {
-        String((duration.inSeconds * 100_000).rounded() / 100)
+        let (seconds, attoseconds) = duration.components
+        return String(((Double(seconds) * 1e3 + Double(attoseconds) / 1e15) * 100).rounded() / 100)
     }
 }

@@ -43,7 +43,8 @@ package enum SandboxFusionRequestValidator {
     /// Whether FastAPI treats the content type as JSON (Python's `email.message` parsing; a value without a
     /// `/` counts as `text/plain`).
     static func isJSON(contentType: String?) -> Bool {
-        guard let contentType, !contentType.allSatisfy(\.isWhitespace) else { return true }
+        guard let contentType, contentType != "application/json" else { return true }
+        guard !contentType.allSatisfy(\.isWhitespace) else { return true }
         let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
         let parts = mediaType.trimmingWhitespace().lowercased().split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, parts[0] == "application" else { return false }

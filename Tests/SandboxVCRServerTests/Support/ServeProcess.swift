@@ -12,65 +12,6 @@ private let clearedEnvironment: [String: String?] = [
     "MODAL_CONFIG_PATH": "/nonexistent/sandbox-vcr-tests/.modal.toml",
 ]
 
-/// Collects a child's output stream on a dedicated thread, and lets tests wait for text in it (no sleeps).
-final class OutputCollector: Sendable {
-    private struct State {
-        var text = ""
-        var isClosed = false
-        var waiters: [(text: String, continuation: CheckedContinuation<Bool, Never>)] = []
-    }
-
-    private let state = Mutex(State())
-
-    /// Reads `handle` until end of file on a new thread.
-    init(reading handle: FileHandle) {
-        let thread = Thread { [self] in
-            while true {
-                let data = handle.availableData
-                if data.isEmpty { break }
-                append(String(decoding: data, as: UTF8.self))
-            }
-            finish()
-        }
-        thread.start()
-    }
-
-    var text: String { state.withLock { $0.text } }
-
-    /// Returns `true` once the output contains `text`, `false` if the stream ends without it.
-    func wait(for text: String) async -> Bool {
-        await withCheckedContinuation { continuation in
-            let answer: Bool? = state.withLock { state in
-                if state.text.contains(text) { return true }
-                if state.isClosed { return false }
-                state.waiters.append((text, continuation))
-                return nil
-            }
-            if let answer { continuation.resume(returning: answer) }
-        }
-    }
-
-    private func append(_ chunk: String) {
-        let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
-            state.text += chunk
-            let text = state.text
-            let ready = state.waiters.filter { text.contains($0.text) }.map(\.continuation)
-            state.waiters.removeAll { text.contains($0.text) }
-            return ready
-        }
-        for continuation in ready { continuation.resume(returning: true) }
-    }
-
-    private func finish() {
-        let waiters = state.withLock { state in
-            state.isClosed = true
-            defer { state.waiters = [] }
-            return state.waiters.map(\.continuation)
-        }
-        for continuation in waiters { continuation.resume(returning: false) }
-    }
-}
-
 /// A running `sandbox-vcr serve` child process on a free loopback port.
 final class ServeProcess: Sendable {
     let process: Process
@@ -79,11 +20,13 @@ final class ServeProcess: Sendable {
     let modalURL: String?
     /// Standard error: the request log lines and warnings.
     let log: OutputCollector
+    private let exit: ProcessExit
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    private init(process: Process, port: Int, modalURL: String?, log: OutputCollector) {
-        self.process = process
+    private init(_ started: CommandRunner.Started, port: Int, modalURL: String?, log: OutputCollector) {
+        self.process = started.process
+        self.exit = started.exit
         self.port = port
         self.modalURL = modalURL
         self.log = log
@@ -104,12 +47,13 @@ final class ServeProcess: Sendable {
             let port = Int(line.dropFirst(prefix.count).prefix { $0 != "," })
         else {
             if process.isRunning { process.terminate() }
-            _ = await log.wait(for: "\u{0}")  // the whole log, up to the end of the stream
+            _ = await started.exit.waitOrKill(process, timeout: .seconds(10))
+            _ = await log.waitForEnd()
             throw RawHTTPError(description: "serve \(arguments) did not start: \(stdout.text) \(log.text)")
         }
         let modalMarker = ", modal: "
         let modalURL = line.range(of: modalMarker).map { String(line[$0.upperBound...]) }
-        return ServeProcess(process: process, port: port, modalURL: modalURL, log: log)
+        return ServeProcess(started, port: port, modalURL: modalURL, log: log)
     }
 
     /// Sends `signal` and waits for the process to exit; returns its exit status.
@@ -120,12 +64,16 @@ final class ServeProcess: Sendable {
     }
 
     /// Waits for the process to exit; returns its exit status.
-    func waitForExit() async throws -> Int32 {
-        let process = process
-        return try await RawHTTP.onThread { () -> Int32 in
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
+    ///
+    /// A server still running after `timeout` is hung: it gets `SIGQUIT` (the Swift runtime then prints every
+    /// thread's backtrace into its log), then `SIGKILL`, and the wait throws with the end of the log.
+    func waitForExit(timeout: Duration = .seconds(90)) async throws -> Int32 {
+        if let status = await exit.wait(timeout: timeout) { return status }
+        kill(process.processIdentifier, SIGQUIT)
+        _ = await exit.waitOrKill(process, timeout: .seconds(60))
+        _ = await log.waitForEnd(timeout: .seconds(10))
+        throw RawHTTPError(
+            description: "serve did not exit within \(timeout); its log ends:\n\(log.text.suffix(20_000))")
     }
 
     /// Kills the process if it is still running (for `defer`).

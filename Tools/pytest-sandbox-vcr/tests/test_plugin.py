@@ -243,6 +243,45 @@ def test_unused_recordings_are_reported_per_cassette_at_the_end(pytester, upstre
     ])
 
 
+def test_a_cassette_opened_ahead_for_a_test_that_skips_counts_nowhere(pytester, upstream, monkeypatch):
+    """The server opens the next test's cassette while the current one ends; a next test that skips before its
+    cassette is active (here in a module fixture) leaves no trace: no unused recordings, no other test's answers."""
+    module = """
+        import os
+        import pytest
+        from sandbox_fusion import RunCodeRequest, run_code
+
+        pytestmark = pytest.mark.sandbox_vcr
+
+        def call(code):
+            return run_code(RunCodeRequest(code=code, language="python"), max_attempts=1).run_result.stdout
+
+        @pytest.fixture(scope="module")
+        def gate():
+            if os.environ.get("SKIP_B"):
+                pytest.skip("b is skipped in this run")
+
+        def test_a():
+            assert call("print(3 + 4)") == "7\\n"
+
+        def test_b(gate):
+            assert call("print(2 * 21)") == "42\\n"
+
+        def test_c():
+            assert call("print(3 + 4)") == "7\\n"
+    """
+    pytester.makepyfile(test_ahead=module)
+    pytester.runpytest_subprocess(f"--sandbox-upstream={upstream.url}").assert_outcomes(passed=3)
+    upstream.stop()
+    result = pytester.runpytest_subprocess("--sandbox-record-mode=never")
+    result.assert_outcomes(passed=3)
+    monkeypatch.setenv("SKIP_B", "1")
+    result = pytester.runpytest_subprocess("--sandbox-record-mode=never", "-rs")
+    result.assert_outcomes(passed=2, skipped=1)
+    assert "no test of this session used" not in result.stdout.str()
+    assert "test_b.sqlite" not in result.stdout.str()
+
+
 def test_xdist_workers_each_get_their_own_server(pytester, upstream, monkeypatch):
     tests = """
         import os, pytest

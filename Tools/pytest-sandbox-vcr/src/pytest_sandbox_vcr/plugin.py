@@ -48,6 +48,10 @@ DEFAULT_MODAL_UPSTREAM = "https://api.modal.com"
 
 _STATE = pytest.StashKey["_SessionState"]()
 _ACTIVE = pytest.StashKey["SandboxVCR"]()
+#: The test that runs after an item (pytest's `nextitem`), whose cassette the server may open ahead.
+_NEXT = pytest.StashKey[Optional[pytest.Item]]()
+#: The cassette path computed when the test's cassette was prepared (see `_SessionState.prepare`).
+_PREPARED_CASSETTE = pytest.StashKey[Path]()
 _MODAL = pytest.StashKey[ModalSessionState]()
 #: The Modal API recordings come from: --sandbox-modal-upstream, else $MODAL_SERVER_URL when pytest started.
 _MODAL_UPSTREAM = pytest.StashKey[Optional[str]]()
@@ -278,7 +282,9 @@ class _SessionState:
 
     def begin(self, item, marker, config_overrides: Dict[str, Any]) -> SandboxVCR:
         server = self.ensure_server()
-        cassette = cassette_path(item, marker, config_overrides.get("cassette_dir") or self.cassette_dir)
+        cassette_dir = config_overrides.get("cassette_dir")
+        cassette = (item.stash.get(_PREPARED_CASSETTE, None) if cassette_dir is None else None) or cassette_path(
+            item, marker, cassette_dir or self.cassette_dir)
         allow_misses = bool(marker.kwargs.get("allow_misses", False)) if marker else False
         allow_misses = allow_misses or bool(config_overrides.get("allow_misses", False))
         try:
@@ -295,6 +301,35 @@ class _SessionState:
         vcr._closing = True
         self.ensure_server().send(
             "DELETE", "/sandbox-vcr/cassette", None, lambda answer, error: self._closed(vcr, answer, error))
+
+    def prepare(self, item):
+        """Asks the server, without waiting, to open `item`'s cassette ahead (`POST /sandbox-vcr/next`), so that its
+        activation is quick; only when the cassette is sure to be the one `begin` will ask for: a marked test, not
+        skipped by a marker, whose `sandbox_vcr_config` is the default. The server keeps it out of use until then,
+        and drops it if another comes."""
+        if item is None or self.server is None:
+            return
+        marker = item.get_closest_marker(MARKER)
+        if marker is None and "sandbox_vcr" not in getattr(item, "fixturenames", ()):
+            return
+        if item.get_closest_marker("skip") is not None or item.get_closest_marker("skipif") is not None:
+            return
+        try:
+            # The config fixture is requested at setup (not in the test's signature): ask which one the test sees.
+            definitions = item.session._fixturemanager.getfixturedefs("sandbox_vcr_config", item)
+        except Exception:
+            return
+        function = getattr(definitions[-1], "func", None) if definitions else None
+        if getattr(function, "__module__", None) != __name__:
+            return
+        try:
+            cassette = cassette_path(item, marker, self.cassette_dir)
+        except (Exception, pytest.fail.Exception):
+            return  # `begin` reports it
+        item.stash[_PREPARED_CASSETTE] = cassette
+        self.server.send(
+            "POST", "/sandbox-vcr/next", {"path": str(cassette), "mode": self.record_mode, "test": item.nodeid},
+            lambda answer, error: None)
 
     def _closed(self, vcr: SandboxVCR, answer: Any, error: Optional[Exception]):
         if error is not None:
@@ -487,6 +522,13 @@ def _sandbox_vcr_cassette(request):
         environment.restore()
         del request.node.stash[_ACTIVE]
         state.end(vcr)
+        state.prepare(request.node.stash.get(_NEXT, None))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Notes which test comes next (returns nothing, so pytest's own protocol runs the test)."""
+    item.stash[_NEXT] = nextitem
 
 
 @pytest.fixture
