@@ -72,6 +72,10 @@ Fault switches (--fault, repeatable; --fault-rpcs limits faults to the listed me
     reject-before-read     credential and fault errors are answered before the request body is read (as real gRPC
                            servers may on header-level rejections; the case where libcurl 7.88 loses the status with
                            HTTP/2 error 92). Without it the request is always read first.
+    drop-status            every call answers in full (headers and messages) but ends its HTTP/2 stream without the
+                           trailers that carry grpc-status, as libcurl before 8.1 delivers an answer whose trailers it
+                           dropped on a multiplexed connection. Use with --fault-rpcs.
+    drop-status-once       as drop-status, for the first call of each RPC only.
     Faults are checked after credentials (a call with bad credentials is refused, not faulted).
 
 Router URLs (--router-scheme, default http): with `https` the command router URL handed out is
@@ -84,7 +88,7 @@ that changes it, so a test that got an answer reads a file that already includes
      "created_at": [unix seconds, ...], "terminated_at": [unix seconds, ...],
      "execs_started": int, "faults_injected": int,
      "calls": {"/modal.client.ModalClient/AppGetOrCreate": count, ...},      # every call, faulted ones included
-     "call_log": [{"path": str, "idempotency_key": str|null, "retry_attempt": str|null, "outcome": "OK"|STATUS}, ...]
+     "call_log": [{"path": str, "idempotency_key": str|null, "retry_attempt": str|null, "outcome": "OK"|STATUS|"OK, status dropped"}, ...]
                  (the last 1000 calls; never tokens),
      "images": [{"image_id": str, "dockerfile_commands": [str], "base_images": [str]}],
      "apps": {"env/name": "ap-..."}}
@@ -135,6 +139,8 @@ FAULTS = {
     "stdio-break-once",
     "terminate-mid-command-once",
     "ignore-exec-timeouts",
+    "drop-status",
+    "drop-status-once",
 }
 BUILDER_VERSION = "2025.06"
 READ_CHUNK = 64 * 1024
@@ -277,7 +283,7 @@ class FakeModal:
         self.apps = {}
         self.images = {}
         self.idempotent_answers = {}
-        self.faulted_once = {"unavailable-once": set(), "throttle": set()}
+        self.faulted_once = {"unavailable-once": set(), "throttle": set(), "drop-status-once": set()}
         self.map_prefixes = args.map_prefix or ["/workspace"]
         self.app_counter = itertools.count()
         self.image_counter = itertools.count(1)
@@ -344,6 +350,17 @@ class FakeModal:
             policy = api_pb2.RPCRetryPolicy(retry_after_secs=self.args.throttle_secs)
             raise GRPCError(Status.RESOURCE_EXHAUSTED, "fake-modal fault: throttled", [policy])
 
+    def drops_status(self, path):
+        """Whether this call's answer goes without its trailers (drop-status, drop-status-once)."""
+        if not self.fault_applies(path.rsplit("/", 1)[-1]):
+            return False
+        if "drop-status" in self.faults:
+            return True
+        if "drop-status-once" in self.faults and path not in self.faulted_once["drop-status-once"]:
+            self.faulted_once["drop-status-once"].add(path)
+            return True
+        return False
+
     def wrap(self, path, handler):
         """Wraps a handler: reads the request, checks credentials and faults, counts, then runs the implementation."""
         impl = handler.func
@@ -373,6 +390,17 @@ class FakeModal:
                 entry["outcome"] = error.status.name
                 self.stats.write()
                 raise
+            if self.drops_status(path):
+                # Counted first: the stats file is written before the answer ends.
+                entry["outcome"] = "OK, status dropped"
+                self.stats.data["faults_injected"] += 1
+                self.stats.write()
+                # End the stream with an empty DATA frame instead of the trailers (grpclib sends them on exit
+                # unless they count as sent).
+                if not stream._send_initial_metadata_done:
+                    await stream.send_initial_metadata()
+                await stream._stream.end()
+                stream._send_trailing_metadata_done = True
 
         return Handler(wrapped, handler.cardinality, handler.request_type, handler.reply_type)
 

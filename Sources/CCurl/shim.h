@@ -15,6 +15,8 @@ static inline CURLcode ccurl_easy_setopt_io_callback(CURL *h, CURLoption o, ccur
 typedef int (*ccurl_trailer_callback)(struct curl_slist **, void *);
 static inline CURLcode ccurl_easy_setopt_trailer_callback(CURL *h, ccurl_trailer_callback v) { return curl_easy_setopt(h, CURLOPT_TRAILERFUNCTION, v); }
 
+typedef curl_socket_t (*ccurl_opensocket_callback)(void *, curlsocktype, struct curl_sockaddr *);
+static inline CURLcode ccurl_easy_setopt_opensocket_callback(CURL *h, ccurl_opensocket_callback v) { return curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, v); }
 typedef int (*ccurl_seek_callback)(void *, curl_off_t, int);
 static inline CURLcode ccurl_easy_setopt_seek_callback(CURL *h, ccurl_seek_callback v) { return curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, v); }
 static inline CURLcode ccurl_easy_setopt_error_buffer(CURL *h, char *v) { return curl_easy_setopt(h, CURLOPT_ERRORBUFFER, v); }
@@ -29,6 +31,7 @@ static inline CURLMcode ccurl_multi_setopt_long(CURLM *m, CURLMoption o, long v)
 /* Macros and enum values Swift cannot import cleanly. */
 static inline unsigned int ccurl_version_now(void) { return CURLVERSION_NOW; }
 static inline long ccurl_http_version_1_1(void) { return CURL_HTTP_VERSION_1_1; }
+static inline long ccurl_http_version_2_0(void) { return CURL_HTTP_VERSION_2_0; }
 static inline long ccurl_http_version_2_tls(void) { return CURL_HTTP_VERSION_2TLS; }
 static inline long ccurl_http_version_2_prior_knowledge(void) { return CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE; }
 static inline long ccurl_global_all(void) { return CURL_GLOBAL_ALL; }
@@ -38,6 +41,7 @@ static inline size_t ccurl_read_func_abort(void) { return CURL_READFUNC_ABORT; }
 static inline int ccurl_trailerfunc_ok(void) { return CURL_TRAILERFUNC_OK; }
 static inline int ccurl_seekfunc_ok(void) { return CURL_SEEKFUNC_OK; }
 static inline int ccurl_seekfunc_cantseek(void) { return CURL_SEEKFUNC_CANTSEEK; }
+static inline curl_socket_t ccurl_socket_bad(void) { return CURL_SOCKET_BAD; }
 static inline int ccurl_error_size(void) { return CURL_ERROR_SIZE; }
 
 /* The result code of a finished transfer (CURLMsg.data is a union Swift imports awkwardly). */

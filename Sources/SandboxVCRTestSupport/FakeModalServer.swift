@@ -43,6 +43,12 @@ public final class FakeModalServer: Sendable {
         public static let slowStreams = Fault("slow-streams")
         /// Error answers are sent before the request body is read.
         public static let rejectBeforeRead = Fault("reject-before-read")
+        /// Every call answers in full but ends without the trailers that carry `grpc-status` (as libcurl before 8.1
+        /// delivers an answer whose trailers it dropped); use with ``Options/faultRPCs``. Its outcome in the call
+        /// log is `OK, status dropped`.
+        public static let dropStatus = Fault("drop-status")
+        /// As ``dropStatus``, for the first call of each RPC only.
+        public static let dropStatusOnce = Fault("drop-status-once")
     }
 
     /// How to start the server.
@@ -82,7 +88,8 @@ public final class FakeModalServer: Sendable {
             public var path: String
             public var idempotencyKey: String?
             public var retryAttempt: String?
-            /// `OK` or the gRPC status name the call ended with, e.g. `UNAVAILABLE`.
+            /// `OK` or the gRPC status name the call ended with, e.g. `UNAVAILABLE` (`OK, status dropped` for an answer
+            /// the ``Fault/dropStatus`` faults sent without its trailers).
             public var outcome: String
 
             enum CodingKeys: String, CodingKey {

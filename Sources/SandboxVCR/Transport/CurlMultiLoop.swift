@@ -117,7 +117,7 @@ final class CurlMultiLoop: Sendable {
             }
             var running: Int32 = 0
             _ = curl_multi_perform(multi.pointer, &running)
-            transfers.collectFinished()
+            transfers.afterPerform()
             _ = curl_multi_poll(multi.pointer, nil, 0, 1000, nil)
         }
     }
@@ -144,11 +144,33 @@ enum CurlGlobal {
     private static let result: UInt32 = curl_global_init(ccurl_global_all()).rawValue
 
     /// Whether this libcurl (before 8.0.0) breaks reused HTTP/2 prior-knowledge connections
-    /// (https://github.com/curl/curl/issues/10634).
+    /// (https://github.com/curl/curl/issues/10634); ``PriorKnowledgeConnections`` shares them nonetheless.
     static let reusesPriorKnowledgeConnectionsWrongly: Bool = {
         ensureInitialized()
         guard let info = curl_version_info(CURLversion(rawValue: ccurl_version_now())) else { return true }
         return info.pointee.version_num < 0x08_00_00
+    }()
+
+    /// Whether this libcurl (before 8.1.0) can drop the trailers of an HTTP/2 stream multiplexed beside others.
+    ///
+    /// Its `lib/http2.c` hands each stream a receive buffer of `CURLOPT_BUFFERSIZE` bytes (16 KB by default); data
+    /// for a stream whose buffer is full pauses the whole connection's input on that stream, and another stream
+    /// that has ended meanwhile is then reported done ("closed overrides paused") without the trailers it received
+    /// (https://github.com/curl/curl/blob/curl-7_88_1/lib/http2.c, `cf_h2_recv`). Its body arrives whole. 8.1.0
+    /// rewrote that buffering (https://github.com/curl/curl/commit/744dcf22fa) and the path is gone.
+    static let losesTrailersOfMultiplexedStreams: Bool = {
+        ensureInitialized()
+        guard let info = curl_version_info(CURLversion(rawValue: ccurl_version_now())) else { return true }
+        return info.pointee.version_num < 0x08_01_00
+    }()
+
+    /// libcurl's version text, e.g. `7.88.1`.
+    static let version: String = {
+        ensureInitialized()
+        guard let info = curl_version_info(CURLversion(rawValue: ccurl_version_now())),
+            let text = info.pointee.version
+        else { return "unknown" }
+        return String(cString: text)
     }()
 
     static func ensureInitialized() {

@@ -9,6 +9,7 @@ final class TransferTable {
     private var byID: [UInt64: CurlTransfer] = [:]
     private var byHandle: [UnsafeMutableRawPointer: CurlTransfer] = [:]
     private var idleHandles: [UnsafeMutableRawPointer] = []
+    private let priorKnowledge = PriorKnowledgeConnections()
 
     init(multi: UnsafeMutableRawPointer, options: CurlMultiLoop.Options) {
         self.multi = multi
@@ -20,6 +21,24 @@ final class TransferTable {
     }
 
     func start(_ start: CurlMultiLoop.Start) {
+        guard start.httpVersion == .http2PriorKnowledge, CurlGlobal.reusesPriorKnowledgeConnectionsWrongly,
+            !start.request.usesOwnConnection
+        else {
+            launch(start, priorKnowledgeRole: nil)
+            return
+        }
+        // No role: it waits for the origin's opener.
+        guard !Self.deadlinePassed(start), let role = priorKnowledge.admit(start) else { return }
+        if !launch(start, priorKnowledgeRole: role), role == .opener {
+            for waiting in priorKnowledge.openerEndedUnsent(id: start.id, url: start.request.url) {
+                self.start(waiting)
+            }
+        }
+    }
+
+    /// Adds the transfer to the multi handle; returns whether it did (if not, its caller has its error).
+    @discardableResult
+    private func launch(_ start: CurlMultiLoop.Start, priorKnowledgeRole: PriorKnowledgeConnections.Role?) -> Bool {
         var timeoutMilliseconds: Int?
         if let deadline = start.deadline {
             let remaining = ContinuousClock.now.duration(to: deadline)
@@ -29,35 +48,63 @@ final class TransferTable {
                         CURLE_OPERATION_TIMEDOUT, detail: "the deadline passed before the request started"
                     )
                     .executionError(url: start.request.url))
-                return
+                return false
             }
             timeoutMilliseconds = remaining.milliseconds(clampedTo: 1...Int.max)
         }
-        guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
+        guard let easy = handle(for: start.httpVersion) else {
             start.continuation.resume(
                 throwing: CurlError(CURLE_OUT_OF_MEMORY, detail: "curl_easy_init failed")
                     .executionError(url: start.request.url))
-            return
+            return false
         }
         let transfer = CurlTransfer(start: start, easy: easy)
+        transfer.priorKnowledgeRole = priorKnowledgeRole
         if let failure = configure(
             transfer, request: start.request, version: start.httpVersion,
             timeoutMilliseconds: timeoutMilliseconds)
         {
             finish(transfer, error: failure, added: false)
-            return
+            return false
         }
         let added = curl_multi_add_handle(multi, easy)
         guard added == CURLM_OK else {
             let text = String(cString: curl_multi_strerror(added))
             finish(transfer, error: CurlError(CURLE_FAILED_INIT, detail: text), added: false)
-            return
+            return false
         }
         byID[transfer.id] = transfer
         byHandle[easy] = transfer
+        return true
+    }
+
+    /// An easy handle for a request: an idle one when it can take the request's options, else a new one.
+    ///
+    /// libcurl 7.88 refuses `CURLOPT_BUFFERSIZE` on a handle that still holds the receive buffer of its last
+    /// transfer, which it keeps when that transfer ended on a connection still used by others (a multiplexed one);
+    /// `curl_easy_reset` keeps it too. Such a handle is not given an HTTP/2 request that needs the larger buffer.
+    private func handle(for version: HTTPVersion) -> UnsafeMutableRawPointer? {
+        guard let idle = idleHandles.popLast() else { return curl_easy_init() }
+        guard Self.needsLargeReceiveBuffer(version),
+            ccurl_easy_setopt_long(idle, CURLOPT_BUFFERSIZE, Self.http2ReceiveBufferBytes) != CURLE_OK
+        else { return idle }
+        curl_easy_cleanup(idle)
+        return curl_easy_init()
+    }
+
+    /// Whether a request of this version gets a receive buffer of ``http2ReceiveBufferBytes``.
+    private static func needsLargeReceiveBuffer(_ version: HTTPVersion) -> Bool {
+        (version == .http2 || version == .http2PriorKnowledge) && CurlGlobal.losesTrailersOfMultiplexedStreams
     }
 
     func cancel(id: UInt64) {
+        if let waiting = priorKnowledge.removeWaiting(id: id) {
+            waiting.continuation.resume(
+                throwing: ExecutionError(
+                    code: .cancelled, message: "the task was cancelled before the request started",
+                    url: HTTPClient.redactedURL(waiting.request.url)))
+            return
+        }
         guard let transfer = byID[id] else { return }
         remove(transfer)
         curl_multi_remove_handle(multi, transfer.easy)
@@ -67,22 +114,72 @@ final class TransferTable {
                 code: .cancelled, message: "the task was cancelled; the request was aborted",
                 url: HTTPClient.redactedURL(transfer.url)))
         transfer.continuation = nil
+        openerEnded(transfer, succeeded: false)
     }
 
-    func collectFinished() {
+    /// An origin's opener ended before ``afterPerform()`` saw it send its request: if it did send it, its connection
+    /// may serve the requests waiting for it; if not, the first of them becomes the next opener.
+    private func openerEnded(_ transfer: CurlTransfer, succeeded: Bool) {
+        guard transfer.priorKnowledgeRole == .opener else { return }
+        let released =
+            succeeded || transfer.hasSentRequest
+            ? priorKnowledge.openerSentItsRequest(id: transfer.id, url: transfer.url)
+            : priorKnowledge.openerEndedUnsent(id: transfer.id, url: transfer.url)
+        for waiting in released { start(waiting) }
+    }
+
+    /// After `curl_multi_perform`: answers finished transfers, starts again the riders that found no connection,
+    /// releases the requests that waited for an opener that has now sent its request, and fails waiting requests
+    /// whose deadline passed.
+    func afterPerform() {
         var remaining: Int32 = 0
         while let message = curl_multi_info_read(multi, &remaining) {
             guard ccurl_msg_is_done(message) != 0, let easy = message.pointee.easy_handle,
                 let transfer = byHandle[easy]
             else { continue }
             let result = ccurl_msg_result(message)
+            if result != CURLE_OK, transfer.wasRefusedAConnection, transfer.continuation != nil {
+                startAgainRefusedRider(transfer)
+                continue
+            }
             finish(
                 transfer, error: result == CURLE_OK ? nil : CurlError(result, detail: transfer.errorDetail),
                 added: true)
         }
+        for id in priorKnowledge.openersInFlight {
+            guard let opener = byID[id], opener.hasSentRequest else { continue }
+            for waiting in priorKnowledge.openerSentItsRequest(id: id, url: opener.url) { start(waiting) }
+        }
+        for expired in priorKnowledge.expireWaiting(now: .now) { _ = Self.deadlinePassed(expired) }
+    }
+
+    /// A rider refused a new connection: no connection to its origin could take it. It never sent a byte, so it
+    /// starts again from the beginning, as the origin's next opener or waiting for it.
+    private func startAgainRefusedRider(_ transfer: CurlTransfer) {
+        remove(transfer)
+        curl_multi_remove_handle(multi, transfer.easy)
+        recycle(transfer.easy)
+        transfer.continuation = nil
+        priorKnowledge.riderFoundNoConnection(transfer.url)
+        start(transfer.start)
+    }
+
+    /// Fails `start` with a timeout when its deadline passed; returns whether it did.
+    private static func deadlinePassed(_ start: CurlMultiLoop.Start) -> Bool {
+        guard let deadline = start.deadline, deadline <= .now else { return false }
+        start.continuation.resume(
+            throwing: CurlError(CURLE_OPERATION_TIMEDOUT, detail: "the deadline passed before the request started")
+                .executionError(url: start.request.url))
+        return true
     }
 
     func failAll() {
+        for waiting in priorKnowledge.expireWaiting(now: nil) {
+            waiting.continuation.resume(
+                throwing: ExecutionError(
+                    code: .cancelled, message: "the HTTP client was shut down before the request started",
+                    url: HTTPClient.redactedURL(waiting.request.url)))
+        }
         for transfer in Array(byID.values) {
             remove(transfer)
             curl_multi_remove_handle(multi, transfer.easy)
@@ -112,6 +209,7 @@ final class TransferTable {
     private func finish(_ transfer: CurlTransfer, error: CurlError?, added: Bool) {
         remove(transfer)
         if added { curl_multi_remove_handle(multi, transfer.easy) }
+        openerEnded(transfer, succeeded: error == nil)
         guard let continuation = transfer.continuation else {
             recycle(transfer.easy)
             return
@@ -133,6 +231,36 @@ final class TransferTable {
         continuation.resume(returning: response)
     }
 
+    /// The receive buffer of each HTTP/2 request on a libcurl that loses the trailers of multiplexed streams: 1 MiB
+    /// (libcurl allocates it when the request starts and frees it when it ends; the default is 16 KB).
+    static let http2ReceiveBufferBytes = 1 << 20
+
+    /// A `CURLOPT_CONNECT_TO` entry that leads a URL to its own host and port (`::HOST:PORT`), or `nil` when the URL
+    /// has no host. See https://curl.se/libcurl/c/CURLOPT_CONNECT_TO.html.
+    static func connectToEntry(for url: String) -> String? {
+        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        // The origin is a slice of `url`: its indices are the URL's.
+        var authority = PriorKnowledgeConnections.origin(of: url)[schemeEnd.upperBound...]
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        let host: Substring
+        var port: Substring = ""
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[...close]
+            let rest = authority[authority.index(after: close)...]
+            if rest.hasPrefix(":") { port = rest.dropFirst() }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            port = authority[authority.index(after: colon)...]
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty else { return nil }
+        if port.isEmpty { port = scheme == "https" ? "443" : "80" }
+        return "::\(host):\(port)"
+    }
+
     /// Sets the easy handle's options for one request; returns the first failure.
     private func configure(
         _ transfer: CurlTransfer, request: HTTPRequest, version: HTTPVersion, timeoutMilliseconds: Int?
@@ -148,19 +276,51 @@ final class TransferTable {
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, timeoutMilliseconds))
         }
         codes.append(ccurl_easy_setopt_string(easy, CURLOPT_USERAGENT, options.userAgent))
+        if Self.needsLargeReceiveBuffer(version) {
+            // A stream whose data overflows its receive buffer pauses the connection, and a stream that ends during
+            // the pause loses its trailers (CurlGlobal.losesTrailersOfMultiplexedStreams): a larger buffer makes
+            // that rare (none in 320 answers of 200 KB at 64 at once, against 202 with the default 16 KB).
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, Self.http2ReceiveBufferBytes))
+        }
+        if request.usesOwnConnection {
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1))
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1))
+            // FORBID_REUSE acts only once the request is done: until then another request could multiplex on the
+            // new connection. A connect-to entry (to the URL's own host and port) sets it apart: libcurl only
+            // shares a connection between requests that agree on whether they have one.
+            if let entry = Self.connectToEntry(for: request.url) {
+                transfer.connectToList = curl_slist_append(nil, entry)
+                codes.append(ccurl_easy_setopt_slist(easy, CURLOPT_CONNECT_TO, transfer.connectToList))
+            }
+        }
         switch version {
         case .http2:
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_tls()))
             // Wait for a connection being set up rather than open another: requests then multiplex on it.
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
         case .http2PriorKnowledge:
-            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_prior_knowledge()))
-            if CurlGlobal.reusesPriorKnowledgeConnectionsWrongly {
-                // libcurl before 8.0 breaks a reused h2c prior-knowledge connection ("Error in the HTTP2 framing
-                // layer", curl 16; https://github.com/curl/curl/pull/10643): give each request its own connection.
+            // On a libcurl before 8.0 only the origin's opener asks for prior knowledge, on a fresh connection;
+            // riders ask for plain HTTP/2 on a connection that already speaks it (see PriorKnowledgeConnections).
+            switch transfer.priorKnowledgeRole {
+            case .opener:
+                codes.append(
+                    ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_prior_knowledge()))
                 codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1))
-                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1))
-            } else {
+            case .rider:
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_0()))
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
+                codes.append(ccurl_easy_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, userData))
+                codes.append(
+                    ccurl_easy_setopt_opensocket_callback(easy) { userData, _, _ in
+                        if let userData {
+                            Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
+                                .wasRefusedAConnection = true
+                        }
+                        return ccurl_socket_bad()
+                    })
+            case nil:
+                codes.append(
+                    ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, ccurl_http_version_2_prior_knowledge()))
                 codes.append(ccurl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
             }
         default:

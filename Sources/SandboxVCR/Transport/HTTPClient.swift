@@ -77,6 +77,14 @@ package final class HTTPClient: Sendable {
 
     deinit { loop.shutdown() }
 
+    /// Whether this process's libcurl (before 8.1) can drop the trailers of an HTTP/2 stream multiplexed beside
+    /// others on one connection (the body arrives whole). Such a client gives HTTP/2 requests a 1 MiB receive buffer,
+    /// which makes it rare; ``HTTPRequest/usesOwnConnection`` avoids it.
+    package static var losesTrailersOfMultiplexedStreams: Bool { CurlGlobal.losesTrailersOfMultiplexedStreams }
+
+    /// The version of this process's libcurl, e.g. `7.88.1`.
+    package static var libcurlVersion: String { CurlGlobal.version }
+
     /// Stops the curl thread. Requests still running fail with ``ExecutionError/Code/cancelled``; later ones too.
     package func shutdown() { loop.shutdown() }
 

@@ -13,6 +13,10 @@ package struct HTTPRequest: Hashable, Sendable {
     package var httpVersion: HTTPVersion?
     /// Where the response body goes as it arrives, or `nil` to collect it into ``HTTPResponse/body``.
     package var bodySink: HTTPBodySink?
+    /// Whether the request goes on a new connection of its own, which no other request shares and which closes after
+    /// the answer. For an HTTP/2 request whose trailers must not be lost and which must not be sent twice, on a
+    /// libcurl that drops the trailers of multiplexed streams (``HTTPClient/losesTrailersOfMultiplexedStreams``).
+    package var usesOwnConnection: Bool
 
     package init(
         method: String = "GET",
@@ -20,7 +24,8 @@ package struct HTTPRequest: Hashable, Sendable {
         headers: HTTPHeaders = [:],
         body: Data = Data(),
         httpVersion: HTTPVersion? = nil,
-        bodySink: HTTPBodySink? = nil
+        bodySink: HTTPBodySink? = nil,
+        usesOwnConnection: Bool = false
     ) {
         self.method = method
         self.url = url
@@ -28,5 +33,6 @@ package struct HTTPRequest: Hashable, Sendable {
         self.body = body
         self.httpVersion = httpVersion
         self.bodySink = bodySink
+        self.usesOwnConnection = usesOwnConnection
     }
 }

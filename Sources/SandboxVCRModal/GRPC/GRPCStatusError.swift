@@ -45,16 +45,27 @@ public struct GRPCStatusError: Error, Hashable, Sendable, CustomStringConvertibl
     public var path: String
     /// How long Modal asked the client to wait before retrying (an `RPCRetryPolicy` in the status details).
     public var retryAfter: Duration?
+    /// Whether the answer came whole (HTTP 200, every message complete) but with no `grpc-status` at all (code
+    /// `UNKNOWN`): how a libcurl before 8.1 delivers an answer whose trailers it dropped
+    /// (``GRPCChannel/losesStatusOfMultiplexedCalls``). The server may well have succeeded.
+    public var isStatusMissing: Bool
 
-    public init(code: Code, message: String, path: String = "", retryAfter: Duration? = nil) {
+    public init(
+        code: Code, message: String, path: String = "", retryAfter: Duration? = nil, isStatusMissing: Bool = false
+    ) {
         self.code = code
         self.message = message
         self.path = path
         self.retryAfter = retryAfter
+        self.isStatusMissing = isStatusMissing
+    }
+
+    /// The method name of ``path``, e.g. `SandboxCreateV2`.
+    public var method: String {
+        path.split(separator: "/").last.map(String.init) ?? path
     }
 
     public var description: String {
-        let method = path.split(separator: "/").last.map(String.init) ?? path
         return "\(method.isEmpty ? "gRPC call" : method) failed with \(code)" + (message.isEmpty ? "" : ": \(message)")
     }
 

@@ -285,12 +285,14 @@ public final class ModalSandbox: Sendable {
 
     /// Reads one output stream to its end into `collector` as it arrives (it keeps its cap and counts the rest,
     /// never holding more than the cap and one message); after a transient error it reconnects at the offset
-    /// already received.
+    /// already received, and at once after a stream that ended whole without its status (a lost trailer: every
+    /// message arrived, so the reconnection usually just confirms the end).
     private func readStream(
         _ descriptor: Modal_TaskCommandRouter_TaskExecStdioFileDescriptor, taskID: String, execID: String,
         into collector: StreamCollector, timeout: Duration
     ) async throws {
         var retries = 0
+        var missingStatuses = 0
         var refreshed = false
         let policy = GRPCRetryPolicy.router
         while true {
@@ -308,6 +310,17 @@ public final class ModalSandbox: Sendable {
                     onMessage: { collector.receive($0) })
                 if let undecodable = collector.failure { throw undecodable }
                 guard let status else { return }
+                if status.isStatusMissing {
+                    missingStatuses += 1
+                    guard missingStatuses <= policy.maxMissingStatusRetries else {
+                        throw GRPCChannel.missingStatusError(
+                            status, answers: missingStatuses, isSafeToRepeat: true, url: access.url)
+                    }
+                    client.logger.debug(
+                        "Modal stdio stream ended without its status; reconnecting",
+                        metadata: ["offset": "\(collector.offset)"])
+                    continue
+                }
                 if status.code == .unauthenticated, !refreshed {
                     refreshed = true
                     try await refreshAccess()

@@ -9,7 +9,11 @@ import SwiftProtobuf
 /// The real Modal (or a test server) that records go through, reached with the project's libcurl gRPC client.
 ///
 /// Every call is one try: the client that called `serve` retries as it would against Modal. A failed status comes
-/// back as the same `RPCError`; a transport failure as `UNAVAILABLE` naming the upstream (never credentials).
+/// back as the same `RPCError`; a transport failure as `UNAVAILABLE` naming the upstream (never credentials). An
+/// answer that came whole without its status (``GRPCStatusError/isStatusMissing``: libcurl before 8.1 can drop the
+/// trailers of multiplexed streams) is not the upstream's verdict: a call that is safe to repeat
+/// (``ModalCallSafety``) is sent again at once, a few times at most; one that is not (sandbox creation) goes on a
+/// connection of its own, where that does not happen.
 final class UpstreamModal: Sendable {
     let url: String
     private let http: HTTPClient
@@ -42,13 +46,7 @@ final class UpstreamModal: Sendable {
         _ method: ModalRPCMethod<Request, Response>, _ request: Request, metadata: HTTPHeaders,
         timeout: Duration = .seconds(120)
     ) async throws -> [Response] {
-        let answer: GRPCChannel.Answer
-        do {
-            answer = try await control.attempt(
-                path: method.path, body: try request.serializedData(), metadata: metadata, timeout: timeout)
-        } catch let error as ExecutionError {
-            throw unreachable(error, path: method.path)
-        }
+        let answer = try await attempt(control, method, request, metadata: metadata, timeout: timeout)
         if let status = answer.status { throw RPCError(forwarding: status) }
         do {
             return try answer.messages.map { try Response(serializedBytes: $0) }
@@ -81,7 +79,8 @@ final class UpstreamModal: Sendable {
         do {
             return try await channel.attemptStreaming(
                 path: path, body: try request.serializedData(),
-                metadata: ["authorization": "Bearer \(access.jwt)"], timeout: timeout, onMessage: onMessage)
+                metadata: ["authorization": "Bearer \(access.jwt)"], timeout: timeout,
+                isSafeToRepeat: ModalCallSafety.isSafeToRepeat(path: path), onMessage: onMessage)
         } catch let error as ExecutionError {
             throw unreachable(error, path: path)
         }
@@ -91,13 +90,7 @@ final class UpstreamModal: Sendable {
         _ channel: GRPCChannel, _ method: ModalRPCMethod<Request, Response>, _ request: Request,
         metadata: HTTPHeaders, timeout: Duration
     ) async throws -> Response {
-        let answer: GRPCChannel.Answer
-        do {
-            answer = try await channel.attempt(
-                path: method.path, body: try request.serializedData(), metadata: metadata, timeout: timeout)
-        } catch let error as ExecutionError {
-            throw unreachable(error, path: method.path)
-        }
+        let answer = try await attempt(channel, method, request, metadata: metadata, timeout: timeout)
         if let status = answer.status { throw RPCError(forwarding: status) }
         guard let first = answer.messages.first else {
             throw RPCError(
@@ -111,6 +104,36 @@ final class UpstreamModal: Sendable {
                 code: .internalError,
                 message: "the Modal upstream \(url) answered \(method.path) with a message that does not decode "
                     + "(\(error)) (sandbox-vcr serve)")
+        }
+    }
+
+    /// One call, sent again while its answer comes whole without its status and the call is safe to repeat.
+    private func attempt<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ channel: GRPCChannel, _ method: ModalRPCMethod<Request, Response>, _ request: Request,
+        metadata: HTTPHeaders, timeout: Duration
+    ) async throws -> GRPCChannel.Answer {
+        let isSafeToRepeat = ModalCallSafety.isSafeToRepeat(method)
+        let body = try request.serializedData()
+        var missingStatuses = 0
+        while true {
+            let answer: GRPCChannel.Answer
+            do {
+                answer = try await channel.attempt(
+                    path: method.path, body: body, metadata: metadata, timeout: timeout,
+                    isSafeToRepeat: isSafeToRepeat)
+            } catch let error as ExecutionError {
+                throw unreachable(error, path: method.path)
+            }
+            guard let status = answer.status, status.isStatusMissing else { return answer }
+            missingStatuses += 1
+            guard isSafeToRepeat, missingStatuses <= GRPCRetryPolicy.controlPlane.maxMissingStatusRetries else {
+                let error = GRPCChannel.missingStatusError(
+                    status, answers: missingStatuses, isSafeToRepeat: isSafeToRepeat, url: url)
+                logger.warning(
+                    "Modal upstream answer without its status", metadata: ["path": "\(method.path)"])
+                throw RPCError(code: .unknown, message: "sandbox-vcr serve: " + error.message)
+            }
+            logger.debug("Modal upstream answer without its status; sent again", metadata: ["path": "\(method.path)"])
         }
     }
 

@@ -87,24 +87,35 @@ extension ModalSandboxHub {
         let (messages, continuation) = AsyncStream.makeStream(of: Data.self)
         let received = Mutex<UInt64>(request.offset)
         let forwarding = Task {
-            try await upstream.routerStream(
-                path: ModalRPC.TaskCommandRouter.taskExecStdioRead.path,
-                timeout: .seconds(Int64(exec.start.timeoutSecs) + 300),
-                onMessage: { message in
-                    if let data = try? Modal_TaskCommandRouter_TaskExecStdioReadResponse(serializedBytes: message).data
-                    {
-                        let at = received.withLock { value in
-                            defer { value += UInt64(data.count) }
-                            return value
+            // A stream that ended whole without its status (libcurl before 8.1 can drop the trailers of multiplexed
+            // streams) delivered everything it carried: read on from the offset reached, a few times at most.
+            var missingStatuses = 0
+            while true {
+                let status = try await upstream.routerStream(
+                    path: ModalRPC.TaskCommandRouter.taskExecStdioRead.path,
+                    timeout: .seconds(Int64(exec.start.timeoutSecs) + 300),
+                    onMessage: { message in
+                        if let data = try? Modal_TaskCommandRouter_TaskExecStdioReadResponse(serializedBytes: message)
+                            .data
+                        {
+                            let at = received.withLock { value in
+                                defer { value += UInt64(data.count) }
+                                return value
+                            }
+                            exec.record(data, at: at, of: stream)
+                            continuation.yield(data)
                         }
-                        exec.record(data, at: at, of: stream)
-                        continuation.yield(data)
                     }
+                ) { handle in
+                    var forwarded = request
+                    forwarded.taskID = handle.taskID
+                    forwarded.offset = received.withLock { $0 }
+                    return forwarded
                 }
-            ) { handle in
-                var forwarded = request
-                forwarded.taskID = handle.taskID
-                return forwarded
+                guard let status, status.isStatusMissing,
+                    missingStatuses < GRPCRetryPolicy.router.maxMissingStatusRetries
+                else { return status }
+                missingStatuses += 1
             }
         }
         let ending: Result<GRPCStatusError?, any Error>

@@ -1,0 +1,86 @@
+import Foundation
+
+/// An nghttpd process serving a temporary folder over h2c on 127.0.0.1.
+public final class NGHTTPDServer: Sendable {
+    /// The nghttpd executable (Debian package nghttp2-server), or `nil` when it or `stdbuf` is missing.
+    public static let executable: String? =
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/stdbuf")
+        ? ["/usr/sbin/nghttpd", "/usr/bin/nghttpd", "/usr/local/bin/nghttpd"]
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+        : nil
+
+    /// The port it listens on.
+    public let port: Int
+    let process: Process
+    let folder: URL
+
+    /// `http://127.0.0.1:PORT`.
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts nghttpd and returns once it listens.
+    ///
+    /// - Parameters:
+    ///   - files: files to serve, by name, with their text.
+    ///   - trailer: a trailer field every answer ends with (`"grpc-status: 0"`), or `nil` for none.
+    ///   - echoUpload: whether a POST or PUT is answered with its own body.
+    ///   - requestedPort: where to listen; `nil`: a free port.
+    public init(files: [String: String], trailer: String?, echoUpload: Bool = false, port requestedPort: Int? = nil)
+        throws
+    {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("nghttpd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (name, text) in files { try Data(text.utf8).write(to: folder.appendingPathComponent(name)) }
+        guard let executable = Self.executable else { throw NGHTTPDError.notInstalled }
+        port = try requestedPort ?? Self.closedPort()
+        process = Process()
+        // stdbuf: nghttpd's output is block-buffered into a pipe; line buffering lets the listen line through.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
+        // --no-content-length: as gRPC answers; libcurl 7.88 drops HTTP/2 trailers after a Content-Length body.
+        var arguments = [
+            "-oL", executable, "-v", "--no-tls", "--no-content-length", "-a", "127.0.0.1", "-d",
+            folder.path,
+        ]
+        if let trailer { arguments += ["--trailer", trailer] }
+        if echoUpload { arguments.append("--echo-upload") }
+        process.arguments = arguments + [String(port)]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // nghttpd -v prints "IPv4: listen 127.0.0.1:<port>" once it listens; then keep draining its output.
+        let handle = output.fileHandleForReading
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("listen 127.0.0.1:\(port)") {
+            let chunk = handle.availableData
+            guard !chunk.isEmpty else { throw NGHTTPDError.didNotStart(String(decoding: seen, as: UTF8.self)) }
+            seen.append(chunk)
+        }
+        let drain = Thread { while !handle.availableData.isEmpty {} }
+        drain.start()
+    }
+
+    /// Kills the server and removes its folder.
+    public func stop() {
+        if process.isRunning {
+            // SIGKILL: the child may inherit a signal mask that blocks SIGTERM.
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    /// A port on 127.0.0.1 where nothing listens (bound, then closed).
+    static func closedPort() throws -> Int {
+        let server = try LoopbackHTTPServer { _ in .dropConnection }
+        let port = server.port
+        server.shutdown()
+        return port
+    }
+
+    /// Why nghttpd could not be started: it exited before it listened (with its output so far), or is missing.
+    public enum NGHTTPDError: Error {
+        case didNotStart(String)
+        /// nghttpd (Debian package nghttp2-server) or `stdbuf` is not installed.
+        case notInstalled
+    }
+}
