@@ -171,6 +171,7 @@ let package = Package(
                 modalServer("GRPCCore", "grpc-swift-2"),
                 modalServer("GRPCNIOTransportHTTP2Posix", "grpc-swift-nio-transport"),
                 modalServer("GRPCProtobuf", "grpc-swift-protobuf"),
+                modalServer("NIOCore", "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -227,10 +228,12 @@ let package = Package(
             dependencies: [
                 "SandboxVCR",
                 "SandboxVCRServer",
+                "SandboxVCRModalServer",
                 "SandboxVCRTesting",
                 "SandboxVCRTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 server("NIOCore", "swift-nio"),
+                modalServer("NIOEmbedded", "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -6,11 +6,16 @@ public final class ModalServeStatistics: Sendable {
 
     public init() {}
 
-    /// The counts now: `calls`, `sandboxes`, `replayed`, `recorded`, `forwarded`, `misses`, `unimplemented`.
+    /// The counts now: `calls`, `sandboxes`, `replayed`, `recorded`, `forwarded`, `misses`, `unimplemented`, and the
+    /// HTTP/2 `connections` accepted and `ignoredResets` (a client's resets of finished streams, see the ModalServer
+    /// article).
     public var snapshot: [String: Int] {
         counts.withLock { counts in
             var all = counts
-            for key in ["calls", "sandboxes", "replayed", "recorded", "forwarded", "misses", "unimplemented"] {
+            for key in [
+                "calls", "sandboxes", "replayed", "recorded", "forwarded", "misses", "unimplemented", "connections",
+                "ignoredResets",
+            ] {
                 all[key] = all[key] ?? 0
             }
             return all
@@ -26,4 +31,6 @@ public final class ModalServeStatistics: Sendable {
     func countForwarded() { add("forwarded") }
     func countMiss() { add("misses") }
     func countUnimplemented() { add("unimplemented") }
+    func countConnection() { add("connections") }
+    func countIgnoredReset() { add("ignoredResets") }
 }

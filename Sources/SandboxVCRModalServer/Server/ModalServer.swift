@@ -23,6 +23,7 @@ public final class ModalServer: Sendable {
     let hub: ModalSandboxHub
     private let server: GRPCServer<QuiescingTransport<HTTP2ServerTransport.Posix>>
     private let transport: QuiescingTransport<HTTP2ServerTransport.Posix>
+    private let connections = OpenConnections()
     private let logger: Logger
 
     /// Loads the cassette's recorded sandboxes (when the mode may replay) and prepares the server.
@@ -67,6 +68,14 @@ public final class ModalServer: Sendable {
         self.hub = hub
         var transportConfiguration = HTTP2ServerTransport.Posix.Config.defaults
         transportConfiguration.rpc.maxRequestPayloadSize = 64 * 1024 * 1024
+        // libcurl 7.88's resets of finished streams would end each connection after 200 (RedundantResetFilter).
+        let statistics = statistics
+        let connections = connections
+        transportConfiguration.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            statistics.countConnection()
+            connections.add(channel)
+            return RedundantResetFilter.install(on: channel, statistics: statistics)
+        }
         transport = QuiescingTransport(
             HTTP2ServerTransport.Posix(
                 address: .ipv4(host: configuration.host, port: configuration.port), transportSecurity: .plaintext,
@@ -134,15 +143,24 @@ public final class ModalServer: Sendable {
     /// shutdown grace in all; then stops accepting calls. ``run()`` returns when the calls still open are answered.
     public func beginShutdown() {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        Task { [hub, transport, server, logger] in
+        Task { [hub, transport, server, connections, logger] in
             await hub.drainExecs(until: deadline)
             let left = await transport.waitUntilQuiet(until: deadline)
             if left > 0 {
                 logger.notice("the Modal port stops with \(left) call(s) still in flight: the shutdown grace ended")
             }
             server.beginGracefulShutdown()
+            // A connection whose client does not answer the GOAWAY's PING (libcurl leaves an idle one unread) would
+            // stay open for ever: close what is left after a moment.
+            try? await Task.sleep(for: Self.goAwayGrace)
+            let closed = connections.closeAll()
+            if closed > 0 { logger.debug("the Modal port closed \(closed) idle connection(s) at shutdown") }
         }
     }
+
+    /// How long connections may stay open after `GOAWAY` at shutdown (clients that read their connection close it at
+    /// once: grpclib at the `GOAWAY`, grpc-swift and libcurl with a call open after the `PING`).
+    static var goAwayGrace: Duration { .seconds(2) }
 
     /// Saves every recording still open and terminates the upstream sandboxes serve created. Call it after
     /// ``run()`` returned (or was cancelled).
