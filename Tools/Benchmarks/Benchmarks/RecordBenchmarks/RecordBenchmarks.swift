@@ -71,22 +71,24 @@ let benchmarks: @Sendable () -> Void = {
             reported: [OverheadMetric.recorderCPU],
             tags: ["c": "64", "backend": "20ms"], maxIterations: 7, maxDuration: .seconds(30))
     ) { benchmark, state in
-        var figures: [Path: RecordState.Figures] = [:]
-        let order = Path.allCases
-        for offset in order.indices {
-            let path = order[(benchmark.currentIteration + offset) % order.count]
-            figures[path] = try await state.run(path)
-        }
-        benchmark.stopMeasurement()
-        let live = figures[.live]!
-        for (metric, path) in [(OverheadMetric.all, Path.all), (OverheadMetric.missing, Path.missing)] {
-            let rate = figures[path]!.requestsPerSecond
-            benchmark.measurement(metric, max(0, Int(((1 - rate / live.requestsPerSecond) * 100).rounded())))
-        }
-        let extra = figures[.all]!.cpuPerRequest - live.cpuPerRequest
-        benchmark.measurement(OverheadMetric.recorderCPU, max(0, Int(extra.nanoseconds)))
+        try await measureOverheadAgainstDelayedBackend(benchmark, state)
     } setup: {
-        try await RecordState(delay: .milliseconds(20))
+        try await RecordState(delay: .fixed(.milliseconds(20)))
+    }
+
+    // The same with answer times that vary as real programs' do: log-normal, median 20 ms, sigma 0.5 (the middle 80%
+    // between 11 and 38 ms). With a fixed 20 ms the 64 calls start and end in lockstep, so each wave's recordings
+    // (64 at once) queue for the 2 cores before the next wave can start; varied times spread them out.
+    Benchmark(
+        "Recording overhead, 20 ms median backend, varied",
+        configuration: .suite(
+            checked: [OverheadMetric.all: Tolerance.timing, OverheadMetric.missing: Tolerance.timing],
+            reported: [OverheadMetric.recorderCPU],
+            tags: ["c": "64", "backend": "20ms-lognormal"], maxIterations: 7, maxDuration: .seconds(30))
+    ) { benchmark, state in
+        try await measureOverheadAgainstDelayedBackend(benchmark, state)
+    } setup: {
+        try await RecordState(delay: .logNormal(median: .milliseconds(20), sigma: 0.5))
     }
 
     // The recorder alone: mode `all` over an executor that answers at once without I/O.
@@ -119,6 +121,26 @@ let benchmarks: @Sendable () -> Void = {
     }
 }
 
+/// One sample of the overhead against a backend that answers late: a round of live, `all` and `missing` (their order
+/// rotating), the per cent of the live rate each recording mode loses, and the recorder's CPU per recording (what a
+/// run in mode `all` takes beyond the live run).
+private func measureOverheadAgainstDelayedBackend(_ benchmark: Benchmark, _ state: RecordState) async throws {
+    var figures: [Path: RecordState.Figures] = [:]
+    let order = Path.allCases
+    for offset in order.indices {
+        let path = order[(benchmark.currentIteration + offset) % order.count]
+        figures[path] = try await state.run(path)
+    }
+    benchmark.stopMeasurement()
+    let live = figures[.live]!
+    for (metric, path) in [(OverheadMetric.all, Path.all), (OverheadMetric.missing, Path.missing)] {
+        let rate = figures[path]!.requestsPerSecond
+        benchmark.measurement(metric, max(0, Int(((1 - rate / live.requestsPerSecond) * 100).rounded())))
+    }
+    let extra = figures[.all]!.cpuPerRequest - live.cpuPerRequest
+    benchmark.measurement(OverheadMetric.recorderCPU, max(0, Int(extra.nanoseconds)))
+}
+
 /// `print("hello world")` with its own stdin, so that every request records.
 private func helloRequest(tag: String, index: Int) -> ExecutionRequest {
     ExecutionRequest(code: "print(\"hello world\")", language: .python, stdin: "\(tag)-\(index)\n")
@@ -142,7 +164,7 @@ private final class RecordState {
 
     /// Starts the server (answering after `delay`) and opens the cassettes; every path is warmed up (connections,
     /// page cache, allocator).
-    init(delay: Duration? = nil) async throws {
+    init(delay: HelloServer.Delay? = nil) async throws {
         server = try HelloServer(delay: delay)
         live = server.makeExecutor(concurrency: 64)
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("record-bench-\(getpid())")
