@@ -313,7 +313,10 @@ async def raw_protocol(url, stats_path):
     first = await api.SandboxCreateV2(create, metadata=v2)
     again = await api.SandboxCreateV2(create, metadata=v2)
     check(first.sandbox_id == again.sandbox_id, "a repeated idempotency key returns the same sandbox")
-    check(first.task_id.endswith("V") and first.command_router_access.url == url, "V2 task id and router URL")
+    check(
+        first.task_id.endswith("V") and len(first.task_id) == len("ta-") + 23 and first.command_router_access.url == url,
+        "V2 task id and router URL",
+    )
     check(read_stats(stats_path)["sandboxes_created"] == 1, "one sandbox for one idempotency key")
     task = first.task_id
     bearer = {"authorization": f"Bearer {first.command_router_access.jwt}"}
@@ -400,7 +403,8 @@ async def raw_protocol(url, stats_path):
         metadata=creds,
     )
     v1_task = (await api.SandboxGetTaskId(api_pb2.SandboxGetTaskIdRequest(sandbox_id=v1.sandbox_id), metadata=creds)).task_id
-    check(v1_task.startswith("ta-") and not v1_task.endswith("V"), f"V1 task id {v1_task}")
+    # A V1 id is "ta-" and 22 random characters (any of which may be "V"); a V2 id adds a "V" after them.
+    check(v1_task.startswith("ta-") and len(v1_task) == len("ta-") + 22, f"V1 task id {v1_task}")
     access = await api.TaskGetCommandRouterAccess(api_pb2.TaskGetCommandRouterAccessRequest(task_id=v1_task), metadata=creds)
     check(access.url == url and access.jwt.count(".") == 2, "V1 router access")
     polled = await api.SandboxWait(api_pb2.SandboxWaitRequest(sandbox_id=v1.sandbox_id, timeout=0), metadata=creds)
