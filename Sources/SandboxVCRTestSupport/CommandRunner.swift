@@ -7,7 +7,7 @@ public enum CommandRunner {
     public struct Output: Sendable {
         public var status: Int32
         /// Whether it exited or was ended by a signal (whose number is then ``status``).
-        public var reason: Process.TerminationReason = .exit
+        public var reason: ChildProcess.TerminationReason = .exit
         public var stdout: Data
         public var stderr: Data
         public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
@@ -47,7 +47,7 @@ public enum CommandRunner {
 
     /// A started process and the pipes to talk to it.
     public struct Started: Sendable {
-        public var process: Process
+        public var process: ChildProcess
         /// Its standard input (close it to send end of file).
         public var stdin: FileHandle
         public var stdout: FileHandle
@@ -66,25 +66,13 @@ public enum CommandRunner {
         environment: [String: String?] = [:],
         currentDirectory: URL? = nil
     ) throws -> Started {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (name, value) in environment { env[name] = value }
-        process.environment = env
-        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
-        let outPipe = Pipe()
-        let errPipe = Pipe()
-        let inPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        process.standardInput = inPipe
-        let exit = ProcessExit()
-        process.terminationHandler = { exit.finish($0) }
-        try process.run()
+        let process = try ChildProcess(executable, arguments, environment: env, currentDirectory: currentDirectory)
+        // Every stream is a pipe (ChildProcess's defaults), so all three handles exist.
         return Started(
-            process: process, stdin: inPipe.fileHandleForWriting, stdout: outPipe.fileHandleForReading,
-            stderr: errPipe.fileHandleForReading, exit: exit)
+            process: process, stdin: process.stdin!, stdout: process.stdout!, stderr: process.stderr!,
+            exit: process.exit)
     }
 
     /// Runs `executable` with `arguments` and waits for it, reading its output on threads of their own (never the

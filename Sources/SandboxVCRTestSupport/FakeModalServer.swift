@@ -162,19 +162,15 @@ public final class FakeModalServer: Sendable {
     public let statsFile: URL
 
     private let folder: URL
-    private let process: Process
-    private let input: Pipe
-    private let exit: ProcessExit
+    private let process: ChildProcess
 
-    private init(url: String, options: Options, folder: URL, process: Process, input: Pipe, exit: ProcessExit) {
+    private init(url: String, options: Options, folder: URL, process: ChildProcess) {
         self.url = url
         self.tokenID = options.tokenID
         self.tokenSecret = options.tokenSecret
         self.statsFile = folder.appendingPathComponent("stats.json")
         self.folder = folder
         self.process = process
-        self.input = input
-        self.exit = exit
     }
 
     /// Starts the server from `Tools/.venv` (installed by `Tools/setup`) and returns once it listens.
@@ -209,37 +205,26 @@ public final class FakeModalServer: Sendable {
         if !options.faultRPCs.isEmpty { arguments += ["--fault-rpcs", options.faultRPCs.joined(separator: ",")] }
         arguments += options.extraArguments
 
-        let process = Process()
-        process.executableURL = python
-        process.arguments = arguments
-        let input = Pipe()
-        let output = Pipe()
         let errorFile = folder.appendingPathComponent("stderr.log")
-        guard FileManager.default.createFile(atPath: errorFile.path, contents: nil) else {
-            throw Failure(description: "cannot create \(errorFile.path)")
-        }
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: errorFile)
-        let exit = ProcessExit()
-        process.terminationHandler = { exit.finish($0) }
-        try process.run()
+        let process = try ChildProcess(
+            python, arguments, environment: ProcessInfo.processInfo.environment, stderr: .file(errorFile))
+        guard let output = process.stdout else { throw Failure(description: "the fake Modal server has no stdout") }
 
-        let stdout = OutputCollector(reading: output.fileHandleForReading)
+        let stdout = OutputCollector(reading: output)
         _ = await stdout.wait(for: "\n", timeout: .seconds(120))
         let line = stdout.text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init)
         let prefix = "fake-modal: listening on "
         guard let line, line.hasPrefix(prefix) else {
-            try? input.fileHandleForWriting.close()
+            try? process.stdin?.close()
             process.terminate()
             let stderr = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-            _ = await exit.waitOrKill(process, timeout: .seconds(30))
+            _ = await process.exit.waitOrKill(process, timeout: .seconds(30))
             try? FileManager.default.removeItem(at: folder)
             throw Failure(
                 description: "the fake Modal server did not start: \(stderr.isEmpty ? line ?? "no output" : stderr)")
         }
         let url = String(line.dropFirst(prefix.count))
-        return FakeModalServer(url: url, options: options, folder: folder, process: process, input: input, exit: exit)
+        return FakeModalServer(url: url, options: options, folder: folder, process: process)
     }
 
     /// The server's current counters.
@@ -253,9 +238,9 @@ public final class FakeModalServer: Sendable {
     /// - Returns: the server's exit status (0 after a clean stop).
     @discardableResult
     public func stop() async -> Int32 {
-        try? input.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-        let status = await exit.waitOrKill(process, timeout: .seconds(30)).status
+        try? process.stdin?.close()
+        process.terminate()
+        let status = await process.exit.waitOrKill(process, timeout: .seconds(30)).status
         try? FileManager.default.removeItem(at: folder)
         return status
     }

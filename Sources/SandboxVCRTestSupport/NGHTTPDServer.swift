@@ -11,7 +11,7 @@ public final class NGHTTPDServer: Sendable {
 
     /// The port it listens on.
     public let port: Int
-    let process: Process
+    let process: ChildProcess
     let folder: URL
 
     /// `http://127.0.0.1:PORT`.
@@ -31,10 +31,6 @@ public final class NGHTTPDServer: Sendable {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (name, text) in files { try Data(text.utf8).write(to: folder.appendingPathComponent(name)) }
         guard let executable = Self.executable else { throw NGHTTPDError.notInstalled }
-        port = try requestedPort ?? Self.closedPort()
-        process = Process()
-        // stdbuf: nghttpd's output is block-buffered into a pipe; line buffering lets the listen line through.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
         // --no-content-length: as gRPC answers; libcurl 7.88 drops HTTP/2 trailers after a Content-Length body.
         var arguments = [
             "-oL", executable, "-v", "--no-tls", "--no-content-length", "-a", "127.0.0.1", "-d",
@@ -42,34 +38,49 @@ public final class NGHTTPDServer: Sendable {
         ]
         if let trailer { arguments += ["--trailer", trailer] }
         if echoUpload { arguments.append("--echo-upload") }
-        process.arguments = arguments + [String(port)]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        // A free port found here may be taken by another test before nghttpd binds it: then try another.
+        var attempt = 1
+        while true {
+            let port = try requestedPort ?? Self.closedPort()
+            do {
+                process = try Self.start(arguments + [String(port)], port: port)
+                self.port = port
+                return
+            } catch NGHTTPDError.didNotStart where requestedPort == nil && attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+
+    /// Starts nghttpd and returns once it listens on `port`, its output drained by a thread from then on.
+    private static func start(_ arguments: [String], port: Int) throws -> ChildProcess {
+        // stdbuf: nghttpd's output is block-buffered into a pipe; line buffering lets the listen line through.
+        let process = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/stdbuf"), arguments,
+            environment: ProcessInfo.processInfo.environment, stdin: .null, stderr: .null)
         // nghttpd -v prints "IPv4: listen 127.0.0.1:<port>" once it listens; then keep draining its output.
-        let handle = output.fileHandleForReading
+        guard let handle = process.stdout else { throw NGHTTPDError.didNotStart("no output pipe") }
         var seen = Data()
         while !String(decoding: seen, as: UTF8.self).contains("listen 127.0.0.1:\(port)") {
             let chunk = handle.availableData
-            guard !chunk.isEmpty else { throw NGHTTPDError.didNotStart(String(decoding: seen, as: UTF8.self)) }
+            guard !chunk.isEmpty else {
+                process.send(SIGKILL)
+                throw NGHTTPDError.didNotStart(String(decoding: seen, as: UTF8.self))
+            }
             seen.append(chunk)
         }
-        let drain = Thread { while !handle.availableData.isEmpty {} }
-        drain.start()
+        Thread { while !handle.availableData.isEmpty {} }.start()
+        return process
     }
 
     /// Kills the server and removes its folder.
     public func stop() {
-        if process.isRunning {
-            // SIGKILL: the child may inherit a signal mask that blocks SIGTERM.
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.send(SIGKILL)
+        process.waitUntilExit()
         try? FileManager.default.removeItem(at: folder)
     }
 
-    /// A port on 127.0.0.1 where nothing listens (bound, then closed).
+    /// A port on 127.0.0.1 where nothing listens now (bound, then closed; another test may bind it next).
     static func closedPort() throws -> Int {
         let server = try LoopbackHTTPServer { _ in .dropConnection }
         let port = server.port

@@ -1,14 +1,14 @@
-public import Foundation
+import Foundation
 import Synchronization
 
 /// A child process's exit, awaited by any number of callers, each with a time limit, so that a test whose child
 /// hangs fails with a message instead of hanging the whole run.
 ///
-/// Call ``finish(_:)`` from the process's termination handler, set before starting it (``CommandRunner`` does).
+/// ``ChildProcess`` calls ``finish(status:reason:)`` when its child has exited.
 public final class ProcessExit: Sendable {
     private struct State {
         var status: Int32?
-        var reason = Process.TerminationReason.exit
+        var reason = ChildProcess.TerminationReason.exit
         var nextWaiter = 0
         var waiters: [Int: CheckedContinuation<Int32?, Never>] = [:]
     }
@@ -21,12 +21,10 @@ public final class ProcessExit: Sendable {
     public var status: Int32? { state.withLock { $0.status } }
 
     /// How it ended (an exit, or a signal, whose number is then ``status``); `.exit` while it runs.
-    public var reason: Process.TerminationReason { state.withLock { $0.reason } }
+    public var reason: ChildProcess.TerminationReason { state.withLock { $0.reason } }
 
-    /// Records the exit of `process` and wakes every waiter.
-    public func finish(_ process: Process) {
-        let status = process.terminationStatus
-        let reason = process.terminationReason
+    /// Records the exit and wakes every waiter.
+    func finish(status: Int32, reason: ChildProcess.TerminationReason) {
         let waiters = state.withLock { state in
             state.status = status
             state.reason = reason
@@ -56,7 +54,7 @@ public final class ProcessExit: Sendable {
     /// Waits up to `timeout`; if `process` still runs, kills it (`SIGKILL`) and waits for that exit.
     ///
     /// - Returns: the exit status, and whether the process had to be killed.
-    public func waitOrKill(_ process: Process, timeout: Duration) async -> (status: Int32, killed: Bool) {
+    public func waitOrKill(_ process: ChildProcess, timeout: Duration) async -> (status: Int32, killed: Bool) {
         if let status = await wait(timeout: timeout) { return (status, false) }
         kill(process.processIdentifier, SIGKILL)
         // A killed process exits at once; the bound only guards against a handler that never runs.

@@ -179,7 +179,7 @@ import Testing
     }
 
     static func run(_ tool: URL, _ arguments: [String]) async throws -> (
-        status: Int32, reason: Process.TerminationReason, output: String, errors: String
+        status: Int32, reason: ChildProcess.TerminationReason, output: String, errors: String
     ) {
         let run = try await CommandRunner.run(tool, arguments)
         return (run.status, run.reason, run.stdoutText, run.stderrText)

@@ -116,7 +116,9 @@ struct SandboxFusionFaultTests {
     }
 
     @Test func nothingListeningIsRefusedAfterEveryAttempt() async throws {
-        let port = try TransportHTTPClientTests.closedPort()
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let port = refusing.port
         let executor = SandboxFusionExecutor(
             configuration: .init(
                 endpoints: ["http://127.0.0.1:\(port)"],

@@ -61,7 +61,9 @@ struct SandboxFusionRunTests {
     }
 
     @Test func aTransportFailureIsReportedNotThrown() async throws {
-        let port = try TransportHTTPClientTests.closedPort()
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let port = refusing.port
         let executor = SandboxFusionExecutor(
             configuration: .init(endpoints: ["http://127.0.0.1:\(port)"], retryPolicy: .none))
         let (success, response) = await executor.run(code: "print(1)")

@@ -65,7 +65,9 @@ struct TransportHTTPClientTests {
     }
 
     @Test func nothingListeningIsConnectionRefused() async throws {
-        let port = try Self.closedPort()
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let port = refusing.port
         let error = await #expect(throws: ExecutionError.self) {
             try await HTTPClient().execute(HTTPRequest(url: "http://user:secret@127.0.0.1:\(port)/x"))
         }
@@ -266,13 +268,5 @@ struct TransportHTTPClientTests {
         #expect(HTTPClient.redactedURL("http://user:pw@host:1/a@b") == "http://host:1/a@b")
         #expect(HTTPClient.redactedURL("https://host/path") == "https://host/path")
         #expect(HTTPClient.redactedURL("not a url") == "not a url")
-    }
-
-    /// A port on 127.0.0.1 where nothing listens (bound, then closed).
-    static func closedPort() throws -> Int {
-        let server = try LoopbackHTTPServer { _ in .dropConnection }
-        let port = server.port
-        server.shutdown()
-        return port
     }
 }

@@ -14,7 +14,7 @@ private let clearedEnvironment: [String: String?] = [
 
 /// A running `sandbox-vcr serve` child process on a free loopback port.
 final class ServeProcess: Sendable {
-    let process: Process
+    let process: ChildProcess
     let port: Int
     /// The Modal port's URL (`--modal-port`), from the readiness line.
     let modalURL: String?
