@@ -34,6 +34,34 @@ public enum RequestLoad {
     }
 }
 
+extension RequestLoad {
+    /// Sends `count` requests as ``drive(_:count:concurrency:makeRequest:)`` does.
+    ///
+    /// - Returns: every request with the instant its answer came back.
+    public static func answerTimes(
+        _ executor: some SandboxExecutor, count: Int, concurrency: Int,
+        makeRequest: @escaping @Sendable (Int) -> ExecutionRequest
+    ) async throws -> [(ExecutionRequest, ContinuousClock.Instant)] {
+        try await withThrowingTaskGroup(of: [(ExecutionRequest, ContinuousClock.Instant)].self) { group in
+            for worker in 0..<concurrency {
+                group.addTask {
+                    var answers: [(ExecutionRequest, ContinuousClock.Instant)] = []
+                    var index = worker
+                    while index < count {
+                        let request = makeRequest(index)
+                        let result = try await executor.execute(request)
+                        answers.append((request, .now))
+                        guard result.isSuccess else { throw BenchmarkFailure("unexpected result \(result.status)") }
+                        index += concurrency
+                    }
+                    return answers
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+    }
+}
+
 /// Answers every request at once with a fixed success: the cost of what wraps it, with no live call.
 public struct InstantExecutor: SandboxExecutor {
     public init() {}
