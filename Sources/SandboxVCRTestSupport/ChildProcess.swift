@@ -38,6 +38,14 @@ public final class ChildProcess: Sendable {
         case uncaughtSignal
     }
 
+    /// What an exited child used over its life (`wait4`).
+    public struct Usage: Sendable {
+        /// User plus system CPU time.
+        public var cpuTime: Duration
+        /// Peak resident memory (`ru_maxrss`), in KiB.
+        public var peakResidentKiB: Int
+    }
+
     /// Why a child could not be started.
     public struct SpawnError: Error, CustomStringConvertible {
         public var description: String
@@ -138,13 +146,18 @@ public final class ChildProcess: Sendable {
         let exited = exited
         Thread {
             var status: Int32 = 0
-            while waitpid(child, &status, 0) == -1 && errno == EINTR {}
+            var usage = rusage()
+            while wait4(child, &status, 0, &usage) == -1 && errno == EINTR {}
+            let microseconds =
+                (Int64(usage.ru_utime.tv_sec) + Int64(usage.ru_stime.tv_sec)) * 1_000_000
+                + Int64(usage.ru_utime.tv_usec) + Int64(usage.ru_stime.tv_usec)
+            let used = Usage(cpuTime: .microseconds(microseconds), peakResidentKiB: usage.ru_maxrss)
             // The wait status: the low 7 bits are the ending signal (0: it exited, with the next 8 bits as its code).
             let signal = status & 0x7f
             if signal == 0 {
-                exit.finish(status: (status >> 8) & 0xff, reason: .exit)
+                exit.finish(status: (status >> 8) & 0xff, reason: .exit, usage: used)
             } else {
-                exit.finish(status: signal, reason: .uncaughtSignal)
+                exit.finish(status: signal, reason: .uncaughtSignal, usage: used)
             }
             exited.signal()
         }.start()
@@ -155,6 +168,9 @@ public final class ChildProcess: Sendable {
 
     /// How it ended; `.exit` while it runs.
     public var terminationReason: TerminationReason { exit.reason }
+
+    /// What it used over its life, once it has exited.
+    public var usage: Usage? { exit.usage }
 
     /// Sends `signal` if it is still running.
     public func send(_ signal: Int32) {

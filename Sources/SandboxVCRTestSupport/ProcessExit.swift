@@ -4,11 +4,12 @@ import Synchronization
 /// A child process's exit, awaited by any number of callers, each with a time limit, so that a test whose child
 /// hangs fails with a message instead of hanging the whole run.
 ///
-/// ``ChildProcess`` calls ``finish(status:reason:)`` when its child has exited.
+/// ``ChildProcess`` calls ``finish(status:reason:usage:)`` when its child has exited.
 public final class ProcessExit: Sendable {
     private struct State {
         var status: Int32?
         var reason = ChildProcess.TerminationReason.exit
+        var usage: ChildProcess.Usage?
         var nextWaiter = 0
         var waiters: [Int: CheckedContinuation<Int32?, Never>] = [:]
     }
@@ -23,11 +24,15 @@ public final class ProcessExit: Sendable {
     /// How it ended (an exit, or a signal, whose number is then ``status``); `.exit` while it runs.
     public var reason: ChildProcess.TerminationReason { state.withLock { $0.reason } }
 
+    /// What the process used over its life, once it has exited.
+    public var usage: ChildProcess.Usage? { state.withLock { $0.usage } }
+
     /// Records the exit and wakes every waiter.
-    func finish(status: Int32, reason: ChildProcess.TerminationReason) {
+    func finish(status: Int32, reason: ChildProcess.TerminationReason, usage: ChildProcess.Usage) {
         let waiters = state.withLock { state in
             state.status = status
             state.reason = reason
+            state.usage = usage
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }

@@ -50,6 +50,16 @@ import Testing
         #expect(output.stderrText.contains("killed"))
     }
 
+    @Test func anExitedChildReportsWhatItUsed() async throws {
+        let child = try ChildProcess(
+            Self.shell, ["-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done"], environment: [:], stdin: .null,
+            stdout: .null, stderr: .null)
+        #expect(await child.exit.wait(timeout: .seconds(60)) == 0)
+        let usage = try #require(child.usage)
+        #expect(usage.cpuTime > .zero)
+        #expect(usage.peakResidentKiB > 0)
+    }
+
     @Test func aMissingExecutableIsASpawnError() {
         #expect(throws: ChildProcess.SpawnError.self) {
             _ = try ChildProcess(URL(fileURLWithPath: "/nonexistent/program"), [], environment: [:])

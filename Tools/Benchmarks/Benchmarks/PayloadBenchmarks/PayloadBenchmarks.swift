@@ -390,7 +390,7 @@ private final class ImportState {
         let cassette = folder.url.appendingPathComponent("import-\(samples).sqlite")
         defer { removeCassette(at: cassette) }
         let start = ContinuousClock.now
-        let child = try ChildProcess(
+        let child = try MeasuredProcess(
             try ServeProcess.binary(), ["cassette", "import", cassette.path, exchanges.path],
             stderr: folder.url.appendingPathComponent("import-\(samples).stderr"))
         let exit = try await child.wait()

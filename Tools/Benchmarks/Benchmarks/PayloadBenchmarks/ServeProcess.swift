@@ -11,7 +11,7 @@ final class ServeProcess {
     /// The environment variable naming the `sandbox-vcr` binary.
     static let binaryVariable = "SANDBOX_VCR_BIN"
 
-    let child: ChildProcess
+    let child: MeasuredProcess
     let port: Int
 
     /// The `sandbox-vcr` binary named by ``binaryVariable``.
@@ -39,7 +39,7 @@ final class ServeProcess {
     /// - Throws: ``BenchmarkFailure`` with the server's standard error when it does not come up.
     init(_ arguments: [String], folder: URL, name: String) async throws {
         let readyFile = folder.appendingPathComponent("\(name).ready")
-        let child = try ChildProcess(
+        let child = try MeasuredProcess(
             try Self.binary(),
             ["serve"] + arguments + ["--port", "0", "--ready-file", readyFile.path, "--log-level", "warning"],
             stderr: folder.appendingPathComponent("\(name).stderr"))
@@ -61,7 +61,7 @@ final class ServeProcess {
     /// Stops the server with SIGTERM (it answers what is in flight and saves its recordings) and waits for it.
     /// - Throws: ``BenchmarkFailure`` when it does not exit with status 0.
     @discardableResult
-    func stop() async throws -> ChildProcess.Exit {
+    func stop() async throws -> MeasuredProcess.Exit {
         child.send(SIGTERM)
         let exit = try await child.wait()
         guard exit.succeeded else {

@@ -1,5 +1,5 @@
 public import Foundation
-import SandboxVCRTestSupport
+public import SandboxVCRTestSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -9,44 +9,41 @@ import Synchronization
 /// A program run as a child process of the benchmark, measured from outside: its CPU time and peak resident memory
 /// while it runs (`/proc/PID/stat`, `/proc/PID/status`), its resource usage at exit (`wait4`).
 ///
-/// Started with `posix_spawn` rather than Foundation's `Process`, which reaps the child itself and so hides the
-/// `rusage` of its exit. The child gets this process's environment without `LD_PRELOAD` (the benchmark tool's
-/// malloc interposer), stdin from `/dev/null`, stdout on a pipe (``readLine(timeout:)``) and stderr in a file.
-/// Children still running when the benchmark process exits are killed.
-public final class ChildProcess: Sendable {
+/// Started by the test support's ``SandboxVCRTestSupport/ChildProcess`` (`posix_spawn`; Foundation's `Process` reaps
+/// the child itself and so hides the `rusage` of its exit). The child gets this process's environment without
+/// `LD_PRELOAD` (the benchmark tool's malloc interposer), stdin from `/dev/null`, stdout on a pipe
+/// (``readLine(timeout:)``) and stderr in a file. Children still running when the benchmark process exits are killed.
+public final class MeasuredProcess: Sendable {
     /// How the child ended.
     public struct Exit: Sendable {
-        /// The raw `wait4` status.
+        /// Its exit status, or the number of the signal that ended it.
         public var status: Int32
+        public var reason: ChildProcess.TerminationReason
         /// User plus system CPU time of the child over its life.
         public var cpuTime: Duration
         /// Its peak resident memory (`ru_maxrss`), in KiB.
         public var peakResidentKiB: Int
 
         /// Whether it exited with status 0.
-        public var succeeded: Bool { status & 0x7F == 0 && (status >> 8) & 0xFF == 0 }
+        public var succeeded: Bool { reason == .exit && status == 0 }
 
         /// `exit status N` or `killed by signal N`.
         public var description: String {
-            status & 0x7F == 0 ? "exit status \((status >> 8) & 0xFF)" : "killed by signal \(status & 0x7F)"
+            reason == .exit ? "exit status \(status)" : "killed by signal \(status)"
         }
     }
 
     /// The child's process id.
-    public let pid: pid_t
+    public var pid: pid_t { child.processIdentifier }
     /// The command line, for messages.
     public let commandLine: String
     /// Where its standard error goes.
     public let stderrURL: URL
+    private let child: SandboxVCRTestSupport.ChildProcess
     /// The read end of its standard output.
     private let stdoutDescriptor: Int32
-    /// Unread standard output (after the last line returned) and, once reaped, how the child ended.
-    private let state = Mutex(State())
-
-    private struct State {
-        var pending: [UInt8] = []
-        var exit: Exit?
-    }
+    /// Unread standard output (after the last line returned).
+    private let pending = Mutex<[UInt8]>([])
 
     /// Starts `executable` with `arguments`.
     /// - Parameter stderr: the file that receives its standard error (created or truncated).
@@ -54,62 +51,25 @@ public final class ChildProcess: Sendable {
     public init(_ executable: URL, _ arguments: [String], stderr: URL) throws {
         commandLine = ([executable.path] + arguments).joined(separator: " ")
         stderrURL = stderr
-        var pipeDescriptors: [Int32] = [-1, -1]
-        guard pipe(&pipeDescriptors) == 0 else { throw BenchmarkFailure("pipe failed: errno \(errno)") }
-        // Neither end goes to other children; the child's stdout is a dup2 of the write end, which has no such flag.
-        for descriptor in pipeDescriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        defer { close(pipeDescriptors[1]) }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeDescriptors[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-
-        // Default dispositions and no blocked signal, whatever the benchmark process set.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
         var environment = ProcessInfo.processInfo.environment
         environment["LD_PRELOAD"] = nil
-        let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
+        do {
+            child = try MeasuredProcess.registry.withLock { running in
+                let child = try SandboxVCRTestSupport.ChildProcess(
+                    executable, arguments, environment: environment, stdin: .null, stderr: .file(stderr))
+                running.insert(child.processIdentifier)
+                return child
+            }
+        } catch {
+            throw BenchmarkFailure("cannot start \(executable.path): \(error)")
         }
-        var pid: pid_t = 0
-        let status = ChildProcess.registry.withLock { running in
-            let status = posix_spawn(&pid, executable.path, &actions, &attributes, argv, envp)
-            if status == 0 { running.insert(pid) }
-            return status
-        }
-        guard status == 0 else {
-            close(pipeDescriptors[0])
-            throw BenchmarkFailure("cannot start \(executable.path): \(String(cString: strerror(status)))")
-        }
-        self.pid = pid
-        self.stdoutDescriptor = pipeDescriptors[0]
+        guard let stdout = child.stdout else { throw BenchmarkFailure("\(commandLine): no stdout pipe") }
+        stdoutDescriptor = stdout.fileDescriptor
     }
 
     deinit {
-        if state.withLock({ $0.exit == nil }) {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            _ = ChildProcess.registry.withLock { $0.remove(pid) }
-        }
-        close(stdoutDescriptor)
+        child.send(SIGKILL)
+        _ = MeasuredProcess.registry.withLock { $0.remove(child.processIdentifier) }
     }
 
     /// The next line of the child's standard output, without its newline; `nil` at end of file (the child closed
@@ -119,10 +79,10 @@ public final class ChildProcess: Sendable {
         let deadline = ContinuousClock.now + timeout
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let line: String? = state.withLock { state in
-                guard let newline = state.pending.firstIndex(of: 10) else { return nil }
-                let text = String(decoding: state.pending[..<newline], as: UTF8.self)
-                state.pending.removeFirst(newline + 1)
+            let line: String? = pending.withLock { pending in
+                guard let newline = pending.firstIndex(of: 10) else { return nil }
+                let text = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeFirst(newline + 1)
                 return text
             }
             if let line { return line }
@@ -139,33 +99,24 @@ public final class ChildProcess: Sendable {
             let count = chunk.withUnsafeMutableBytes { read(stdoutDescriptor, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { return nil }
-            state.withLock { $0.pending += chunk[0..<count] }
+            pending.withLock { $0 += chunk[0..<count] }
         }
     }
 
     /// Sends `signal` to the child, unless it was reaped already.
     public func send(_ signal: Int32) {
-        if state.withLock({ $0.exit == nil }) { kill(pid, signal) }
+        child.send(signal)
     }
 
-    /// Waits for the child to end (on a thread of its own) and reaps it.
+    /// Waits for the child to end (reaped by a thread of its own).
     public func wait() async throws -> Exit {
-        if let exit = state.withLock({ $0.exit }) { return exit }
-        let pid = pid
-        let exit = try await RawHTTP.onThread { () -> Exit in
-            var status: Int32 = 0
-            var usage = rusage()
-            while wait4(pid, &status, 0, &usage) < 0 {
-                guard errno == EINTR else { throw BenchmarkFailure("wait4(\(pid)) failed: errno \(errno)") }
-            }
-            let microseconds =
-                (Int64(usage.ru_utime.tv_sec) + Int64(usage.ru_stime.tv_sec)) * 1_000_000
-                + Int64(usage.ru_utime.tv_usec) + Int64(usage.ru_stime.tv_usec)
-            return Exit(status: status, cpuTime: .microseconds(microseconds), peakResidentKiB: usage.ru_maxrss)
+        guard let status = await child.exit.wait(timeout: .seconds(3600)), let usage = child.usage else {
+            throw BenchmarkFailure("\(commandLine) still runs after an hour")
         }
-        _ = ChildProcess.registry.withLock { $0.remove(pid) }
-        state.withLock { $0.exit = exit }
-        return exit
+        _ = MeasuredProcess.registry.withLock { $0.remove(child.processIdentifier) }
+        return Exit(
+            status: status, reason: child.terminationReason, cpuTime: usage.cpuTime,
+            peakResidentKiB: usage.peakResidentKiB)
     }
 
     /// User plus system CPU time of the running child so far, every thread (`utime + stime` of `/proc/PID/stat`,
@@ -200,7 +151,7 @@ public final class ChildProcess: Sendable {
     /// Children started and not yet reaped: killed when the benchmark process exits.
     private static let registry: Mutex<Set<pid_t>> = {
         atexit {
-            for pid in ChildProcess.registry.withLock({ $0 }) { kill(pid, SIGKILL) }
+            for pid in MeasuredProcess.registry.withLock({ $0 }) { kill(pid, SIGKILL) }
         }
         return Mutex([])
     }()
