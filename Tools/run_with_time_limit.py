@@ -5,8 +5,8 @@ Usage: Tools/run_with_time_limit.py SECONDS COMMAND [ARGUMENT...]
 
 The command's output passes through unchanged. A command still running after SECONDS is hung: each of its
 test processes (`*.xctest`) gets SIGQUIT, on which the Swift runtime prints every thread's backtrace; then the
-Swift Testing tests that started and never ended are listed, the whole process group is killed, and this exits
-with 124. Otherwise it exits with the command's status.
+Swift Testing tests that started and never ended are listed, every process of the command's tree is killed, and
+this exits with 124. Otherwise it exits with the command's status.
 """
 
 import os
@@ -81,7 +81,8 @@ def main():
     except subprocess.TimeoutExpired:
         pass
     print(f"\nrun_with_time_limit: `{' '.join(sys.argv[2:])}` still runs after {limit:.0f} s: it is hung.", flush=True)
-    tests = [pid for pid in descendants(process.pid) if ".xctest" in command_line(pid).split(" ")[0]]
+    tree = descendants(process.pid)
+    tests = [pid for pid in tree if ".xctest" in command_line(pid).split(" ")[0]]
     for pid in tests:
         print(f"run_with_time_limit: SIGQUIT to {command_line(pid)[:200]} (pid {pid}): its backtraces follow", flush=True)
         os.kill(pid, signal.SIGQUIT)
@@ -91,6 +92,13 @@ def main():
     print("run_with_time_limit: tests started and never ended:", flush=True)
     for name in sorted(running) or ["(none seen)"]:
         print(f"    {name}", flush=True)
+    # The whole tree as it was before the backtraces (the test process dies of SIGQUIT, and its children, the servers
+    # it started, would be left running under init) and as it is now.
+    for pid in [process.pid] + tree + descendants(process.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
