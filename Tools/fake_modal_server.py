@@ -947,6 +947,13 @@ async def serve(args):
     port = server._server.sockets[0].getsockname()[1]
     fake.url = f"http://127.0.0.1:{port}"
     fake.router_url = f"{args.router_scheme}://127.0.0.1:{port}"
+    # Ready for a stop before saying it listens: a SIGTERM sent right after the line must stop it, not kill it.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if args.exit_on_stdin_eof:
+        loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
     fake.stats.write()
     if args.ready_file:
         tmp = f"{args.ready_file}.tmp"
@@ -954,13 +961,6 @@ async def serve(args):
             handle.write(fake.url)
         os.replace(tmp, args.ready_file)
     print(f"fake-modal: listening on {fake.url}", flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    if args.exit_on_stdin_eof:
-        loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
     await stop.wait()
     await fake.shutdown()
     server.close()
