@@ -89,8 +89,10 @@ public final class ChildProcess: Sendable {
             guard Glibc.pipe(&ends) == 0, fcntl(ends[0], F_SETFD, FD_CLOEXEC) == 0,
                 fcntl(ends[1], F_SETFD, FD_CLOEXEC) == 0
             else {
+                let reason = Self.systemError()
+                for end in ends where end >= 0 { close(end) }
                 closeAll()
-                throw SpawnError(description: "cannot create a pipe for \(executable.path): \(Self.systemError())")
+                throw SpawnError(description: "cannot create a pipe for \(executable.path): \(reason)")
             }
             let (childEnd, parentEnd) = descriptor == STDIN_FILENO ? (ends[0], ends[1]) : (ends[1], ends[0])
             childEnds.append(childEnd)
