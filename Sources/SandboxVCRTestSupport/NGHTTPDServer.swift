@@ -82,10 +82,9 @@ public final class NGHTTPDServer: Sendable {
 
     /// A port on 127.0.0.1 where nothing listens now (bound, then closed; another test may bind it next).
     static func closedPort() throws -> Int {
-        let server = try LoopbackHTTPServer { _ in .dropConnection }
-        let port = server.port
-        server.shutdown()
-        return port
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        return refusing.port
     }
 
     /// Why nghttpd could not be started: it exited before it listened (with its output so far), or is missing.

@@ -39,7 +39,7 @@ public final class MeasuredProcess: Sendable {
     public let commandLine: String
     /// Where its standard error goes.
     public let stderrURL: URL
-    private let child: SandboxVCRTestSupport.ChildProcess
+    private let child: ChildProcess
     /// The read end of its standard output.
     private let stdoutDescriptor: Int32
     /// Unread standard output (after the last line returned).
@@ -55,7 +55,7 @@ public final class MeasuredProcess: Sendable {
         environment["LD_PRELOAD"] = nil
         do {
             child = try MeasuredProcess.registry.withLock { running in
-                let child = try SandboxVCRTestSupport.ChildProcess(
+                let child = try ChildProcess(
                     executable, arguments, environment: environment, stdin: .null, stderr: .file(stderr))
                 running.insert(child.processIdentifier)
                 return child
