@@ -64,6 +64,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // HTTPTypes: header names of the dashboard's answers (already a Hummingbird dependency).
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         // NIOHTTPTypes: the HTTP parts `serve`'s connection deadlines observe (already a Hummingbird dependency).
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -134,12 +136,20 @@ let package = Package(
             dependencies: ["SandboxVCR"],
             swiftSettings: strictSettings
         ),
+        // The web pages: serve's dashboard, cassette browse and grade --html (HTML, CSS and script in the binary).
+        .target(
+            name: "SandboxVCRWebUI",
+            dependencies: ["SandboxVCR"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "SandboxVCRServer",
             dependencies: [
                 "SandboxVCR",
+                "SandboxVCRWebUI",
                 server("Hummingbird", "hummingbird"),
                 server("HummingbirdCore", "hummingbird"),
+                server("HTTPTypes", "swift-http-types"),
                 server("NIOCore", "swift-nio"),
                 server("NIOHTTPTypes", "swift-nio-extras"),
                 server("NIOPosix", "swift-nio"),
@@ -164,6 +174,7 @@ let package = Package(
             name: "SandboxVCRModalServer",
             dependencies: [
                 "SandboxVCR",
+                "SandboxVCRWebUI",
                 "SandboxVCRModal",
                 "ModalProto",
                 "ModalGRPC",
@@ -184,6 +195,7 @@ let package = Package(
                 "SandboxVCRServer",
                 "SandboxVCRModal",
                 "SandboxVCRModalServer",
+                "SandboxVCRWebUI",
                 commandLine("ArgumentParser", "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -231,6 +243,7 @@ let package = Package(
                 "SandboxVCRModalServer",
                 "SandboxVCRTesting",
                 "SandboxVCRTestSupport",
+                "SandboxVCRWebUI",
                 .product(name: "Logging", package: "swift-log"),
                 server("NIOCore", "swift-nio"),
                 modalServer("NIOEmbedded", "swift-nio"),

@@ -12,7 +12,8 @@ struct CassetteCommand: AsyncParsableCommand {
         commandName: "cassette",
         abstract: "Inspect, convert and maintain cassettes.",
         subcommands: [
-            Stats.self, Show.self, Export.self, Import.self, Merge.self, Prune.self, Verify.self, Migrate.self,
+            Stats.self, Show.self, Browse.self, Export.self, Import.self, Merge.self, Prune.self, Verify.self,
+            Migrate.self,
         ])
 
     /// `ls` / `stats`: counts, sizes, dedupe ratio, backends, ages, unused.

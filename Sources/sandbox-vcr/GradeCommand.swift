@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SandboxVCR
+import SandboxVCRWebUI
 
 /// `sandbox-vcr grade`: grade every candidate of every problem through a sandbox or a cassette.
 struct GradeCommand: AsyncParsableCommand {
@@ -38,6 +39,13 @@ struct GradeCommand: AsyncParsableCommand {
 
     @Flag(help: "Print the report as JSON.")
     var json = false
+
+    @Option(
+        help: """
+            Also write the report as one self-contained HTML file (a problems x candidates matrix coloured by \
+            verdict, each test's expected and actual output, the time of each execution); open it in a browser.
+            """)
+    var html: String?
 
     @Flag(name: .shortAndLong, help: "Log requests and retries on standard error.")
     var verbose = false
@@ -92,6 +100,16 @@ struct GradeCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(report.renderTable(), terminator: "")
+        }
+        if let html {
+            do {
+                try Data(GradeReportPage.html(report, problems: problemList).utf8)
+                    .write(to: URL(fileURLWithPath: html), options: .atomic)
+            } catch {
+                throw commandFailure(
+                    "grade", "could not write the HTML report \(html): \(error.localizedDescription)",
+                    status: ExitCode(2))
+            }
         }
         if let recordingError {
             throw commandFailure("grade", "the results could not be recorded: \(recordingError)", status: ExitCode(2))

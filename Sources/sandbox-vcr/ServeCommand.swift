@@ -5,6 +5,7 @@ import SandboxVCR
 import SandboxVCRModal
 import SandboxVCRModalServer
 import SandboxVCRServer
+import SandboxVCRWebUI
 
 /// `sandbox-vcr serve`: a SandboxFusion-compatible HTTP server answering from a cassette, an upstream or a fake.
 struct ServeCommand: AsyncParsableCommand {
@@ -125,12 +126,25 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(
+        help: """
+            How many requests the dashboard (GET / on the server's address) keeps; their requests and answers are \
+            kept for the newest ones, up to 64 MiB.
+            """)
+    var dashboardHistory = 100_000
+
+    @Flag(help: "Serve no dashboard at GET / (and keep no history of requests).")
+    var noDashboard = false
+
     func validate() throws {
         if !upstreamAlias.isEmpty, fakeAlias != nil {
             throw ValidationError("--upstream and --fake both give the live answers; use one")
         }
         if fakeAlias != nil, executorOptions.rules != nil {
             throw ValidationError("--fake RULES is --backend fake --rules RULES; give the rules once")
+        }
+        if !(1...10_000_000).contains(dashboardHistory) {
+            throw ValidationError("--dashboard-history must be between 1 and 10000000 (or use --no-dashboard)")
         }
         if let modalPort, !(0...65_535).contains(modalPort) {
             throw ValidationError("--modal-port \(modalPort) is not a port (0 picks a free one)")
@@ -194,6 +208,7 @@ struct ServeCommand: AsyncParsableCommand {
                 metadata: ["host": "\(configuration.host)"])
         }
         let environment = ProcessInfo.processInfo.environment
+        let journal = noDashboard ? nil : RequestJournal(capacity: dashboardHistory)
         let server: SandboxFusionServer
         let finish: @Sendable () async throws -> Void
         let modalServer: ModalServer?
@@ -206,14 +221,16 @@ struct ServeCommand: AsyncParsableCommand {
             let modal: ModalServer? =
                 if let modalPort {
                     try await makeModalServer(
-                        port: modalPort, mode: nil, cassette: nil, environment: environment, logger: logger)
+                        port: modalPort, mode: nil, cassette: nil, environment: environment, logger: logger,
+                        dashboard: journal)
                 } else {
                     nil
                 }
             let cassetteControl = CassetteControl(
                 live: live?.executor, backendVersion: "sandbox-vcr \(SandboxVCRVersion.current)",
                 companion: modal.map(Self.companion), logger: logger)
-            server = SandboxFusionServer(control: cassetteControl, configuration: configuration, logger: logger)
+            server = SandboxFusionServer(
+                control: cassetteControl, configuration: configuration, logger: logger, dashboard: journal)
             if let modal { server.statistics.reportModal { modal.statistics.snapshot } }
             let pool = live?.modalPool
             finish = {
@@ -225,12 +242,13 @@ struct ServeCommand: AsyncParsableCommand {
         } else {
             let stack = try await ExecutorStack.make(executorConfiguration, environment: environment, logger: logger)
             logger.info("answering from \(stack.summary)")
-            server = SandboxFusionServer(executor: stack.executor, configuration: configuration, logger: logger)
+            server = SandboxFusionServer(
+                executor: stack.executor, configuration: configuration, logger: logger, dashboard: journal)
             let pool = stack.modalPool
             if let modalPort {
                 let modal = try await makeModalServer(
                     port: modalPort, mode: stack.mode ?? .live, cassette: stack.cassette, environment: environment,
-                    logger: logger)
+                    logger: logger, dashboard: journal)
                 modalServer = modal
                 server.statistics.reportModal { modal.statistics.snapshot }
                 finish = {
@@ -275,6 +293,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 // Unbuffered, so a script reading a pipe sees the line at once.
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
+                if journal != nil { logger.notice("dashboard: \(address.url)/") }
             },
             onShutdown: finish)
     }
@@ -283,13 +302,15 @@ struct ServeCommand: AsyncParsableCommand {
     /// test's), the upstream from --modal-upstream or the Modal configuration (with --control, --modal-upstream only,
     /// so that replaying tests never reach Modal).
     private func makeModalServer(
-        port: Int, mode: RecordMode?, cassette: Cassette?, environment: [String: String], logger: Logger
+        port: Int, mode: RecordMode?, cassette: Cassette?, environment: [String: String], logger: Logger,
+        dashboard: RequestJournal?
     ) async throws -> ModalServer {
         var modal = ModalServeConfiguration()
         modal.host = host
         modal.port = port
         modal.mode = mode ?? .never
         modal.followsControl = mode == nil
+        modal.dashboard = dashboard
         modal.normalizers = normalizers
         modal.shutdownGrace = .seconds(shutdownGrace)
         let credentials = try? ModalConfiguration.fromEnvironment(environment)

@@ -410,8 +410,8 @@ public final class Cassette: Sendable {
         }
     }
 
-    /// Interactions by id.
-    func interactions(ids: [Int64]) async throws -> [Interaction] {
+    /// Interactions by id (ids that do not exist are left out).
+    public func interactions(ids: [Int64]) async throws -> [Interaction] {
         let path = self.path
         return try await scan { try CassetteDatabase.interactions(ids: ids, $0, path: path) }
     }

@@ -34,6 +34,8 @@ public struct CassetteError: Error, Hashable, Sendable, CustomStringConvertible 
     public var message: String
     /// The cassette file involved.
     public var path: String
+    /// For a miss: the recordings nearest to the request, closest first (the message describes them).
+    public var nearest: [Cassette.Interaction] = []
 
     public init(code: Code, message: String, path: String) {
         self.code = code

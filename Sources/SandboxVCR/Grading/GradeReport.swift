@@ -42,10 +42,19 @@ public struct GradeReport: Codable, Hashable, Sendable {
         public var errorCode: String?
         /// The error's text when the executor threw.
         public var error: String?
+        /// The expected output (for the HTML report's diff).
+        public var expected: String?
+        /// What the run printed, when there was a result.
+        public var stdout: String?
+        public var stderr: String?
+        /// The run's wall time as the sandbox measured it (the compile's when it did not run; recorded, so a replay
+        /// reports the recorded time).
+        public var seconds: Double?
 
         public init(
             index: Int, passed: Bool, verdict: Verdict, status: String? = nil, exitCode: Int? = nil,
-            signal: Int? = nil, errorCode: String? = nil, error: String? = nil
+            signal: Int? = nil, errorCode: String? = nil, error: String? = nil, expected: String? = nil,
+            stdout: String? = nil, stderr: String? = nil, seconds: Double? = nil
         ) {
             self.index = index
             self.passed = passed
@@ -55,6 +64,10 @@ public struct GradeReport: Codable, Hashable, Sendable {
             self.signal = signal
             self.errorCode = errorCode
             self.error = error
+            self.expected = expected
+            self.stdout = stdout
+            self.stderr = stderr
+            self.seconds = seconds
         }
     }
 

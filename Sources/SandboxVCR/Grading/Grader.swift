@@ -83,7 +83,9 @@ public struct Grader: Sendable {
         let verdict = verdict(for: result, expected: expected)
         return GradeReport.Test(
             index: index, passed: verdict == .passed, verdict: verdict, status: result.status.rawValue,
-            exitCode: result.run?.exitCode, signal: result.run?.signal)
+            exitCode: result.run?.exitCode, signal: result.run?.signal, expected: expected,
+            stdout: result.run.map(\.stdoutText), stderr: result.run.map(\.stderrText),
+            seconds: result.run?.wallTime ?? result.compile?.wallTime)
     }
 
     /// The report entry for one test whose execution threw: failed, with the error's kind and text.

@@ -67,6 +67,19 @@ package enum MissDiagnostics {
         return "\"\(text)\"" + (data.count > 60 ? "... (\(data.count) bytes)" : "")
     }
 
+    /// The (at most 3) candidates closest to `request`, closest first, with their differences.
+    static func nearest(
+        _ candidates: [Cassette.Interaction], to request: ExecutionRequest
+    ) -> [(Cassette.Interaction, [String])] {
+        let ranked = candidates.map { ($0, differences(recorded: $0.request, requested: request)) }
+            .sorted { lhs, rhs in
+                let left = lhs.1.count * 1000 + lhs.1.joined().count
+                let right = rhs.1.count * 1000 + rhs.1.joined().count
+                return left < right
+            }
+        return Array(ranked.prefix(3))
+    }
+
     /// The whole miss message.
     static func message(
         request: ExecutionRequest, mode: RecordMode, path: String, candidates: [Cassette.Interaction],
@@ -74,13 +87,7 @@ package enum MissDiagnostics {
     ) -> String {
         var text = "No recording matches this request in cassette \(path) (record mode `\(mode)`).\n"
         text += "Request: \(request.summary)\n"
-        let ranked = candidates.map { ($0, differences(recorded: $0.request, requested: request)) }
-            .sorted { lhs, rhs in
-                let left = lhs.1.count * 1000 + lhs.1.joined().count
-                let right = rhs.1.count * 1000 + rhs.1.joined().count
-                return left < right
-            }
-            .prefix(3)
+        let ranked = nearest(candidates, to: request)
         if ranked.isEmpty {
             text += "The cassette has no recordings (\(recordingCount)).\n"
         } else {

@@ -333,7 +333,9 @@ public final class RecordingExecutor: SandboxExecutor {
         var message = MissDiagnostics.message(
             request: redacted, mode: mode, path: cassette.path, candidates: candidates, recordingCount: count)
         if noLive { message += "\n(Mode `missing` would record it, but no live executor was given.)" }
-        return CassetteError(code: .miss, message: message, path: cassette.path)
+        var error = CassetteError(code: .miss, message: message, path: cassette.path)
+        error.nearest = MissDiagnostics.nearest(candidates, to: redacted).map(\.0)
+        return error
     }
 
     /// Recordings in the cassette this executor never replayed or recorded (for a test's "unused" summary).

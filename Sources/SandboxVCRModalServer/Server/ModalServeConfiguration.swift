@@ -1,5 +1,6 @@
 import Foundation
 public import SandboxVCR
+public import SandboxVCRWebUI
 
 /// How `serve --modal-port` answers Modal's API.
 public struct ModalServeConfiguration: Sendable {
@@ -23,6 +24,8 @@ public struct ModalServeConfiguration: Sendable {
     /// Per-test cassettes (`serve --control`): the cassette and record mode come from ``ModalServer/activate(_:)``,
     /// not from ``mode``; with an ``upstreamURL``, control-plane calls are forwarded and tests may record.
     public var followsControl = false
+    /// `serve`'s dashboard history: each exec is added to it, under its sandbox.
+    public var dashboard: RequestJournal?
 
     public init() {}
 

@@ -271,6 +271,9 @@ extension ModalSandboxHub {
                     case .success(let answer):
                         statistics.countReplayed()
                         exec.term?.count { $0.replayed += 1 }
+                        journalExec(
+                            call, sandbox: sandbox, outcome: "hit", duration: .now - exec.startedAt,
+                            stdout: answer.stdout, stderr: answer.stderr, exit: answer.exit)
                         logger.debug(
                             "Modal exec replayed",
                             metadata: ["sandbox": "\(sandbox.id)", "step": "\(exec.step)", "from": "\(answer.source)"])
@@ -280,6 +283,8 @@ extension ModalSandboxHub {
                         let message = miss.message(
                             cassette: exec.term?.path ?? "-", mode: exec.term?.mode ?? configuration.mode)
                         exec.term?.countMiss(message)
+                        journalExec(
+                            call, sandbox: sandbox, outcome: "miss", duration: .now - exec.startedAt, error: message)
                         logger.warning(
                             "Modal replay miss",
                             metadata: [

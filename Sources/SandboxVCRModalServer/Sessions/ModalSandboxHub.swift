@@ -467,6 +467,9 @@ final class ModalSandboxHub: Sendable {
                 to: term)
             self.statistics.countRecorded()
             term.count { $0.recorded += 1 }
+            self.journalExec(
+                recorded.call, sandbox: sandbox, outcome: "recorded", duration: .now - exec.startedAt,
+                stdout: recorded.stdout, stderr: recorded.stderr, exit: recorded.exit)
             self.logger.info(
                 "Modal exec recorded",
                 metadata: [

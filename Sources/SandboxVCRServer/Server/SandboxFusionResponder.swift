@@ -2,6 +2,7 @@ internal import Hummingbird
 internal import Logging
 internal import NIOCore
 internal import SandboxVCR
+internal import SandboxVCRWebUI
 
 /// Routes and answers one HTTP request for ``SandboxFusionServer``; never throws (every failure is an answer).
 struct SandboxFusionResponder: HTTPResponder {
@@ -27,6 +28,9 @@ struct SandboxFusionResponder: HTTPResponder {
         let start = ContinuousClock.now
         let path = request.uri.path
         let method = request.method
+        if let journal = server.journal, DashboardRoutes.isDashboardPath(path) {
+            return DashboardRoutes.answer(to: request, server: server, journal: journal)
+        }
         let knownMethod = Self.routes[path]
         let control = path.hasPrefix("/sandbox-vcr/") ? server.cassetteControl : nil
         let isKnown = knownMethod != nil || (control != nil && CassetteControlRoutes.routes[path] != nil)
@@ -47,7 +51,11 @@ struct SandboxFusionResponder: HTTPResponder {
             answer = Answer(response: Self.json(status: 404, ["detail": "Not Found"]))
         }
         if answer.outcome == nil, answer.response.status.code >= 400 { server.statistics.recordRejected() }
-        log(method: method, path: path, answer: answer, duration: ContinuousClock.now - start)
+        let duration = ContinuousClock.now - start
+        log(method: method, path: path, answer: answer, duration: duration)
+        if let journal = server.journal, control == nil, path != "/v1/ping", path != "/stats" {
+            journal.record(Self.journalEntry(method: method, path: path, answer: answer, duration: duration))
+        }
         return answer.response
     }
 
@@ -267,6 +275,32 @@ struct SandboxFusionResponder: HTTPResponder {
     }
 
     // MARK: Logging
+
+    /// The dashboard's entry for one answer: its values, shared, not copied.
+    private static func journalEntry(
+        method: HTTPRequest.Method, path: String, answer: Answer, duration: Duration
+    ) -> RequestJournal.Entry {
+        let status = answer.response.status.code
+        let endpoint = "\(method) \(path)"
+        guard let outcome = answer.execution else {
+            return RequestJournal.Entry(
+                endpoint: endpoint, outcome: answer.outcome?.rawValue ?? (status >= 400 ? "rejected" : "live"),
+                duration: duration, status: status, note: status >= 400 ? "HTTP \(status)" : nil)
+        }
+        var result: ExecutionResult?
+        var error: String?
+        var nearest: [Cassette.Interaction] = []
+        switch outcome.result {
+        case .success(let value): result = value
+        case .failure(let failure):
+            error = outcome.missDiagnostics ?? "\(failure)"
+            nearest = (failure as? CassetteError)?.nearest ?? []
+        }
+        return RequestJournal.Entry(
+            endpoint: endpoint, outcome: outcome.source.rawValue, duration: duration, status: status,
+            key: outcome.key,
+            detail: RequestJournal.Detail(request: answer.request, result: result, error: error, nearest: nearest))
+    }
 
     private func log(method: HTTPRequest.Method, path: String, answer: Answer, duration: Duration) {
         guard server.logger.logLevel <= .info else { return }

@@ -2,6 +2,7 @@ internal import Hummingbird
 public import Logging
 internal import NIOCore
 public import SandboxVCR
+public import SandboxVCRWebUI
 internal import ServiceLifecycle
 internal import Synchronization
 internal import UnixSignals
@@ -37,6 +38,8 @@ public final class SandboxFusionServer: Sendable {
     public let configuration: ServeConfiguration
     /// Counts since the server was made.
     public let statistics = ServeStatistics()
+    /// The history the dashboard (`GET /`) shows; without one, there is no dashboard.
+    let journal: RequestJournal?
 
     let executor: any SandboxExecutor
     /// The cassette switch behind the control API (`/sandbox-vcr/...`), when there is one.
@@ -48,6 +51,9 @@ public final class SandboxFusionServer: Sendable {
     /// Passes when a shutdown's grace period is over (or at a second signal): calls still in flight are cancelled.
     let shutdownDeadline = ShutdownDeadline()
     private let lifecycle = Mutex<(group: ServiceGroup?, isShutdownRequested: Bool)>((nil, false))
+    /// Set when shutdown starts: the dashboard's event streams end.
+    private let dashboardClosing = Atomic<Bool>(false)
+    var isClosingDashboard: Bool { dashboardClosing.load(ordering: .relaxed) }
 
     /// - Parameters:
     ///   - executor: answers every `/run_code` request; its ``SandboxExecutor/outcome(of:)`` says for the log and
@@ -55,12 +61,16 @@ public final class SandboxFusionServer: Sendable {
     ///   - configuration: where to listen and the limits.
     ///   - jupyterHandler: answers `/run_jupyter`; without one it answers a `SandboxError`.
     ///   - logger: one line per request at `info`, misses at `warning`.
+    ///   - dashboard: serves the live dashboard at `GET /` with this history of the requests (see
+    ///     ``RequestJournal``); `nil`: no dashboard.
     public init(
         executor: any SandboxExecutor,
         configuration: ServeConfiguration = ServeConfiguration(),
         jupyterHandler: JupyterHandler? = nil,
-        logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
+        dashboard: RequestJournal? = nil
     ) {
+        self.journal = dashboard
         self.executor = executor
         self.cassetteControl = nil
         self.configuration = configuration
@@ -77,10 +87,13 @@ public final class SandboxFusionServer: Sendable {
     ///   - control: the cassette switch, which answers every `/run_code` request.
     ///   - configuration: where to listen and the limits.
     ///   - logger: one line per request at `info`, misses at `warning`.
+    ///   - dashboard: serves the live dashboard at `GET /` with this history; `nil`: no dashboard.
     public init(
         control: CassetteControl, configuration: ServeConfiguration = ServeConfiguration(),
-        logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "sandbox-vcr.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
+        dashboard: RequestJournal? = nil
     ) {
+        self.journal = dashboard
         self.executor = control
         self.cassetteControl = control
         self.configuration = configuration
@@ -179,6 +192,7 @@ public final class SandboxFusionServer: Sendable {
     /// Starts a graceful shutdown of ``run(handlesSignals:onReady:onShutdown:)``: in-flight requests finish.
     /// Passes ``shutdownDeadline`` once the configured grace period is over.
     private func startGracePeriod() {
+        dashboardClosing.store(true, ordering: .relaxed)
         let grace = configuration.shutdownGrace
         let deadline = shutdownDeadline
         Task {
