@@ -41,6 +41,7 @@ let package = Package(
         // (Tools/Benchmarks), which depends on this package by path.
         .library(name: "SandboxVCRServer", targets: ["SandboxVCRServer"]),
         .library(name: "SandboxVCRModalServer", targets: ["SandboxVCRModalServer"]),
+        .library(name: "SandboxVCRWebUI", targets: ["SandboxVCRWebUI"]),
         .library(name: "SandboxVCRTestSupport", targets: ["SandboxVCRTestSupport"]),
         .executable(name: "sandbox-vcr", targets: ["sandbox-vcr"]),
     ],

@@ -1,4 +1,5 @@
 import Foundation
+import SandboxVCR
 import SandboxVCRTestSupport
 import Testing
 
@@ -43,6 +44,9 @@ struct ModalPortTests {
         var cassetteAfterRecording: Data
         var recordLog: String
         var replayLog: String
+        /// The replaying server's dashboard list (`/ui/api/list`) and the detail of its newest row.
+        var replayDashboard: JSONValue = .null
+        var replayDashboardNewest: JSONValue = .null
     }
 
     /// Records `script` through `serve --record all` (upstream: a fresh fake Modal), stops both, then replays it from
@@ -80,11 +84,17 @@ struct ModalPortTests {
             ["--cassette", cassette.path, "--record", "never", "--modal-port", "0"])
         let replayed: CommandRunner.Output
         let replayStats: [String: Int]
+        var replayDashboard: JSONValue = .null
+        var replayDashboardNewest: JSONValue = .null
         do {
             replayed = try await runClient(
                 script, replayArguments ?? arguments, modalURL: try #require(replayer.modalURL),
                 tokenID: "ak-anything", secret: "as-anything")
             replayStats = try await replayer.modalStats()
+            replayDashboard = try await replayer.getJSON("/ui/api/list?limit=500")
+            if case .integer(let id)? = replayDashboard["rows"]?[0]?["id"] {
+                replayDashboardNewest = try await replayer.getJSON("/ui/api/item?id=\(id)")
+            }
         } catch {
             replayer.terminate()
             throw error
@@ -93,7 +103,8 @@ struct ModalPortTests {
         return RecordAndReplay(
             recorded: recorded, replayed: replayed, recordStats: recordStats, replayStats: replayStats,
             cassetteWhileRecording: whileRecording, cassetteAfterRecording: cassetteBytes(cassette),
-            recordLog: recorder.log.text, replayLog: replayer.log.text)
+            recordLog: recorder.log.text, replayLog: replayer.log.text, replayDashboard: replayDashboard,
+            replayDashboardNewest: replayDashboardNewest)
     }
 
     static func lines(_ output: CommandRunner.Output) -> [[String: Any]] {
@@ -198,6 +209,22 @@ struct ModalPortTests {
         #expect(replayed.contains("--record missing"))
         #expect(run.replayStats["misses"] == 1)
         #expect(run.replayLog.contains("Modal replay miss"))
+        // The dashboard lists both execs under their sandbox; the miss's detail holds the message and the timeline.
+        guard case .array(let rows)? = run.replayDashboard["rows"] else {
+            Issue.record("no dashboard rows: \(run.replayDashboard)")
+            return
+        }
+        let execs = rows.filter { $0["endpoint"] == .string("modal exec") }
+        #expect(execs.map { $0["outcome"] } == [.string("miss"), .string("hit")])
+        #expect(execs.allSatisfy { $0["sandbox"] == .string("sb-vcr-1") })
+        let newest = run.replayDashboardNewest
+        guard case .string(let error)? = newest["error"], case .array(let timeline)? = newest["timeline"] else {
+            Issue.record("no miss detail: \(newest)")
+            return
+        }
+        #expect(error.contains("no recording matches step 2 of Modal sandbox sb-vcr-1"))
+        #expect(timeline.count == 2)
+        #expect(newest["request"]?["argv"]?[2]?.stringValue?.contains("echo banana") == true)
     }
 
     /// Each candidate's reward and test verdicts from a `grade --json` report.

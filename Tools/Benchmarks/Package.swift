@@ -60,6 +60,7 @@ let package = Package(
             dependencies: [
                 .product(name: "SandboxVCRServer", package: "SandboxVCR"),
                 .product(name: "SandboxVCRTestSupport", package: "SandboxVCR"),
+                .product(name: "SandboxVCRWebUI", package: "SandboxVCR"),
             ]
         ),
         benchmarkTarget(

@@ -56,6 +56,9 @@ enum WebRoutes {
         var textSource = ""
         var sort = "time-asc"
 
+        /// The first page of everything, oldest first.
+        init() {}
+
         init(_ uri: URI) {
             let parameters = uri.queryParameters
             offset = parameters["offset"].flatMap { Int($0) }.map { max(0, $0) } ?? 0

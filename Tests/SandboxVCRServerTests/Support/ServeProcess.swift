@@ -1,4 +1,5 @@
 import Foundation
+import SandboxVCR
 import SandboxVCRTestSupport
 import Synchronization
 import Testing
@@ -83,6 +84,12 @@ final class ServeProcess: Sendable {
 
     func postJSON(_ path: String, _ body: String) async throws -> RawHTTPResponse {
         try await RawHTTP.exchange(port: port, request: RawHTTP.postJSON(path: path, body: body))
+    }
+
+    /// `GET path`, its body parsed as JSON.
+    func getJSON(_ path: String) async throws -> JSONValue {
+        let response = try await RawHTTP.exchange(port: port, request: RawHTTP.request(method: "GET", path: path))
+        return try parseJSON(response.body)
     }
 
     /// The `GET /stats` counts.

@@ -198,3 +198,11 @@ func parseJSON(_ bytes: [UInt8]) throws -> JSONValue {
 }
 
 func parseJSON(_ text: String) throws -> JSONValue { try parseJSON(Array(text.utf8)) }
+
+extension JSONValue {
+    /// The element at `index` of an array, or `nil`.
+    subscript(index: Int) -> JSONValue? {
+        guard case .array(let elements) = self, elements.indices.contains(index) else { return nil }
+        return elements[index]
+    }
+}

@@ -118,6 +118,22 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The dashboard's cost while nobody watches: the same replay with `--no-dashboard` (no request journal), to
+    // compare with "Serve replay" above (dashboard on, the default).
+    for size in [Payload.Size.tiny, .harness] {
+        let plan = Plan.replay(size)
+        Benchmark("Serve replay, no dashboard", configuration: serveConfiguration(size, plan)) { benchmark, state in
+            let cpuBefore = try state.server.child.cpuTime()
+            let figures = try await state.load.run(total: plan.requests)
+            let cpu = try state.server.child.cpuTime() - cpuBefore
+            let peak = try state.server.child.peakResidentKiB()
+            benchmark.stopMeasurement()
+            recordServeFigures(figures, serverCPU: cpu, serverPeakKiB: peak, requests: plan.requests, in: benchmark)
+        } setup: {
+            try await ReplayState(size, warmUp: plan.warmUp, serverArguments: ["--no-dashboard"])
+        }
+    }
+
     for size in Payload.Size.allCases {
         let plan = Plan.record(size)
         Benchmark(
@@ -258,7 +274,8 @@ private final class ReplayState {
     let server: ServeProcess
     let load: ServeLoad
 
-    init(_ size: Payload.Size, warmUp: Int) async throws {
+    /// - Parameter serverArguments: more arguments for the replaying server (e.g. `--no-dashboard`).
+    init(_ size: Payload.Size, warmUp: Int, serverArguments: [String] = []) async throws {
         let payload = Payload(size)
         let stdoutBytes = payload.stdout.utf8.count
         folder = try ScratchFolder("replay")
@@ -272,7 +289,7 @@ private final class ReplayState {
         try await recorder.stop()
 
         server = try await ServeProcess(
-            ["--cassette", cassette, "--record", "never"], folder: folder.url, name: "server")
+            ["--cassette", cassette, "--record", "never"] + serverArguments, folder: folder.url, name: "server")
         var load = try ServeLoad(port: server.port, body: payload.requestBody, distinct: false)
         try await load.check(variant: 0, stdoutBytes: stdoutBytes)
         _ = try await load.run(total: warmUp)
@@ -333,7 +350,8 @@ private final class ClientState {
     let executor: SandboxFusionExecutor
     let request: ExecutionRequest
 
-    init(_ size: Payload.Size, warmUp: Int) async throws {
+    /// - Parameter serverArguments: more arguments for the replaying server (e.g. `--no-dashboard`).
+    init(_ size: Payload.Size, warmUp: Int, serverArguments: [String] = []) async throws {
         let payload = Payload(size)
         upstream = try Upstream(answering: payload)
         executor = SandboxFusionExecutor(

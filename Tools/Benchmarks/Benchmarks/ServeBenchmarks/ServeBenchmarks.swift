@@ -7,6 +7,7 @@ import Foundation
 import SandboxVCR
 import SandboxVCRServer
 import SandboxVCRTestSupport
+import SandboxVCRWebUI
 
 /// Keep-alive connections, each on its own thread.
 private let connections = 64
@@ -34,13 +35,39 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.record(SuiteMetric.latencyMicroseconds, latencies.lazy.map { $0 / 1000 })
         benchmark.measurement(SuiteMetric.residentGrowthKiB, max(0, ProcessFigures.residentKiB() - state.residentKiB))
     } setup: {
-        try await ServeState()
+        try await ServeState(dashboard: false)
+    }
+
+    // The same with the dashboard's request journal, as `serve` runs by default (nobody watching): its cost per
+    // request is the difference with "Serve /run_code".
+    Benchmark(
+        "Serve /run_code, dashboard on",
+        configuration: .suite(
+            checked: [
+                SuiteMetric.requestsPerSecond: Tolerance.timing,
+                SuiteMetric.latencyMicroseconds: Tolerance.timing,
+                .mallocCountTotal: Tolerance.allocations,
+                .peakMemoryResident: Tolerance.memory,
+            ],
+            reported: [SuiteMetric.residentGrowthKiB, .wallClock, .cpuTotal],
+            tags: ["connections": "\(connections)"], maxIterations: 10, maxDuration: .seconds(15))
+    ) { benchmark, state in
+        let start = ContinuousClock.now
+        let latencies = try await state.load(total: requestsPerSample)
+        let elapsed = ContinuousClock.now - start
+        benchmark.stopMeasurement()
+        benchmark.measurement(SuiteMetric.requestsPerSecond, Int(Double(requestsPerSample) / elapsed.seconds))
+        benchmark.record(SuiteMetric.latencyMicroseconds, latencies.lazy.map { $0 / 1000 })
+        benchmark.measurement(SuiteMetric.residentGrowthKiB, max(0, ProcessFigures.residentKiB() - state.residentKiB))
+    } setup: {
+        try await ServeState(dashboard: true)
     }
 
     // Memory over a long replay (issue 12): the grading demo's cassette replayed read-only by the same stack as
     // `serve --record never`, 1,000,000 requests in samples of 100,000: 99 in 100 are recorded requests (hits), one
     // in a hundred a request never seen before (a miss, with its diagnostics). The resident memory after each sample
-    // is compared with the memory after a warm-up of 100,000; the goal is growth under 5 MB at the end.
+    // is compared with the memory after a warm-up of 100,000; the goal is growth under 5 MB at the end. The server
+    // keeps the dashboard's journal, as `serve` does by default (its 100,000 entries are full after the warm-up).
     Benchmark(
         "Serve replay memory, hits and misses",
         configuration: .suite(
@@ -62,13 +89,13 @@ let benchmarks: @Sendable () -> Void = {
 }
 
 /// Starts a server (at most 64 executor calls at once) on a free port; returns it, its task and its port.
-private func startServer(executor: any SandboxExecutor) async throws
+private func startServer(executor: any SandboxExecutor, dashboard: RequestJournal? = nil) async throws
     -> (SandboxFusionServer, Task<Void, any Error>, Int)
 {
     var configuration = ServeConfiguration()
     configuration.port = 0
     configuration.maxConcurrency = 64
-    let server = SandboxFusionServer(executor: executor, configuration: configuration)
+    let server = SandboxFusionServer(executor: executor, configuration: configuration, dashboard: dashboard)
     let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
     let running = Task {
         try await server.run(onReady: {
@@ -97,9 +124,10 @@ private final class ServeState {
         keepAlive: true)
     private(set) var residentKiB = 0
 
-    /// Starts the server on a free port and warms it up with 10,000 requests.
-    init() async throws {
-        (server, running, port) = try await startServer(executor: InstantExecutor())
+    /// Starts the server on a free port (with the dashboard's journal or not) and warms it up with 10,000 requests.
+    init(dashboard: Bool) async throws {
+        (server, running, port) = try await startServer(
+            executor: InstantExecutor(), dashboard: dashboard ? RequestJournal() : nil)
         _ = try await load(total: 10_000)
         residentKiB = ProcessFigures.residentKiB()
     }
@@ -166,7 +194,7 @@ private final class MixedReplayState {
         self.hits = hits
         let cassette = try await Cassette.open(at: copy, readOnly: true, create: false)
         let executor = RecordingExecutor(cassette: cassette, mode: .never, live: nil)
-        (server, running, port) = try await startServer(executor: executor)
+        (server, running, port) = try await startServer(executor: executor, dashboard: RequestJournal())
         try await load(total: Self.requestsPerSample)
         residentKiB = ProcessFigures.residentKiB()
     }
