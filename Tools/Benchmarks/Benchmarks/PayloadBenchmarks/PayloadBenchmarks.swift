@@ -87,6 +87,22 @@ private enum PayloadMetric {
     static let importPeakResidentKiB = BenchmarkMetric.custom("import peak RSS (KiB)", useScalingFactor: false)
 }
 
+/// `serve --record never` replaying one payload size at concurrency 64.
+/// - Parameter serverArguments: more arguments for the replaying server.
+private func replayBenchmark(_ name: String, _ size: Payload.Size, serverArguments: [String] = []) {
+    let plan = Plan.replay(size)
+    Benchmark(name, configuration: serveConfiguration(size, plan)) { benchmark, state in
+        let cpuBefore = try state.server.child.cpuTime()
+        let figures = try await state.load.run(total: plan.requests)
+        let cpu = try state.server.child.cpuTime() - cpuBefore
+        let peak = try state.server.child.peakResidentKiB()
+        benchmark.stopMeasurement()
+        recordServeFigures(figures, serverCPU: cpu, serverPeakKiB: peak, requests: plan.requests, in: benchmark)
+    } setup: {
+        try await ReplayState(size, warmUp: plan.warmUp, serverArguments: serverArguments)
+    }
+}
+
 /// The metrics of a `serve` benchmark.
 private func serveConfiguration(_ size: Payload.Size, _ plan: Plan, extra: [BenchmarkMetric] = [])
     -> Benchmark.Configuration
@@ -104,34 +120,11 @@ private func serveConfiguration(_ size: Payload.Size, _ plan: Plan, extra: [Benc
 }
 
 let benchmarks: @Sendable () -> Void = {
-    for size in Payload.Size.allCases {
-        let plan = Plan.replay(size)
-        Benchmark("Serve replay", configuration: serveConfiguration(size, plan)) { benchmark, state in
-            let cpuBefore = try state.server.child.cpuTime()
-            let figures = try await state.load.run(total: plan.requests)
-            let cpu = try state.server.child.cpuTime() - cpuBefore
-            let peak = try state.server.child.peakResidentKiB()
-            benchmark.stopMeasurement()
-            recordServeFigures(figures, serverCPU: cpu, serverPeakKiB: peak, requests: plan.requests, in: benchmark)
-        } setup: {
-            try await ReplayState(size, warmUp: plan.warmUp)
-        }
-    }
-
+    for size in Payload.Size.allCases { replayBenchmark("Serve replay", size) }
     // The dashboard's cost while nobody watches: the same replay with `--no-dashboard` (no request journal), to
     // compare with "Serve replay" above (dashboard on, the default).
     for size in [Payload.Size.tiny, .harness] {
-        let plan = Plan.replay(size)
-        Benchmark("Serve replay, no dashboard", configuration: serveConfiguration(size, plan)) { benchmark, state in
-            let cpuBefore = try state.server.child.cpuTime()
-            let figures = try await state.load.run(total: plan.requests)
-            let cpu = try state.server.child.cpuTime() - cpuBefore
-            let peak = try state.server.child.peakResidentKiB()
-            benchmark.stopMeasurement()
-            recordServeFigures(figures, serverCPU: cpu, serverPeakKiB: peak, requests: plan.requests, in: benchmark)
-        } setup: {
-            try await ReplayState(size, warmUp: plan.warmUp, serverArguments: ["--no-dashboard"])
-        }
+        replayBenchmark("Serve replay, no dashboard", size, serverArguments: ["--no-dashboard"])
     }
 
     for size in Payload.Size.allCases {

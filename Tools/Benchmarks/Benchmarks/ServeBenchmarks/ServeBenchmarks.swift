@@ -15,53 +15,10 @@ private let connections = 64
 private let requestsPerSample = 20_000
 
 let benchmarks: @Sendable () -> Void = {
-    Benchmark(
-        "Serve /run_code",
-        configuration: .suite(
-            checked: [
-                SuiteMetric.requestsPerSecond: Tolerance.timing,
-                SuiteMetric.latencyMicroseconds: Tolerance.timing,
-                .mallocCountTotal: Tolerance.allocations,
-                .peakMemoryResident: Tolerance.memory,
-            ],
-            reported: [SuiteMetric.residentGrowthKiB, .wallClock, .cpuTotal],
-            tags: ["connections": "\(connections)"], maxIterations: 10, maxDuration: .seconds(15))
-    ) { benchmark, state in
-        let start = ContinuousClock.now
-        let latencies = try await state.load(total: requestsPerSample)
-        let elapsed = ContinuousClock.now - start
-        benchmark.stopMeasurement()
-        benchmark.measurement(SuiteMetric.requestsPerSecond, Int(Double(requestsPerSample) / elapsed.seconds))
-        benchmark.record(SuiteMetric.latencyMicroseconds, latencies.lazy.map { $0 / 1000 })
-        benchmark.measurement(SuiteMetric.residentGrowthKiB, max(0, ProcessFigures.residentKiB() - state.residentKiB))
-    } setup: {
-        try await ServeState(dashboard: false)
-    }
-
+    runCodeBenchmark("Serve /run_code", dashboard: false)
     // The same with the dashboard's request journal, as `serve` runs by default (nobody watching): its cost per
     // request is the difference with "Serve /run_code".
-    Benchmark(
-        "Serve /run_code, dashboard on",
-        configuration: .suite(
-            checked: [
-                SuiteMetric.requestsPerSecond: Tolerance.timing,
-                SuiteMetric.latencyMicroseconds: Tolerance.timing,
-                .mallocCountTotal: Tolerance.allocations,
-                .peakMemoryResident: Tolerance.memory,
-            ],
-            reported: [SuiteMetric.residentGrowthKiB, .wallClock, .cpuTotal],
-            tags: ["connections": "\(connections)"], maxIterations: 10, maxDuration: .seconds(15))
-    ) { benchmark, state in
-        let start = ContinuousClock.now
-        let latencies = try await state.load(total: requestsPerSample)
-        let elapsed = ContinuousClock.now - start
-        benchmark.stopMeasurement()
-        benchmark.measurement(SuiteMetric.requestsPerSecond, Int(Double(requestsPerSample) / elapsed.seconds))
-        benchmark.record(SuiteMetric.latencyMicroseconds, latencies.lazy.map { $0 / 1000 })
-        benchmark.measurement(SuiteMetric.residentGrowthKiB, max(0, ProcessFigures.residentKiB() - state.residentKiB))
-    } setup: {
-        try await ServeState(dashboard: true)
-    }
+    runCodeBenchmark("Serve /run_code, dashboard on", dashboard: true)
 
     // Memory over a long replay (issue 12): the grading demo's cassette replayed read-only by the same stack as
     // `serve --record never`, 1,000,000 requests in samples of 100,000: 99 in 100 are recorded requests (hits), one
@@ -85,6 +42,32 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(SuiteMetric.residentGrowthKiB, ProcessFigures.residentKiB() - state.residentKiB)
     } setup: {
         try await MixedReplayState()
+    }
+}
+
+/// `/run_code` throughput and latency over an instant executor, with the dashboard's journal or without.
+private func runCodeBenchmark(_ name: String, dashboard: Bool) {
+    Benchmark(
+        name,
+        configuration: .suite(
+            checked: [
+                SuiteMetric.requestsPerSecond: Tolerance.timing,
+                SuiteMetric.latencyMicroseconds: Tolerance.timing,
+                .mallocCountTotal: Tolerance.allocations,
+                .peakMemoryResident: Tolerance.memory,
+            ],
+            reported: [SuiteMetric.residentGrowthKiB, .wallClock, .cpuTotal],
+            tags: ["connections": "\(connections)"], maxIterations: 10, maxDuration: .seconds(15))
+    ) { benchmark, state in
+        let start = ContinuousClock.now
+        let latencies = try await state.load(total: requestsPerSample)
+        let elapsed = ContinuousClock.now - start
+        benchmark.stopMeasurement()
+        benchmark.measurement(SuiteMetric.requestsPerSecond, Int(Double(requestsPerSample) / elapsed.seconds))
+        benchmark.record(SuiteMetric.latencyMicroseconds, latencies.lazy.map { $0 / 1000 })
+        benchmark.measurement(SuiteMetric.residentGrowthKiB, max(0, ProcessFigures.residentKiB() - state.residentKiB))
+    } setup: {
+        try await ServeState(dashboard: dashboard)
     }
 }
 
