@@ -5,7 +5,8 @@ internal import Synchronization
 /// What `serve` answered, request by request, for its dashboard (`GET /`).
 ///
 /// A bounded history: the newest ``capacity`` requests as rows, and the full detail (request, result, miss
-/// candidates) of the newest ones up to ``detailBudget`` bytes; older details are dropped first. Recording a request
+/// candidates) of the newest ``detailLimit`` of them, within ``detailBudget`` bytes; older details are dropped
+/// first. Recording a request
 /// takes a lock and an array store, no copy of its bytes and no formatting: the values are the ones `serve` already
 /// holds, and everything shown is made when the page asks, redacted then (``Redactor/standard``).
 public final class RequestJournal: Sendable {
@@ -28,7 +29,9 @@ public final class RequestJournal: Sendable {
             self.result = result
             self.error = error
             self.nearest = nearest
-            var bytes = 256 + (error?.utf8.count ?? 0)
+            // What the values hold, and about 700 bytes of their own (objects, headers, dictionaries), measured as
+            // resident memory per detail kept in a replay of the demo's small requests.
+            var bytes = 700 + (error?.utf8.count ?? 0)
             if let request { bytes += request.byteSize }
             if let result { bytes += result.stdout.count + result.stderr.count + (result.compile?.stderr.count ?? 0) }
             for interaction in nearest { bytes += interaction.request.byteSize }
@@ -84,6 +87,8 @@ public final class RequestJournal: Sendable {
     public let capacity: Int
     /// How many bytes of details are kept.
     public let detailBudget: Int
+    /// How many requests keep their detail (the newest).
+    public let detailLimit: Int
 
     private struct State {
         var entries: [Entry] = []
@@ -91,15 +96,16 @@ public final class RequestJournal: Sendable {
         var head = 0
         var lastID = 0
         var detailBytes = 0
+        var detailCount = 0
         /// The id of the oldest entry that may still hold a detail.
         var oldestDetailID = 1
-        var counts: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
 
-    public init(capacity: Int = 100_000, detailBudget: Int = 64 << 20) {
+    public init(capacity: Int = 100_000, detailLimit: Int = 10_000, detailBudget: Int = 32 << 20) {
         self.capacity = max(1, capacity)
+        self.detailLimit = max(0, detailLimit)
         self.detailBudget = max(0, detailBudget)
     }
 
@@ -110,24 +116,34 @@ public final class RequestJournal: Sendable {
         state.withLock { state in
             state.lastID += 1
             entry.id = state.lastID
-            state.counts[entry.outcome, default: 0] += 1
-            if bytes > detailBudget {
-                entry.detail = nil
-            } else {
-                state.detailBytes += bytes
+            if entry.detail != nil {
+                if bytes > detailBudget || detailLimit == 0 {
+                    entry.detail = nil
+                } else {
+                    state.detailBytes += bytes
+                    state.detailCount += 1
+                }
             }
             if state.entries.count < capacity {
                 state.entries.append(entry)
             } else {
-                state.detailBytes -= state.entries[state.head].detail?.bytes ?? 0
+                if let old = state.entries[state.head].detail {
+                    state.detailBytes -= old.bytes
+                    state.detailCount -= 1
+                }
                 state.entries[state.head] = entry
                 state.head = (state.head + 1) % capacity
             }
-            while state.detailBytes > detailBudget, state.oldestDetailID < state.lastID {
+            while state.detailBytes > detailBudget || state.detailCount > detailLimit,
+                state.oldestDetailID < state.lastID
+            {
                 let id = state.oldestDetailID
                 state.oldestDetailID += 1
-                guard let index = Self.index(of: id, in: state, capacity: capacity) else { continue }
-                state.detailBytes -= state.entries[index].detail?.bytes ?? 0
+                guard let index = Self.index(of: id, in: state, capacity: capacity),
+                    let old = state.entries[index].detail
+                else { continue }
+                state.detailBytes -= old.bytes
+                state.detailCount -= 1
                 state.entries[index].detail = nil
             }
         }
@@ -143,9 +159,6 @@ public final class RequestJournal: Sendable {
 
     /// The id of the newest entry (0 before the first).
     public var lastID: Int { state.withLock { $0.lastID } }
-
-    /// Requests answered per outcome since the start (not only those still kept).
-    public var counts: [String: Int] { state.withLock { $0.counts } }
 
     /// One entry, while it is kept.
     public func entry(id: Int) -> Entry? {

@@ -128,8 +128,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            How many requests the dashboard (GET / on the server's address) keeps; their requests and answers are \
-            kept for the newest ones, up to 64 MiB.
+            How many requests the dashboard (GET / on the server's address) lists; the requests and answers of the \
+            newest 10,000 are kept (within 32 MiB) for their detail.
             """)
     var dashboardHistory = 100_000
 

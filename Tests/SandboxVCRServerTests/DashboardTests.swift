@@ -33,7 +33,11 @@ import Testing
         #expect(page.entries.map(\.id) == [8, 7, 6, 5, 4])
         #expect(page.entries.map { $0.detail != nil } == [true, true, false, false, false])
         #expect(page.entries.map(\.detailDropped) == [false, false, true, true, true])
-        #expect(journal.counts == ["hit": 8])
+        // A limit by count as well as by bytes.
+        let counted = RequestJournal(capacity: 10, detailLimit: 3)
+        for index in 1...6 { counted.record(Self.entry(code: "print(\(index))")) }
+        let kept = counted.page(offset: 0, limit: 10, where: { _ in true }).entries
+        #expect(kept.map { $0.detail != nil } == [true, true, true, false, false, false])
         let second = journal.page(offset: 2, limit: 2, where: { _ in true })
         #expect(second.total == 5 && second.entries.map(\.id) == [6, 5])
     }
