@@ -218,8 +218,13 @@ struct ServeCassetteEndToEndTests {
         }
         defer { upstream.shutdown() }
 
+        // A grace far longer than the test needs: a loaded machine must not turn the answers into 503s (the grace's
+        // end is ServeShutdownTests' subject).
         let serve = try await ServeProcess.start(
-            ["--cassette", cassette.path, "--record", "missing", "--upstream", upstream.baseURL], logLevel: "debug")
+            [
+                "--cassette", cassette.path, "--record", "missing", "--upstream", upstream.baseURL, "--shutdown-grace",
+                "120",
+            ], logLevel: "debug")
         defer { serve.terminate() }
         let count = 6
         let answers = Task {
