@@ -172,6 +172,10 @@ def test_html_report_renders_the_demo(binary, browser, screenshots, tmp_path):
     assert text(browser, "#candidate-title").startswith("sum-two / py-wrong")
     assert browser.find_elements(By.CSS_SELECTOR, "#candidate-detail table.sbs td.del"), "no expected/actual diff"
     browser.save_screenshot(str(screenshots / "grading-report.png"))
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "candidate-detail"))
+    browser.save_screenshot(str(screenshots / "grading-report-detail.png"))
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "time-chart"))
+    browser.save_screenshot(str(screenshots / "grading-report-chart.png"))
     assert severe_console_errors(browser) == []
 
 
