@@ -59,18 +59,26 @@ struct ServeLoad {
     }
 
     /// Sends `total` requests over `connections` keep-alive connections, one thread each; when the load is distinct,
-    /// each request gets a variant of its own, from `firstVariant` up.
+    /// each request gets a variant of its own, from `firstVariant` up. The clock starts once every connection is open
+    /// and its thread running, so that the figures are those of a steady load, not of threads and connections starting.
     /// - Throws: ``BenchmarkFailure`` on an answer other than 200, or one whose length differs from the checked one.
     func run(total: Int, connections: Int = 64, firstVariant: Int = 0) async throws -> Figures {
         let expectedLength = answerBodyBytes
-        let start = ContinuousClock.now
+        let startLine = StartLine(threads: connections)
         let latencies = try await withThrowingTaskGroup(of: [Int].self) { group in
             for connection in 0..<connections {
                 let count = total / connections + (connection < total % connections ? 1 : 0)
                 group.addTask {
                     try await RawHTTP.onThread {
                         var request = request
-                        let socket = try RawHTTPConnection(port: port)
+                        let socket: RawHTTPConnection
+                        do {
+                            socket = try RawHTTPConnection(port: port)
+                        } catch {
+                            startLine.arrive()
+                            throw error
+                        }
+                        startLine.arrive()
                         var latencies: [Int] = []
                         latencies.reserveCapacity(count)
                         for index in 0..<count {
@@ -95,12 +103,41 @@ struct ServeLoad {
         }
         return Figures(
             latencies: latencies, bodyBytes: total * (requestBodyBytes + answerBodyBytes),
-            elapsed: ContinuousClock.now - start)
+            elapsed: ContinuousClock.now - startLine.start)
     }
 
     private func stamped(_ variant: Int) -> [UInt8] {
         var request = request
         if let variantOffset { Payload.stamp(variant, into: &request, at: variantOffset) }
         return request
+    }
+}
+
+/// Holds a load's threads until every one of them has arrived, then lets them all go at once.
+private final class StartLine: @unchecked Sendable {
+    private let condition = NSCondition()
+    /// Threads still to arrive.
+    private var missing: Int
+    private var released: ContinuousClock.Instant?
+
+    init(threads: Int) { missing = threads }
+
+    /// Waits until every thread has arrived.
+    func arrive() {
+        condition.lock()
+        defer { condition.unlock() }
+        missing -= 1
+        if missing == 0 {
+            released = .now
+            condition.broadcast()
+        }
+        while released == nil { condition.wait() }
+    }
+
+    /// When the last thread arrived (call once every thread has).
+    var start: ContinuousClock.Instant {
+        condition.lock()
+        defer { condition.unlock() }
+        return released ?? .now
     }
 }
