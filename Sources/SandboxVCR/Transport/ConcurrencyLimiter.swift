@@ -50,7 +50,7 @@ package final class ConcurrencyLimiter: Sendable {
                 case .wait:
                     if let deadline {
                         let task = Task { [self] in
-                            guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
+                            guard (try? await CancellableSleep.sleep(until: deadline)) != nil else { return }
                             if let waiter = state.withLock({ $0.cancel(id: id) }) {
                                 waiter.resume(throwing: Self.timedOutError)
                             }

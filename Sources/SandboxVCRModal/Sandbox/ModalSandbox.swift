@@ -233,7 +233,7 @@ public final class ModalSandbox: Sendable {
             group.addTask { try await body() }
             group.addTask {
                 do {
-                    try await Task.sleep(until: deadline, clock: .continuous)
+                    try await CancellableSleep.sleep(until: deadline)
                 } catch {
                     throw ExecutionError(code: .cancelled, message: "the task was cancelled while a command ran")
                 }

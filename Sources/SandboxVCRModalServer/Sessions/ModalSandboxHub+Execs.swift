@@ -240,14 +240,14 @@ extension ModalSandboxHub {
     private func delay(until delay: Duration?, of exec: LiveExec) async throws {
         guard let delay else { return }
         let deadline = exec.startedAt + delay
-        if deadline > .now { try await Task.sleep(until: deadline, clock: .continuous) }
+        if deadline > .now { try await CancellableSleep.sleep(until: deadline) }
     }
 
     /// Keeps a call open as the recorded backend did (the client gave up first): until the client cancels it, or
     /// the exec's time limit and a minute more pass.
     private func holdOpen(_ exec: LiveExec) async throws {
         let limit = Duration.seconds(Int64(exec.start.timeoutSecs > 0 ? exec.start.timeoutSecs : 600) + 60)
-        try await Task.sleep(until: exec.startedAt + limit, clock: .continuous)
+        try await CancellableSleep.sleep(until: exec.startedAt + limit)
         throw RPCError(code: .deadlineExceeded, message: "the recorded exec never ended (sandbox-vcr replay)")
     }
 

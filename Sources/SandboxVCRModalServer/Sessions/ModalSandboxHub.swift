@@ -355,7 +355,7 @@ final class ModalSandboxHub: Sendable {
                 return nil
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
+                try? await CancellableSleep.sleep(for: timeout)
                 return nil
             }
             let first = await group.next() ?? nil

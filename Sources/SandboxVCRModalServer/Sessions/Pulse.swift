@@ -1,3 +1,4 @@
+import SandboxVCR
 import Synchronization
 
 /// A counter of changes that tasks can wait on: a waiter reads ``version``, checks its condition, and if it does not
@@ -30,7 +31,7 @@ final class Pulse: Sendable {
     func wait(after seen: Int, until deadline: ContinuousClock.Instant) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.wait(after: seen) }
-            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            group.addTask { try? await CancellableSleep.sleep(until: deadline) }
             await group.next()
             group.cancelAll()
         }
