@@ -33,9 +33,7 @@ extension CassetteCommand {
 
         func validate() throws {
             if !(0...65_535).contains(port) { throw ValidationError("--port \(port) is not a port") }
-            var check = ServeConfiguration()
-            check.host = host
-            if !check.isLoopback && !allowRemote {
+            if !ServeConfiguration.isLoopback(host: host) && !allowRemote {
                 throw ValidationError(
                     "--host \(host) is not a loopback address; the browser shows the whole cassette to anyone who "
                         + "can reach it: add --allow-remote if that is what you want")

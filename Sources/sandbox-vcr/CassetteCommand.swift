@@ -70,11 +70,7 @@ struct CassetteCommand: AsyncParsableCommand {
                 """
         }
 
-        static func bytes(_ count: Int64) -> String {
-            if count < 1024 { return "\(count) B" }
-            if count < 1 << 20 { return String(format: "%.1f KB", Double(count) / 1024) }
-            return String(format: "%.1f MB", Double(count) / Double(1 << 20))
-        }
+        static func bytes(_ count: Int64) -> String { ByteCountText.describing(count) }
     }
 
     /// `show`: readable text for review and `git diff` (`git config diff.cassette.textconv "sandbox-vcr cassette show"`).

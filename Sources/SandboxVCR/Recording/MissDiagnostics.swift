@@ -81,13 +81,14 @@ package enum MissDiagnostics {
     }
 
     /// The whole miss message.
+    ///
+    /// - Parameter ranked: the nearest recordings with their differences, from ``nearest(_:to:)``.
     static func message(
-        request: ExecutionRequest, mode: RecordMode, path: String, candidates: [Cassette.Interaction],
-        recordingCount: Int
+        request: ExecutionRequest, mode: RecordMode, path: String,
+        ranked: [(Cassette.Interaction, [String])], recordingCount: Int
     ) -> String {
         var text = "No recording matches this request in cassette \(path) (record mode `\(mode)`).\n"
         text += "Request: \(request.summary)\n"
-        let ranked = nearest(candidates, to: request)
         if ranked.isEmpty {
             text += "The cassette has no recordings (\(recordingCount)).\n"
         } else {

@@ -330,11 +330,13 @@ public final class RecordingExecutor: SandboxExecutor {
         let redacted = configuration.redactor.redact(request)
         let candidates = try await cassette.candidates(like: redacted, limit: 20)
         let count = try await cassette.count()
+        // Ranked once: each ranking diffs every candidate.
+        let ranked = MissDiagnostics.nearest(candidates, to: redacted)
         var message = MissDiagnostics.message(
-            request: redacted, mode: mode, path: cassette.path, candidates: candidates, recordingCount: count)
+            request: redacted, mode: mode, path: cassette.path, ranked: ranked, recordingCount: count)
         if noLive { message += "\n(Mode `missing` would record it, but no live executor was given.)" }
         var error = CassetteError(code: .miss, message: message, path: cassette.path)
-        error.nearest = MissDiagnostics.nearest(candidates, to: redacted).map(\.0)
+        error.nearest = ranked.map(\.0)
         return error
     }
 

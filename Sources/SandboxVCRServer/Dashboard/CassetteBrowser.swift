@@ -119,13 +119,7 @@ public final class CassetteBrowser: Sendable {
             ])
     }
 
-    static func bytes(_ count: Int64) -> String {
-        count < 1024
-            ? "\(count) B"
-            : count < 1 << 20
-                ? String(format: "%.1f KiB", Double(count) / 1024)
-                : String(format: "%.1f MiB", Double(count) / 1_048_576)
-    }
+    static func bytes(_ count: Int64) -> String { ByteCountText.describing(count) }
 
     func list(_ query: WebRoutes.ListQuery) async throws -> WebViews.Page {
         var indexes: [Int]

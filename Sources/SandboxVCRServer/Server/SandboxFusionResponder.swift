@@ -34,7 +34,8 @@ struct SandboxFusionResponder: HTTPResponder {
         let knownMethod = Self.routes[path]
         let control = path.hasPrefix("/sandbox-vcr/") ? server.cassetteControl : nil
         let isKnown = knownMethod != nil || (control != nil && CassetteControlRoutes.routes[path] != nil)
-        server.statistics.recordRequest(endpoint: isKnown ? "\(method) \(path)" : "other")
+        let endpoint = "\(method) \(path)"
+        server.statistics.recordRequest(endpoint: isKnown ? endpoint : "other")
 
         let answer: Answer
         if let control {
@@ -54,7 +55,7 @@ struct SandboxFusionResponder: HTTPResponder {
         let duration = ContinuousClock.now - start
         log(method: method, path: path, answer: answer, duration: duration)
         if let journal = server.journal, control == nil, path != "/v1/ping", path != "/stats" {
-            journal.record(Self.journalEntry(method: method, path: path, answer: answer, duration: duration))
+            journal.record(Self.journalEntry(endpoint: endpoint, answer: answer, duration: duration))
         }
         return answer.response
     }
@@ -277,11 +278,8 @@ struct SandboxFusionResponder: HTTPResponder {
     // MARK: Logging
 
     /// The dashboard's entry for one answer: its values, shared, not copied.
-    private static func journalEntry(
-        method: HTTPRequest.Method, path: String, answer: Answer, duration: Duration
-    ) -> RequestJournal.Entry {
+    private static func journalEntry(endpoint: String, answer: Answer, duration: Duration) -> RequestJournal.Entry {
         let status = answer.response.status.code
-        let endpoint = "\(method) \(path)"
         guard let outcome = answer.execution else {
             return RequestJournal.Entry(
                 endpoint: endpoint, outcome: answer.outcome?.rawValue ?? (status >= 400 ? "rejected" : "live"),

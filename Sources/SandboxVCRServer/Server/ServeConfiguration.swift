@@ -27,7 +27,10 @@ public struct ServeConfiguration: Sendable, Hashable {
     public init() {}
 
     /// Whether ``host`` is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
-    public var isLoopback: Bool {
+    public var isLoopback: Bool { Self.isLoopback(host: host) }
+
+    /// Whether `host` is a loopback address: `localhost`, `::1` or an IPv4 address in 127.0.0.0/8.
+    public static func isLoopback(host: String) -> Bool {
         let lowered = host.lowercased()
         if lowered == "localhost" || lowered == "::1" || lowered == "[::1]" { return true }
         let parts = lowered.split(separator: ".", omittingEmptySubsequences: false)
