@@ -82,10 +82,14 @@ package final class ReplayBinder: Sendable {
         return holder == nil || holder == liveID
     }
 
-    /// Gives the recorded sandbox this one claimed back (the live sandbox ended).
+    /// Gives the recorded sandbox this one claimed back (the live sandbox ended), and forgets its hypotheses: an ended
+    /// sandbox stays known for late calls, and its binder answers no more execs.
     package func release() {
         let claimed = state.withLock { state in
-            defer { state.claimed = nil }
+            defer {
+                state.claimed = nil
+                state.hypotheses = []
+            }
             return state.claimed
         }
         if let claimed { library.release(claimed, from: liveID) }

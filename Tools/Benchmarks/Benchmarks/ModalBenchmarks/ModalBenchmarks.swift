@@ -29,6 +29,10 @@ private enum ModalMetric {
     static let peakAt100k = BenchmarkMetric.custom("peak RSS @100k execs (KiB)", useScalingFactor: false)
     /// Resident memory after the fifth round (51,200 execs): with the tenth, whether growth levels off.
     static let residentAt50k = BenchmarkMetric.custom("RSS @50k execs (KiB)", useScalingFactor: false)
+    /// The same after `malloc_trim(0)`, at the same points (read just after the others).
+    static let trimmedAt10k = BenchmarkMetric.custom("trimmed RSS @10k execs (KiB)", useScalingFactor: false)
+    static let trimmedAt50k = BenchmarkMetric.custom("trimmed RSS @50k execs (KiB)", useScalingFactor: false)
+    static let trimmedAt100k = BenchmarkMetric.custom("trimmed RSS @100k execs (KiB)", useScalingFactor: false)
 }
 
 /// Rounds of the memory benchmark: 10 × 10,240 = 102,400 execs.
@@ -70,20 +74,28 @@ let benchmarks: @Sendable () -> Void = {
             ],
             reported: [
                 ModalMetric.residentAt10k, ModalMetric.residentAt50k, ModalMetric.peakAt10k, ModalMetric.execsPerSecond,
-                ModalMetric.cpuPerExec,
+                ModalMetric.cpuPerExec, ModalMetric.trimmedAt10k, ModalMetric.trimmedAt50k, ModalMetric.trimmedAt100k,
             ],
             tags: ["c": "\(ModalPlan.concurrency)", "execs": "\(memoryRounds * ModalPlan.execsPerRound)"],
             maxIterations: 1, maxDuration: .seconds(600), warmupIterations: 0)
     ) { benchmark, state in
         var at10k = (resident: 0, peak: 0)
         var residentAt50k = 0
+        var trimmed = (at10k: 0, at50k: 0)
         let cpuBefore = ProcessFigures.cpuTime()
         let figures = try await state.fixture.run(rounds: memoryRounds) { round in
-            if round == 1 { at10k = (ProcessFigures.residentKiB(), ProcessFigures.peakResidentKiB()) }
-            if round == 5 { residentAt50k = ProcessFigures.residentKiB() }
+            if round == 1 {
+                at10k = (ProcessFigures.residentKiB(), ProcessFigures.peakResidentKiB())
+                trimmed.at10k = ProcessFigures.residentKiBAfterTrim()
+            }
+            if round == 5 {
+                residentAt50k = ProcessFigures.residentKiB()
+                trimmed.at50k = ProcessFigures.residentKiBAfterTrim()
+            }
         }
         let cpu = ProcessFigures.cpuTime() - cpuBefore
         let at100k = (resident: ProcessFigures.residentKiB(), peak: ProcessFigures.peakResidentKiB())
+        let trimmedAt100k = ProcessFigures.residentKiBAfterTrim()
         benchmark.stopMeasurement()
         try state.checkNoMisses()
         benchmark.measurement(ModalMetric.residentAt10k, at10k.resident)
@@ -91,6 +103,9 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(ModalMetric.residentAt50k, residentAt50k)
         benchmark.measurement(ModalMetric.residentAt100k, at100k.resident)
         benchmark.measurement(ModalMetric.peakAt100k, at100k.peak)
+        benchmark.measurement(ModalMetric.trimmedAt10k, trimmed.at10k)
+        benchmark.measurement(ModalMetric.trimmedAt50k, trimmed.at50k)
+        benchmark.measurement(ModalMetric.trimmedAt100k, trimmedAt100k)
         benchmark.measurement(ModalMetric.execsPerSecond, Int(figures.execsPerSecond))
         benchmark.measurement(ModalMetric.cpuPerExec, cpu.nanoseconds / figures.execs / 1000)
     } setup: {

@@ -24,6 +24,15 @@ public enum ProcessFigures {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
     }
 
+    /// Resident memory in KiB once the allocator has given its free memory back to the system (`malloc_trim(0)`):
+    /// what live allocations hold, without the free space malloc keeps for reuse. Where there is no `malloc_trim`,
+    /// the same as ``residentKiB()``.
+    public static func residentKiBAfterTrim() -> Int {
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
+        return residentKiB()
+    }
+
     /// Peak resident memory since the process started (`VmHWM` of Linux's `/proc/self/status`) in KiB, or 0 where
     /// unreadable.
     public static func peakResidentKiB() -> Int {
