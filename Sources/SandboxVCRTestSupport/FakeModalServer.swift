@@ -238,9 +238,11 @@ public final class FakeModalServer: Sendable {
     /// - Returns: the server's exit status (0 after a clean stop).
     @discardableResult
     public func stop() async -> Int32 {
-        try? process.stdin?.close()
+        // SIGTERM alone: closing stdin as well (the server's other way to stop) could end its event loop first, which
+        // restores SIGTERM's default action, so that the signal then killed it (status 15) instead of stopping it.
         process.terminate()
         let status = await process.exit.waitOrKill(process, timeout: .seconds(30)).status
+        try? process.stdin?.close()
         try? FileManager.default.removeItem(at: folder)
         return status
     }
