@@ -58,6 +58,7 @@ struct CassetteCommand: AsyncParsableCommand {
 
         static func render(path: String, _ stats: Cassette.Statistics) -> String {
             let formatter = ISO8601DateFormatter()
+            let bytes = ByteCountText.describing
             let backends = stats.backends.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                 .joined(separator: ", ")
             return """
@@ -69,8 +70,6 @@ struct CassetteCommand: AsyncParsableCommand {
                   recorded:       \(stats.oldest.map(formatter.string(from:)) ?? "-") .. \(stats.newest.map(formatter.string(from:)) ?? "-")
                 """
         }
-
-        static func bytes(_ count: Int64) -> String { ByteCountText.describing(count) }
     }
 
     /// `show`: readable text for review and `git diff` (`git config diff.cassette.textconv "sandbox-vcr cassette show"`).

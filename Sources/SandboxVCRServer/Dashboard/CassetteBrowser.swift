@@ -109,17 +109,16 @@ public final class CassetteBrowser: Sendable {
 
     var summary: Summary {
         let name = cassette.url.lastPathComponent
+        let bytes = ByteCountText.describing
         return Summary(
             title: "cassette \(name)",
             counters: [
                 ["interactions", "\(rows.count)"], ["never replayed", "\(figures.neverReplayed)"],
                 ["sessions", "\(sessionCount)"], ["dedupe ratio", String(format: "%.2f", figures.dedupeRatio)],
-                ["stored", Self.bytes(figures.storedBytes)], ["logical", Self.bytes(figures.logicalBytes)],
-                ["file", Self.bytes(figures.fileSize)],
+                ["stored", bytes(figures.storedBytes)], ["logical", bytes(figures.logicalBytes)],
+                ["file", bytes(figures.fileSize)],
             ])
     }
-
-    static func bytes(_ count: Int64) -> String { ByteCountText.describing(count) }
 
     func list(_ query: WebRoutes.ListQuery) async throws -> WebViews.Page {
         var indexes: [Int]

@@ -62,19 +62,20 @@ extension WebAssets {
         .timeline li { cursor: pointer; }
         .matrix td.cell { cursor: pointer; min-width: 120px; border: 2px solid var(--bg); color: #fff; }
         .matrix td.cell.selected { outline: 3px solid var(--fg); }
-        .v-passed, .chart .bar.v-passed { background: var(--hit); }
-        .v-wrongOutput, .chart .bar.v-wrongOutput { background: var(--miss); }
-        .v-runtimeError, .chart .bar.v-runtimeError { background: #a40e26; }
-        .v-compileError, .chart .bar.v-compileError { background: #6639ba; }
-        .v-timeLimit, .chart .bar.v-timeLimit { background: var(--error); }
-        .v-killedBySignal, .chart .bar.v-killedBySignal { background: #953800; }
-        .v-sandboxError, .v-executionError, .v-failed, .chart .bar.v-sandboxError, .chart .bar.v-executionError,
-        .chart .bar.v-failed { background: var(--rejected); }
+        .v-passed { background: var(--hit); }
+        .v-wrongOutput { background: var(--miss); }
+        .v-runtimeError { background: #a40e26; }
+        .v-compileError { background: #6639ba; }
+        .v-timeLimit { background: var(--error); }
+        .v-killedBySignal { background: #953800; }
+        .v-sandboxError, .v-executionError, .v-failed { background: var(--rejected); }
         .legend span { display: inline-block; padding: 2px 8px; margin: 2px; color: #fff; border-radius: 4px; }
         .unmet { background: #fff8c5; color: var(--fg); border-radius: 4px; padding: 0 4px; }
         .chart { list-style: none; padding: 0; margin: 0; }
         .chart li { display: grid; grid-template-columns: 260px 1fr 80px; gap: 8px; align-items: center; }
-        .chart .bar { height: 10px; background: var(--recorded); min-width: 1px; }
+        .chart .bar { height: 10px; min-width: 1px; }
+        /* The colour of a bar whose verdict has none; :where() leaves its specificity at 0, so a verdict's wins. */
+        :where(.chart .bar) { background: var(--recorded); }
         .chart .label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-size: 12px; }
         .report { padding: 8px 16px; }
         """#
