@@ -39,9 +39,12 @@ let package = Package(
     targets: [
         // What several suites share: the loopback hello-world server, load drivers, process figures, metrics,
         // realistic payloads, child processes.
+        // glibc's count of the bytes malloc has handed out (live heap, apart from what the allocator keeps free).
+        .target(name: "CHeapFigures"),
         .target(
             name: "BenchmarkSupport",
             dependencies: [
+                "CHeapFigures",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "SandboxVCR", package: "SandboxVCR"),
                 .product(name: "SandboxVCRTestSupport", package: "SandboxVCR"),

@@ -11,7 +11,8 @@
 // Figures: execs/s over whole rounds (sandbox creation and termination included, ~1% of the calls); each exec's
 // latency (`runCommand`: TaskExecStart, TaskExecStdinWrite, two TaskExecStdioRead streams and TaskExecWait); process
 // CPU per exec (server and client together: they share the process and the 2 cores); resident memory after
-// 10,240, 51,200 and 102,400 replayed execs.
+// 10,240, 51,200 and 102,400 replayed execs, as it is, after `malloc_trim`, and the heap in use (bytes allocated and
+// not freed), which tells growth the program holds from growth the allocator keeps.
 import Benchmark
 import BenchmarkSupport
 import Foundation
@@ -33,6 +34,10 @@ private enum ModalMetric {
     static let trimmedAt10k = BenchmarkMetric.custom("trimmed RSS @10k execs (KiB)", useScalingFactor: false)
     static let trimmedAt50k = BenchmarkMetric.custom("trimmed RSS @50k execs (KiB)", useScalingFactor: false)
     static let trimmedAt100k = BenchmarkMetric.custom("trimmed RSS @100k execs (KiB)", useScalingFactor: false)
+    /// Bytes allocated and not freed (live objects), at the same points: whether growth is held or the allocator's.
+    static let heapAt10k = BenchmarkMetric.custom("heap in use @10k execs (KiB)", useScalingFactor: false)
+    static let heapAt50k = BenchmarkMetric.custom("heap in use @50k execs (KiB)", useScalingFactor: false)
+    static let heapAt100k = BenchmarkMetric.custom("heap in use @100k execs (KiB)", useScalingFactor: false)
 }
 
 /// Rounds of the memory benchmark: 10 × 10,240 = 102,400 execs.
@@ -75,6 +80,7 @@ let benchmarks: @Sendable () -> Void = {
             reported: [
                 ModalMetric.residentAt10k, ModalMetric.residentAt50k, ModalMetric.peakAt10k, ModalMetric.execsPerSecond,
                 ModalMetric.cpuPerExec, ModalMetric.trimmedAt10k, ModalMetric.trimmedAt50k, ModalMetric.trimmedAt100k,
+                ModalMetric.heapAt10k, ModalMetric.heapAt50k, ModalMetric.heapAt100k,
             ],
             tags: ["c": "\(ModalPlan.concurrency)", "execs": "\(memoryRounds * ModalPlan.execsPerRound)"],
             maxIterations: 1, maxDuration: .seconds(600), warmupIterations: 0)
@@ -82,20 +88,24 @@ let benchmarks: @Sendable () -> Void = {
         var at10k = (resident: 0, peak: 0)
         var residentAt50k = 0
         var trimmed = (at10k: 0, at50k: 0)
+        var heap = (at10k: 0, at50k: 0)
         let cpuBefore = ProcessFigures.cpuTime()
         let figures = try await state.fixture.run(rounds: memoryRounds) { round in
             if round == 1 {
                 at10k = (ProcessFigures.residentKiB(), ProcessFigures.peakResidentKiB())
                 trimmed.at10k = ProcessFigures.residentKiBAfterTrim()
+                heap.at10k = ProcessFigures.heapInUseKiB()
             }
             if round == 5 {
                 residentAt50k = ProcessFigures.residentKiB()
                 trimmed.at50k = ProcessFigures.residentKiBAfterTrim()
+                heap.at50k = ProcessFigures.heapInUseKiB()
             }
         }
         let cpu = ProcessFigures.cpuTime() - cpuBefore
         let at100k = (resident: ProcessFigures.residentKiB(), peak: ProcessFigures.peakResidentKiB())
         let trimmedAt100k = ProcessFigures.residentKiBAfterTrim()
+        let heapAt100k = ProcessFigures.heapInUseKiB()
         benchmark.stopMeasurement()
         try state.checkNoMisses()
         benchmark.measurement(ModalMetric.residentAt10k, at10k.resident)
@@ -106,6 +116,9 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(ModalMetric.trimmedAt10k, trimmed.at10k)
         benchmark.measurement(ModalMetric.trimmedAt50k, trimmed.at50k)
         benchmark.measurement(ModalMetric.trimmedAt100k, trimmedAt100k)
+        benchmark.measurement(ModalMetric.heapAt10k, heap.at10k)
+        benchmark.measurement(ModalMetric.heapAt50k, heap.at50k)
+        benchmark.measurement(ModalMetric.heapAt100k, heapAt100k)
         benchmark.measurement(ModalMetric.execsPerSecond, Int(figures.execsPerSecond))
         benchmark.measurement(ModalMetric.cpuPerExec, cpu.nanoseconds / figures.execs / 1000)
     } setup: {

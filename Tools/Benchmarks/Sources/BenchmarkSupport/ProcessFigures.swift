@@ -1,3 +1,4 @@
+import CHeapFigures
 import Foundation
 
 #if canImport(Glibc)
@@ -31,6 +32,13 @@ public enum ProcessFigures {
         typealias Trim = @convention(c) (Int) -> Int32
         if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
         return residentKiB()
+    }
+
+    /// The bytes allocated and not yet freed (glibc's `mallinfo2`: every arena and mmapped chunk) in KiB, or 0 where
+    /// there is no such count: what live objects hold, whatever the allocator keeps free or the pages it touched.
+    /// Growth here is memory the program still references; growth of resident memory without it is the allocator's.
+    public static func heapInUseKiB() -> Int {
+        Int(heap_figures_bytes_in_use() / 1024)
     }
 
     /// Peak resident memory since the process started (`VmHWM` of Linux's `/proc/self/status`) in KiB, or 0 where
