@@ -31,6 +31,22 @@ public enum TCPConnectionCount {
         return clients
     }
 
+    /// The connections to a port opened after it was made. A server that listens on a port another one used a moment
+    /// ago (port 0 may pick it again) would otherwise count that server's connections, which the kernel lists for the
+    /// minute their TIME_WAIT lasts. Make it once the server listens, before any request.
+    public struct Opened: Sendable {
+        public let port: Int
+        private let earlier: Set<Int>
+
+        public init(toPort port: Int) {
+            self.port = port
+            earlier = TCPConnectionCount.clientPorts(connectedTo: port)
+        }
+
+        /// The client ports of the connections to ``port`` that were not listed when this was made.
+        public var clientPorts: Set<Int> { TCPConnectionCount.clientPorts(connectedTo: port).subtracting(earlier) }
+    }
+
     private static func port(_ address: Substring) -> Int? {
         guard let colon = address.lastIndex(of: ":") else { return nil }
         return Int(address[address.index(after: colon)...], radix: 16)

@@ -53,6 +53,7 @@ struct TransportHTTP2Tests {
     func requestsOnTheirOwnConnectionsKeepTheirTrailers() async throws {
         let server = try NGHTTPDServer(files: [:], trailer: "grpc-status: 0", echoUpload: true)
         defer { server.stop() }
+        let opened = TCPConnectionCount.Opened(toPort: server.port)
         let client = HTTPClient(configuration: .init(httpVersion: .http2PriorKnowledge))
         let url = server.baseURL + "/echo"
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -70,7 +71,7 @@ struct TransportHTTP2Tests {
             }
             try await group.waitForAll()
         }
-        #expect(TCPConnectionCount.clientPorts(connectedTo: server.port).count == 9)
+        #expect(opened.clientPorts.count == 9)
     }
 
     @Test func connectToEntriesLeadAURLToItsOwnHostAndPort() {
@@ -100,11 +101,12 @@ struct TransportHTTP2Tests {
     func h2cRequestsShareOneConnection() async throws {
         let server = try NGHTTPDServer(files: [:], trailer: nil, echoUpload: true)
         defer { server.stop() }
+        let opened = TCPConnectionCount.Opened(toPort: server.port)
         let client = HTTPClient(configuration: .init(httpVersion: .http2PriorKnowledge))
         try await Self.post(64, atOnce: true, to: server, with: client)
         for _ in 0..<3 { try await Self.post(20, atOnce: false, to: server, with: client) }
         try await Self.post(64, atOnce: true, to: server, with: client)
-        #expect(TCPConnectionCount.clientPorts(connectedTo: server.port).count == 1)
+        #expect(opened.clientPorts.count == 1)
     }
 
     /// When the connection goes away (here its server restarts on the same port), the next requests open one new
@@ -112,6 +114,7 @@ struct TransportHTTP2Tests {
     @Test(.enabled(if: TCPConnectionCount.isAvailable, "needs /proc/net/tcp"))
     func h2cRequestsOpenOneNewConnectionAfterTheServerRestarts() async throws {
         let first = try NGHTTPDServer(files: [:], trailer: nil, echoUpload: true)
+        let opened = TCPConnectionCount.Opened(toPort: first.port)
         let client = HTTPClient(configuration: .init(httpVersion: .http2PriorKnowledge))
         try await Self.post(10, atOnce: false, to: first, with: client)
         first.stop()
@@ -120,7 +123,7 @@ struct TransportHTTP2Tests {
         try await Self.post(10, atOnce: false, to: second, with: client)
         try await Self.post(32, atOnce: true, to: second, with: client)
         // Two: the first server's and the second's (the first may also be gone from the table if it was reset).
-        #expect(TCPConnectionCount.clientPorts(connectedTo: second.port).count <= 2)
+        #expect(opened.clientPorts.count <= 2)
     }
 
     /// Posts `count` distinct bodies to nghttpd's echo, one after another or all at once; checks every answer.
