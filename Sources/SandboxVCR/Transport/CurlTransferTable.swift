@@ -197,14 +197,22 @@ final class TransferTable {
         byHandle[transfer.easy] = nil
     }
 
+    /// Keeps an easy handle for reuse, unless the pool is full or the handle still holds its last receive buffer
+    /// (up to ``http2ReceiveBufferBytes``, kept after a multiplexed transfer; see ``handle(for:)``): an HTTP/2
+    /// request could not use it, and the pool would hold a buffer per handle for as long as it lasts.
     private func recycle(_ easy: UnsafeMutableRawPointer) {
-        if idleHandles.count < 512 {
-            curl_easy_reset(easy)
-            idleHandles.append(easy)
-        } else {
+        curl_easy_reset(easy)
+        guard idleHandles.count < 512,
+            ccurl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, Self.defaultReceiveBufferBytes) == CURLE_OK
+        else {
             curl_easy_cleanup(easy)
+            return
         }
+        idleHandles.append(easy)
     }
+
+    /// libcurl's default receive buffer (`CURL_MAX_WRITE_SIZE`).
+    static let defaultReceiveBufferBytes = 16 * 1024
 
     private func finish(_ transfer: CurlTransfer, error: CurlError?, added: Bool) {
         remove(transfer)
